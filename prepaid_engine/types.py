@@ -1,0 +1,334 @@
+"""Plain data that crosses the engine's boundary.
+
+These frozen dataclasses are the whole contract between the engine and its callers (the Odoo addons, the
+edge collector, the benchmarks): callers build :class:`GatewaySpec` / :class:`MeterSpec` /
+:class:`MeterCommand` values, the poller returns :class:`PollResult` and :class:`CommandResult` values.
+Nothing here does I/O. Energy and money are ``Decimal``; timestamps are timezone-aware UTC ``datetime``.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from .errors import ConfigError
+
+
+class Utility(enum.StrEnum):
+    ELECTRICITY = "electricity"
+    WATER = "water"
+
+
+class Protocol(enum.StrEnum):
+    DLT645_2007 = "dlt645_2007"
+    DLT645_1997 = "dlt645_1997"
+    CJT188 = "cjt188"
+    MODBUS = "modbus"
+
+
+class Transport(enum.StrEnum):
+    MODBUS_TCP = "modbus_tcp"  # the gateway converts Modbus-TCP (MBAP) to RTU; unit id = meter address
+    TRANSPARENT = "transparent"  # raw serial bytes over TCP: DL/T 645, CJ/T 188, or Modbus RTU framing
+    SERIAL = "serial"  # a local RS-485 port through pyserial
+
+
+class Supply(enum.StrEnum):
+    """What the tenant gets: ``on`` = relay closed / valve open, ``off`` = relay open / valve closed."""
+
+    ON = "on"
+    OFF = "off"
+    FAULT = "fault"  # valve abnormal, relay state unknown after a failed move
+
+
+class CommandKind(enum.StrEnum):
+    TRIP = "trip"
+    CLOSE = "close"
+    KEEP_POWER_ON = "keep_power_on"
+    KEEP_POWER_OFF = "keep_power_off"
+    SET_PRICES = "set_prices"
+    RECHARGE = "recharge"
+    VALVE_OPEN = "valve_open"
+    VALVE_CLOSE = "valve_close"
+
+
+class CommandStatus(enum.StrEnum):
+    DONE = "done"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class ErrorKind(enum.StrEnum):
+    TIMEOUT = "timeout"
+    CHECKSUM = "checksum"
+    FRAME = "frame"
+    ADDRESS = "address"
+    METER = "meter"
+    LINK = "link"
+    SECURITY = "security"
+    UNSUPPORTED = "unsupported"
+    CANCELLED = "cancelled"
+
+
+# Names a meter model may map a value to; they are the optional fields of :class:`Reading`.
+READING_FIELDS = (
+    "total",
+    "sharp",
+    "peak",
+    "flat",
+    "valley",
+    "voltage",
+    "current",
+    "power",
+    "power_factor",
+    "frequency",
+    "supply",
+    "balance",
+    "purchase_count",
+    "battery_low",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterField:
+    """One value in a Modbus register map."""
+
+    name: str  # a READING_FIELDS name, or a model-specific name (e.g. "model_code", "ct_ratio")
+    address: int  # protocol address (0-based)
+    count: int = 2  # registers
+    datatype: str = "uint32"  # uint16, int16, uint32, int32, float32
+    scale: Decimal = Decimal(1)  # engineering value = raw x scale
+    word_order: str = "big"
+    table: str = "holding"  # "holding" (FC3) or "input" (FC4)
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterWrite:
+    """A block write (FC16) a Modbus meter model uses for a command."""
+
+    address: int
+    values: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MeterModel:
+    """A meter model as data: what to read each cycle and how to command it.
+
+    DL/T 645 and CJ/T 188 models list data identifiers (hex strings, most significant byte first as written
+    in the standards, e.g. ``"0001FF00"``, ``"901F"``) in ``reads``. Modbus models list register fields in
+    ``registers`` and the block writes for commands in ``writes``. ``options`` carries protocol options as
+    strings: CJ/T 188 ``meter_type`` ("10" cold water) and ``di_order`` ("msb" or "lsb"), DL/T 645
+    ``password_level``/``password``/``operator``.
+    """
+
+    code: str
+    name: str
+    protocol: Protocol
+    utility: Utility
+    reads: tuple[str, ...] = ()
+    registers: tuple[RegisterField, ...] = ()
+    writes: tuple[tuple[CommandKind, RegisterWrite], ...] = ()
+    options: tuple[tuple[str, str], ...] = ()
+
+    def option(self, name: str, default: str = "") -> str:
+        return dict(self.options).get(name, default)
+
+    def write_for(self, kind: CommandKind) -> RegisterWrite | None:
+        return dict(self.writes).get(kind)
+
+    def to_dict(self) -> dict:
+        return {
+            "code": self.code,
+            "name": self.name,
+            "protocol": str(self.protocol),
+            "utility": str(self.utility),
+            "reads": list(self.reads),
+            "registers": [
+                {
+                    "name": r.name,
+                    "address": r.address,
+                    "count": r.count,
+                    "datatype": r.datatype,
+                    "scale": str(r.scale),
+                    "word_order": r.word_order,
+                    "table": r.table,
+                }
+                for r in self.registers
+            ],
+            "writes": {str(kind): {"address": w.address, "values": list(w.values)} for kind, w in self.writes},
+            "options": dict(self.options),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> MeterModel:
+        try:
+            return cls(
+                code=str(data["code"]),
+                name=str(data.get("name") or data["code"]),
+                protocol=Protocol(data["protocol"]),
+                utility=Utility(data["utility"]),
+                reads=tuple(str(di).upper() for di in data.get("reads", ())),
+                registers=tuple(
+                    RegisterField(
+                        name=str(r["name"]),
+                        address=int(r["address"]),
+                        count=int(r.get("count", 2)),
+                        datatype=str(r.get("datatype", "uint32")),
+                        scale=Decimal(str(r.get("scale", "1"))),
+                        word_order=str(r.get("word_order", "big")),
+                        table=str(r.get("table", "holding")),
+                    )
+                    for r in data.get("registers", ())
+                ),
+                writes=tuple(
+                    (CommandKind(kind), RegisterWrite(int(w["address"]), tuple(int(v) for v in w["values"])))
+                    for kind, w in dict(data.get("writes", {})).items()
+                ),
+                options=tuple(sorted((str(k), str(v)) for k, v in dict(data.get("options", {})).items())),
+            )
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise ConfigError(f"invalid meter model definition: {exc!r}") from exc
+
+    @classmethod
+    def from_json(cls, text: str) -> MeterModel:
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"meter model definition is not JSON: {exc}") from exc
+        return cls.from_dict(data)
+
+
+@dataclass(frozen=True, slots=True)
+class MeterSpec:
+    """One meter as the poller needs it. ``key`` is the caller's opaque id (Odoo: the record id)."""
+
+    key: str
+    address: str  # DL/T 645: 12 digits; CJ/T 188: 14 digits; Modbus: unit id "1".."247"
+    model: MeterModel
+    ct_ratio: int = 1
+    meter_number: str = ""  # key diversification factor; empty = the address
+    customer_number: str = ""  # DL/T 645 customer number (recharge payload); empty = zeros
+
+    @property
+    def protocol(self) -> Protocol:
+        return self.model.protocol
+
+
+@dataclass(frozen=True, slots=True)
+class BusSpec:
+    """One RS-485 bus behind a gateway. Each bus is reached on its own TCP port (or serial device)."""
+
+    key: str
+    port: int
+    meters: tuple[MeterSpec, ...]
+    baud: int = 9600
+    device: str = ""  # serial device path, for Transport.SERIAL
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySpec:
+    key: str
+    host: str
+    transport: Transport
+    buses: tuple[BusSpec, ...]
+    timeout: float = 1.0  # seconds to wait for one reply
+    retries: int = 1  # extra attempts per request after a timeout or garbled reply
+    connect_timeout: float = 3.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What one meter said in one cycle. Absent values are ``None``.
+
+    ``total`` and the band registers are kWh after the CT ratio (electricity) or m3 (water).
+    """
+
+    meter_key: str
+    read_at: datetime
+    total: Decimal | None = None
+    sharp: Decimal | None = None
+    peak: Decimal | None = None
+    flat: Decimal | None = None
+    valley: Decimal | None = None
+    voltage: Decimal | None = None
+    current: Decimal | None = None
+    power: Decimal | None = None  # kW
+    power_factor: Decimal | None = None
+    frequency: Decimal | None = None
+    supply: Supply | None = None
+    balance: Decimal | None = None  # money held by the meter (meter-side billing)
+    purchase_count: int | None = None
+    battery_low: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PollError:
+    gateway_key: str
+    bus_key: str
+    meter_key: str | None  # None: the gateway or bus itself failed
+    kind: ErrorKind
+    message: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FrameTrace:
+    """One frame on the wire, kept when the poller runs with ``trace=True`` (communication log)."""
+
+    gateway_key: str
+    bus_key: str
+    meter_key: str | None
+    direction: str  # "tx" or "rx"
+    data: bytes
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayState:
+    key: str
+    online: bool
+    last_contact: datetime | None
+
+
+@dataclass(slots=True)
+class PollResult:
+    started_at: datetime
+    finished_at: datetime
+    readings: list[Reading] = field(default_factory=list)
+    errors: list[PollError] = field(default_factory=list)
+    gateways: dict[str, GatewayState] = field(default_factory=dict)
+    traces: list[FrameTrace] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class MeterCommand:
+    """A command for one meter. ``key`` is the caller's id (Odoo: the command record id)."""
+
+    key: str
+    meter_key: str
+    kind: CommandKind
+    prices: tuple[Decimal, ...] = ()  # SET_PRICES: sharp, peak, flat, valley (4 decimals)
+    amount: Decimal | None = None  # RECHARGE: money, 2 decimals
+    purchase_count: int | None = None  # RECHARGE: the count this recharge carries (previous + 1)
+    valid_until: datetime | None = None  # DL/T 645 relay control validity
+    expires_at: datetime | None = None  # give up (EXPIRED) once past this
+    attempts: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    key: str
+    status: CommandStatus
+    confirmed: bool  # the new state was read back from the meter
+    attempts: int
+    message: str
+    at: datetime
+    supply: Supply | None = None
+    balance: Decimal | None = None
+    purchase_count: int | None = None

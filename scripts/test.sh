@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Runs every test of the suite: lint, the engine tests (pytest), and, where Odoo 18 is importable (or
+# ODOO_PATH names its source tree), the addons installed in fresh PostgreSQL databases with their tests.
+# Without Odoo it says plainly that the addon tests were skipped, and why. Any failure fails the run.
+#
+# Environment: PYTHON (default python3), ODOO_PATH (an Odoo 18 source tree), PREPAID_SKIP_INSTALL=1 (do not
+# pip install the test requirements), PREPAID_SKIP_LINT=1, PREPAID_TEST_TAGS (default: every suite addon),
+# PGHOST/PGUSER/... as for psql.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 2
+PY=${PYTHON:-python3}
+export TZ=UTC
+export PYTHONPATH="$root${ODOO_PATH:+:$ODOO_PATH}${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONDONTWRITEBYTECODE=1
+logdir=$(mktemp -d "${TMPDIR:-/tmp}/prepaid-test.XXXXXX")
+failed=()
+passed_total=0
+failed_total=0
+
+step() { printf '\n==== %s\n' "$*"; }
+
+# --- 1. what the tests need -------------------------------------------------------------------------------
+if [ "${PREPAID_SKIP_INSTALL:-}" != 1 ]; then
+    step "Installing test requirements (requirements-test.txt)"
+    if ! $PY -m pip install -q --disable-pip-version-check -r requirements-test.txt; then
+        echo "pip could not install requirements-test.txt"
+        exit 2
+    fi
+fi
+
+# --- 2. lint ---------------------------------------------------------------------------------------------
+if [ "${PREPAID_SKIP_LINT:-}" != 1 ]; then
+    step "Lint: ruff, pylint-odoo mandatory checks, OCA module checks (scripts/lint.sh)"
+    if scripts/lint.sh; then echo "lint: clean"; else failed+=("lint"); fi
+fi
+
+# --- 3. engine tests -------------------------------------------------------------------------------------
+step "Engine tests (pytest tests/)"
+$PY -m pytest tests -q -p no:cacheprovider --junitxml="$logdir/engine.xml"
+rc=$?
+case $rc in
+    0) ;;
+    5) echo "pytest collected no test: that is a failure here (tests/ must hold the engine tests)"
+       failed+=("engine tests (none collected)") ;;
+    *) failed+=("engine tests (pytest exit $rc)") ;;
+esac
+if [ -f "$logdir/engine.xml" ]; then
+    read -r ep ef < <($PY - "$logdir/engine.xml" <<'EOF'
+import sys
+import xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else list(root)
+tests = sum(int(s.get("tests", 0)) for s in suites)
+bad = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+skipped = sum(int(s.get("skipped", 0)) for s in suites)
+print(tests - bad - skipped, bad)
+EOF
+)
+    passed_total=$((passed_total + ep)); failed_total=$((failed_total + ef))
+fi
+
+# --- 4. addon tests in Odoo 18 ---------------------------------------------------------------------------
+addons=$(find addons -mindepth 2 -maxdepth 2 -name __manifest__.py -printf '%h\n' 2>/dev/null | xargs -rn1 basename | sort | paste -sd, -)
+if [ -z "$addons" ]; then
+    step "Addon tests: no addon in addons/ yet"
+elif ! addons_path=$($PY scripts/odoo_paths.py 2>"$logdir/odoo-why.txt"); then
+    step "Addon tests: SKIPPED"
+    echo "The addon tests were skipped: $(cat "$logdir/odoo-why.txt")."
+    echo "Make Odoo 18 importable by $PY (or set ODOO_PATH to an Odoo 18 source tree) to run them."
+else
+    tags=${PREPAID_TEST_TAGS:-$(echo "$addons" | sed 's/\(^\|,\)/\1\//g')}
+    run_odoo() { # db, log, extra args...
+        local db=$1 log=$2; shift 2
+        dropdb --if-exists "$db" >/dev/null 2>&1
+        $PY -m odoo --addons-path="$addons_path" -d "$db" --stop-after-init --http-port="$port" \
+            --no-database-list --max-cron-threads=0 "$@" >"$log" 2>&1
+        local rc=$?
+        dropdb --if-exists "$db" >/dev/null 2>&1
+        return $rc
+    }
+    # Warnings and errors at install are failures too ("installs without warnings"). Odoo's own noise that
+    # says nothing about the suite is listed here, one pattern a line.
+    noise='wkhtmltopdf|Wkhtmltopdf|GeoIP|geoip|unaccent|inotify'
+    port=$((18500 + $$ % 400))
+
+    step "Addons: install without demo data ($addons)"
+    run_odoo "prepaid_nodemo_$$" "$logdir/nodemo.log" -i "$addons" --without-demo=all --log-level=info
+    rc=$?
+    bad=$(grep -E ' (WARNING|ERROR|CRITICAL) ' "$logdir/nodemo.log" | grep -Ev "$noise")
+    if [ $rc -ne 0 ] || [ -n "$bad" ]; then
+        failed+=("install without demo")
+        echo "$bad" | head -40
+        [ $rc -ne 0 ] && tail -40 "$logdir/nodemo.log"
+    else
+        echo "installed cleanly without demo data"
+    fi
+
+    step "Addons: install with demo data and run the tests ($tags)"
+    run_odoo "prepaid_test_$$" "$logdir/odoo.log" -i "$addons" --test-tags "$tags" --log-level=test
+    rc=$?
+    grep -E ' (WARNING|ERROR|CRITICAL) |FAIL:|^Traceback|odoo.tests.result' "$logdir/odoo.log" | grep -Ev "$noise" | tail -80
+    result=$(grep -oE '[0-9]+ failed, [0-9]+ error\(s\) of [0-9]+ tests' "$logdir/odoo.log" | tail -1)
+    if [ -z "$result" ]; then
+        failed+=("addon tests (no result line; see below)")
+        tail -40 "$logdir/odoo.log"
+    else
+        read -r of oe ot < <(echo "$result" | sed -E 's/([0-9]+) failed, ([0-9]+) error\(s\) of ([0-9]+) tests/\1 \2 \3/')
+        passed_total=$((passed_total + ot - of - oe)); failed_total=$((failed_total + of + oe))
+        echo "addon tests: $((ot - of - oe)) passed, $((of + oe)) failed"
+        if [ "$ot" -eq 0 ]; then failed+=("addon tests (none ran)"); fi
+    fi
+    bad=$(grep -E ' (WARNING|ERROR|CRITICAL) ' "$logdir/odoo.log" | grep -Ev "$noise")
+    if [ $rc -ne 0 ] || [ -n "$bad" ]; then failed+=("addon install/tests (exit $rc, see warnings/errors above)"); fi
+fi
+
+# --- summary ---------------------------------------------------------------------------------------------
+step "Summary (logs in $logdir)"
+if [ ${#failed[@]} -gt 0 ]; then
+    printf 'FAILED: %s\n' "${failed[@]}"
+fi
+echo "total: $passed_total passed, $failed_total failed"
+[ ${#failed[@]} -eq 0 ]

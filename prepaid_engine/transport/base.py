@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..errors import FrameError, LinkError, LinkTimeout
+from ..errors import ConfigError, FrameError, LinkError, LinkTimeout
 
 # ("tx" | "rx", the bytes of one frame)
 TraceFn = Callable[[str, bytes], None]
@@ -75,7 +75,7 @@ class FramedLink:
     def __init__(
         self,
         *,
-        deframer_factory: DeframerFactory,
+        deframer_factory: DeframerFactory | None = None,
         connect_timeout: float = 3.0,
         trace: TraceFn | None = None,
         drain_quiet: float = 0.05,
@@ -143,7 +143,10 @@ class FramedLink:
                 await self._drain()
             loop = asyncio.get_running_loop()
             waiter = loop.create_future()
-            self._deframer = (deframer or self.deframer_factory)()
+            factory = deframer or self.deframer_factory
+            if factory is None:
+                raise ConfigError(f"{self.describe()}: no deframer for this exchange")
+            self._deframer = factory()
             self._expect = expect
             self._waiter = waiter
             timer = loop.call_later(timeout, _expire, waiter, timeout)

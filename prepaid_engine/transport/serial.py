@@ -115,7 +115,7 @@ class SerialLink(FramedLink):
         self,
         device: str,
         *,
-        deframer_factory: DeframerFactory,
+        deframer_factory: DeframerFactory | None = None,
         baud: int = 2400,
         parity: str = serial.PARITY_EVEN,
         connect_timeout: float = 3.0,

@@ -23,7 +23,7 @@ class TransparentLink(FramedLink):
         host: str,
         port: int,
         *,
-        deframer_factory: DeframerFactory,
+        deframer_factory: DeframerFactory | None = None,
         connect_timeout: float = 3.0,
         trace: TraceFn | None = None,
         drain_quiet: float = 0.05,

@@ -1,0 +1,577 @@
+"""The poller: reads every meter of a set of gateways, and executes meter commands.
+
+Input is plain data (:class:`~prepaid_engine.types.GatewaySpec` with its buses and meters, and
+:class:`~prepaid_engine.types.MeterCommand` values); output is :class:`~prepaid_engine.types.PollResult` and
+:class:`~prepaid_engine.types.CommandResult` values. No Odoo, no database.
+
+Rules it keeps:
+
+- All buses of all gateways run concurrently (one task per bus); the requests of one bus are strictly
+  serialised (the bus task awaits each exchange before the next).
+- Each request waits ``GatewaySpec.timeout`` seconds and is retried ``GatewaySpec.retries`` times after a
+  timeout, a garbled frame (checksum, framing), a reply from another address or to another request, or a
+  dropped connection. A meter's own refusal (``MeterError``) is never retried. A meter that fails a request
+  is given up for this cycle at once (its other requests are not tried), so a dead meter costs
+  ``timeout x (1 + retries)`` and only on its own bus.
+- A bus whose gateway refuses the connection (or cannot be reached within ``connect_timeout``) fails fast:
+  every meter still to be read on it gets a ``LINK`` error at once.
+- ``cycle_timeout`` bounds the whole poll: what is not done by then is cancelled and reported as
+  ``CANCELLED`` errors; readings already taken are kept. Cancelling ``poll()`` itself cancels every bus task
+  and closes every link before the ``CancelledError`` propagates.
+- ``Reading.read_at`` is the clock's time when the meter's last reply arrived (microseconds kept).
+- ``GatewayState.online``: at least one well-formed reply from any meter of the gateway this cycle.
+
+Commands (``execute``) go to the bus of their meter (``MeterCommand.meter_key`` = ``MeterSpec.key``); each is
+sent up to ``attempts`` times with exponential backoff (``backoff`` x 2^n, capped at ``backoff_max``), never
+after ``expires_at`` (then EXPIRED), and is DONE only once confirmed by reading the new state back, or, for
+kinds without a read-back on that model, once positively acknowledged (``confirmed=False``). A duplicate-
+recharge answer for the purchase count we sent is success (the recharge was applied earlier), never a reason
+to send a new count.
+
+Synchronous callers (the Odoo cron in a worker thread) use :meth:`Poller.poll_sync` / :meth:`execute_sync`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .adapters import adapter_for
+from .adapters.base import (
+    BlockRead,
+    BlockWrite,
+    CommandContext,
+    CommandPlan,
+    FrameStep,
+    MeterAdapter,
+    ReadPlan,
+    make_reading,
+)
+from .errors import (
+    AddressError,
+    ChecksumError,
+    ConfigError,
+    EngineError,
+    FrameError,
+    LinkError,
+    LinkTimeout,
+    MeterError,
+    SecurityError,
+    UnexpectedReply,
+)
+from .security import RechargeOutcome, interpret_recharge_reply
+from .types import (
+    BusSpec,
+    CommandKind,
+    CommandResult,
+    CommandStatus,
+    ErrorKind,
+    FrameTrace,
+    GatewaySpec,
+    GatewayState,
+    MeterCommand,
+    MeterSpec,
+    PollError,
+    PollResult,
+    Reading,
+    Transport,
+)
+
+Clock = Callable[[], datetime]
+# link_factory(gateway, bus, kind, trace) -> link; kind is an adapter's ``link_kind`` ("framed" | "modbus")
+LinkFactory = Callable[[GatewaySpec, BusSpec, str, Callable[[str, bytes], None] | None], Any]
+
+# Error class -> the kind reported; the most specific class in the exception's MRO wins.
+ERROR_KINDS: dict[type[BaseException], ErrorKind] = {
+    LinkTimeout: ErrorKind.TIMEOUT,
+    LinkError: ErrorKind.LINK,
+    ChecksumError: ErrorKind.CHECKSUM,
+    AddressError: ErrorKind.ADDRESS,
+    UnexpectedReply: ErrorKind.FRAME,
+    FrameError: ErrorKind.FRAME,
+    MeterError: ErrorKind.METER,
+    SecurityError: ErrorKind.SECURITY,
+    ConfigError: ErrorKind.UNSUPPORTED,
+}
+# Errors after which the same request is sent again (up to GatewaySpec.retries more times).
+RETRYABLE: tuple[type[BaseException], ...] = (LinkError, FrameError)
+
+
+def error_kind(exc: BaseException) -> ErrorKind:
+    for cls in type(exc).__mro__:
+        kind = ERROR_KINDS.get(cls)
+        if kind is not None:
+            return kind
+    return ErrorKind.LINK
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_link_factory(
+    gateway: GatewaySpec,
+    bus: BusSpec,
+    kind: str,
+    trace: Callable[[str, bytes], None] | None,
+    *,
+    drain_quiet: float = 0.05,
+) -> Any:
+    """The link for ``kind`` ("framed" or "modbus") on one bus of ``gateway``."""
+    from pymodbus import FramerType
+
+    from .transport import ModbusLink, SerialLink, SerialModbusLink, TransparentLink
+
+    transport = Transport(gateway.transport)
+    if kind == "framed":
+        if transport is Transport.TRANSPARENT:
+            return TransparentLink(
+                gateway.host,
+                bus.port,
+                connect_timeout=gateway.connect_timeout,
+                trace=trace,
+                drain_quiet=drain_quiet,
+            )
+        if transport is Transport.SERIAL:
+            return SerialLink(
+                bus.device,
+                baud=bus.baud,
+                connect_timeout=gateway.connect_timeout,
+                trace=trace,
+                drain_quiet=drain_quiet,
+            )
+        raise ConfigError(
+            f"gateway {gateway.key}: DL/T 645 / CJ/T 188 meters need a transparent or serial bus"
+        )
+    if kind == "modbus":
+        if transport is Transport.SERIAL:
+            return SerialModbusLink(
+                bus.device,
+                baud=bus.baud,
+                timeout=gateway.timeout,
+                connect_timeout=gateway.connect_timeout,
+                trace=trace,
+            )
+        framer = FramerType.SOCKET if transport is Transport.MODBUS_TCP else FramerType.RTU
+        return ModbusLink(
+            gateway.host,
+            bus.port,
+            framer=framer,
+            timeout=gateway.timeout,
+            connect_timeout=gateway.connect_timeout,
+            trace=trace,
+        )
+    raise ConfigError(f"no link for {kind!r}")
+
+
+class _BusRun:
+    """One bus during one poll or one execute: its links, its progress and what it collected."""
+
+    __slots__ = (
+        "bus",
+        "down",
+        "errors",
+        "gateway",
+        "index",
+        "last_contact",
+        "links",
+        "meter_key",
+        "poller",
+        "readings",
+        "traces",
+    )
+
+    def __init__(self, poller: Poller, gateway: GatewaySpec, bus: BusSpec):
+        self.poller = poller
+        self.gateway = gateway
+        self.bus = bus
+        self.links: dict[str, Any] = {}
+        self.meter_key: str | None = None
+        self.index = 0  # meters of the bus finished (read or failed)
+        self.readings: list[Reading] = []
+        self.errors: list[PollError] = []
+        self.traces: list[FrameTrace] = []
+        self.last_contact: datetime | None = None
+        self.down: LinkError | None = None  # set when the link could not be (re)opened: the bus fails fast
+
+    def trace(self, direction: str, data: bytes) -> None:
+        self.traces.append(
+            FrameTrace(self.gateway.key, self.bus.key, self.meter_key, direction, data, self.poller._clock())
+        )
+
+    def link(self, kind: str) -> Any:
+        link = self.links.get(kind)
+        if link is None:
+            trace = self.trace if self.poller.trace else None
+            link = self.links[kind] = self.poller._link_factory(self.gateway, self.bus, kind, trace)
+        return link
+
+    def error(self, meter_key: str | None, kind: ErrorKind, message: str) -> None:
+        self.errors.append(
+            PollError(self.gateway.key, self.bus.key, meter_key, kind, message, self.poller._clock())
+        )
+
+    async def close(self) -> None:
+        links, self.links = self.links, {}
+        for link in links.values():
+            await link.close()
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What a finished command attempt sequence says, before it becomes a CommandResult."""
+
+    status: CommandStatus
+    confirmed: bool
+    attempts: int
+    message: str
+    values: dict[str, Any] | None = None
+
+
+class Poller:
+    """Reads gateways and executes commands. See the module docstring for the rules.
+
+    ``clock`` returns the current UTC time (default ``datetime.now(UTC)``); ``master_key`` (16 bytes) signs
+    recharges; ``trace`` keeps every frame as :class:`FrameTrace`; ``cycle_timeout`` bounds one ``poll`` /
+    ``execute`` call in seconds. ``backoff``/``backoff_max`` pace command retries; ``relay_window`` is the
+    DL/T 645 relay-command validity when a command has no ``valid_until``; ``confirm_delay`` waits between a
+    command's acknowledgement and its read-back. ``link_factory`` replaces the transports and ``adapters``
+    (protocol -> adapter) the meter sessions (tests, extensions); ``drain_quiet`` is the framed links' quiet
+    period after a failed request.
+    """
+
+    def __init__(
+        self,
+        *,
+        master_key: bytes | None = None,
+        trace: bool = False,
+        cycle_timeout: float | None = None,
+        clock: Clock | None = None,
+        backoff: float = 0.5,
+        backoff_max: float = 30.0,
+        relay_window: timedelta = timedelta(minutes=10),
+        confirm_delay: float = 0.0,
+        drain_quiet: float = 0.05,
+        link_factory: LinkFactory | None = None,
+        adapters: Mapping[str, MeterAdapter] | None = None,
+    ):
+        if master_key is not None and len(master_key) not in (16, 24):
+            raise ConfigError("the master key is 16 (or 24) bytes")
+        self.master_key = master_key
+        self.trace = trace
+        self.cycle_timeout = cycle_timeout
+        self._clock: Clock = clock or _utc_now
+        self.backoff = backoff
+        self.backoff_max = backoff_max
+        self.relay_window = relay_window
+        self.confirm_delay = confirm_delay
+        self.drain_quiet = drain_quiet
+        if link_factory is None:
+
+            def link_factory(gateway, bus, kind, trace):
+                return default_link_factory(gateway, bus, kind, trace, drain_quiet=drain_quiet)
+
+        self._link_factory = link_factory
+        self._adapters = dict(adapters or {})
+        self._plans: dict[MeterSpec, tuple[Any, ReadPlan]] = {}
+
+    def _adapter(self, protocol: str) -> MeterAdapter:
+        adapter = self._adapters.get(protocol)
+        return adapter if adapter is not None else adapter_for(protocol)
+
+    # --- sync wrappers ------------------------------------------------------------------------------------
+    def poll_sync(self, gateways: Sequence[GatewaySpec]) -> PollResult:
+        """:meth:`poll` in a fresh event loop (for threads without one, e.g. an Odoo cron worker)."""
+        return asyncio.run(self.poll(gateways))
+
+    def execute_sync(
+        self, gateways: Sequence[GatewaySpec], commands: Sequence[MeterCommand]
+    ) -> list[CommandResult]:
+        """:meth:`execute` in a fresh event loop."""
+        return asyncio.run(self.execute(gateways, commands))
+
+    # --- polling ------------------------------------------------------------------------------------------
+    async def poll(self, gateways: Sequence[GatewaySpec]) -> PollResult:
+        """Read every meter of ``gateways`` once. Never raises for field trouble: it is in ``errors``."""
+        started = self._clock()
+        runs = [_BusRun(self, gateway, bus) for gateway in gateways for bus in gateway.buses]
+        await self._run_all(runs, self._poll_bus)
+        result = PollResult(started_at=started, finished_at=self._clock())
+        for run in runs:
+            result.readings.extend(run.readings)
+            result.errors.extend(run.errors)
+            result.traces.extend(run.traces)
+            for meter in run.bus.meters[run.index :]:
+                result.errors.append(
+                    PollError(
+                        run.gateway.key,
+                        run.bus.key,
+                        meter.key,
+                        ErrorKind.CANCELLED,
+                        "not read: the poll cycle ran out of time",
+                        result.finished_at,
+                    )
+                )
+        result.gateways = self._gateway_states(gateways, runs)
+        return result
+
+    @staticmethod
+    def _gateway_states(gateways: Sequence[GatewaySpec], runs: Sequence[_BusRun]) -> dict[str, GatewayState]:
+        contact: dict[str, datetime | None] = {gateway.key: None for gateway in gateways}
+        for run in runs:
+            seen = contact[run.gateway.key]
+            if run.last_contact is not None and (seen is None or run.last_contact > seen):
+                contact[run.gateway.key] = run.last_contact
+        return {key: GatewayState(key, last is not None, last) for key, last in contact.items()}
+
+    async def _run_all(self, runs: Sequence[_BusRun], work: Callable[[_BusRun], Any]) -> None:
+        """Run ``work(run)`` for every bus concurrently, within ``cycle_timeout``; close every link after."""
+        tasks = [asyncio.create_task(self._guarded(run, work)) for run in runs]
+        if not tasks:
+            return
+        try:
+            _done, pending = await asyncio.wait(tasks, timeout=self.cycle_timeout)
+        finally:
+            for task in tasks:
+                task.cancel()  # no-op for finished tasks; on our own cancellation, stops every bus
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+                raise outcome  # a bug, not field trouble: never swallowed
+        del pending
+
+    @staticmethod
+    async def _guarded(run: _BusRun, work: Callable[[_BusRun], Any]) -> None:
+        try:
+            await work(run)
+        finally:
+            await run.close()
+
+    def _plan(self, meter: MeterSpec) -> tuple[Any, ReadPlan]:
+        cached = self._plans.get(meter)
+        if cached is None:
+            adapter = self._adapter(meter.model.protocol)
+            cached = (adapter, adapter.read_plan(meter))
+            if len(self._plans) > 200_000:
+                self._plans.clear()
+            self._plans[meter] = cached
+        return cached
+
+    async def _poll_bus(self, run: _BusRun) -> None:
+        meters = run.bus.meters
+        timeout = run.gateway.timeout
+        tries = 1 + max(0, run.gateway.retries)
+        clock = self._clock
+        readings = run.readings
+        while run.index < len(meters):
+            meter = meters[run.index]
+            run.meter_key = meter.key
+            try:
+                adapter, plan = self._plan(meter)
+                link = run.link(adapter.link_kind)
+            except ConfigError as exc:
+                run.error(meter.key, ErrorKind.UNSUPPORTED, str(exc))
+                run.index += 1
+                continue
+            try:
+                replies = []
+                for step in plan.steps:
+                    replies.append(await self._step(run, link, step, timeout, tries))
+                values = plan.fold(plan.steps, replies) if replies else {}
+                readings.append(make_reading(meter.key, run.last_contact or clock(), values))
+            except EngineError as exc:
+                if run.down is not None:
+                    message = f"gateway unreachable: {_describe(run.down)}"
+                    for rest in meters[run.index :]:
+                        run.error(rest.key, ErrorKind.LINK, message)
+                    run.index = len(meters)
+                    return
+                run.error(meter.key, error_kind(exc), _describe(exc))
+            run.index += 1
+
+    async def _step(self, run: _BusRun, link: Any, step: Any, timeout: float, tries: int) -> Any:
+        """One request with its retries; returns the parsed values (frames) or registers (Modbus)."""
+        error: EngineError | None = None
+        for _ in range(tries):
+            if not link.connected:
+                try:
+                    await link.connect()
+                except LinkError as exc:
+                    run.down = exc
+                    raise
+            try:
+                if type(step) is FrameStep:
+                    frame = await link.exchange(
+                        step.request, timeout=timeout, expect=step.expect, deframer=step.deframer
+                    )
+                    run.last_contact = self._clock()
+                    return step.parse(frame)
+                if type(step) is BlockRead:
+                    registers = await link.read_block(step.unit, step.table, step.address, step.count)
+                    run.last_contact = self._clock()
+                    return registers
+                if type(step) is BlockWrite:
+                    await link.write_registers(step.unit, step.address, step.values)
+                    run.last_contact = self._clock()
+                    return None
+                raise ConfigError(f"unknown step {step!r}")
+            except MeterError:
+                run.last_contact = self._clock()
+                raise
+            except RETRYABLE as exc:
+                error = exc
+        assert error is not None
+        raise error
+
+    # --- commands -----------------------------------------------------------------------------------------
+    async def execute(
+        self, gateways: Sequence[GatewaySpec], commands: Sequence[MeterCommand]
+    ) -> list[CommandResult]:
+        """Execute ``commands``, in order per meter, concurrently across buses; one result per command, in
+        the order given. Never raises for field trouble: it is in the results."""
+        where: dict[str, tuple[GatewaySpec, BusSpec, MeterSpec]] = {}
+        for gateway in gateways:
+            for bus in gateway.buses:
+                for meter in bus.meters:
+                    where[meter.key] = (gateway, bus, meter)
+        results: list[CommandResult | None] = [None] * len(commands)
+        queues: dict[tuple[str, str], tuple[_BusRun, list[tuple[int, MeterCommand, MeterSpec]]]] = {}
+        for position, command in enumerate(commands):
+            found = where.get(command.meter_key)
+            if found is None:
+                results[position] = self._result(
+                    command, _Outcome(CommandStatus.FAILED, False, 0, f"unknown meter {command.meter_key!r}")
+                )
+                continue
+            gateway, bus, meter = found
+            run_queue = queues.get((gateway.key, bus.key))
+            if run_queue is None:
+                run_queue = queues[(gateway.key, bus.key)] = (_BusRun(self, gateway, bus), [])
+            run_queue[1].append((position, command, meter))
+
+        async def work(run: _BusRun) -> None:
+            for position, command, meter in queues[(run.gateway.key, run.bus.key)][1]:
+                run.meter_key = meter.key
+                results[position] = self._result(command, await self._command(run, meter, command))
+
+        await self._run_all([run for run, _ in queues.values()], work)
+        finished = self._clock()
+        out: list[CommandResult] = []
+        for command, result in zip(commands, results, strict=True):
+            if result is None:
+                result = CommandResult(
+                    command.key,
+                    CommandStatus.FAILED,
+                    False,
+                    0,
+                    "cancelled: the cycle ran out of time",
+                    finished,
+                )
+            out.append(result)
+        return out
+
+    def _result(self, command: MeterCommand, outcome: _Outcome) -> CommandResult:
+        values = outcome.values or {}
+        return CommandResult(
+            key=command.key,
+            status=outcome.status,
+            confirmed=outcome.confirmed,
+            attempts=outcome.attempts,
+            message=outcome.message,
+            at=self._clock(),
+            supply=values.get("supply"),
+            balance=values.get("balance"),
+            purchase_count=values.get("purchase_count"),
+        )
+
+    def _expired(self, command: MeterCommand, at: datetime | None = None) -> bool:
+        return command.expires_at is not None and (at or self._clock()) >= command.expires_at
+
+    async def _command(self, run: _BusRun, meter: MeterSpec, command: MeterCommand) -> _Outcome:
+        if self._expired(command):
+            return _Outcome(CommandStatus.EXPIRED, False, 0, "expired before it could be sent")
+        try:
+            adapter = self._adapter(meter.model.protocol)
+            if command.kind is CommandKind.RECHARGE and self.master_key is None:
+                raise SecurityError("no master key: the poller cannot sign recharges")
+            plan = adapter.command_plan(
+                meter,
+                command,
+                CommandContext(now=self._clock(), master_key=self.master_key, relay_window=self.relay_window),
+            )
+            link = run.link(adapter.link_kind)
+        except EngineError as exc:
+            return _Outcome(CommandStatus.FAILED, False, 0, f"{error_kind(exc)}: {_describe(exc)}")
+        timeout = run.gateway.timeout
+        tries = 1 + max(0, run.gateway.retries)
+        attempts = 0
+        last = "not sent"
+        while attempts < max(1, command.attempts):
+            if attempts:
+                delay = min(self.backoff * 2 ** (attempts - 1), self.backoff_max)
+                if (
+                    command.expires_at is not None
+                    and self._clock() + timedelta(seconds=delay) >= command.expires_at
+                ):
+                    return _Outcome(CommandStatus.EXPIRED, False, attempts, f"expired; last attempt: {last}")
+                await asyncio.sleep(delay)
+            if self._expired(command):
+                return _Outcome(CommandStatus.EXPIRED, False, attempts, f"expired; last attempt: {last}")
+            attempts += 1
+            duplicate = False
+            try:
+                await self._step(run, link, plan.action, timeout, 1)
+            except MeterError as exc:
+                if not _duplicate_is_success(plan, exc):
+                    return _Outcome(CommandStatus.FAILED, False, attempts, f"meter refused: {_describe(exc)}")
+                duplicate = True
+            except EngineError as exc:
+                last = f"{error_kind(exc)}: {_describe(exc)}"
+                run.down = None  # commands retry the connection on their next attempt
+                continue
+            acked = (
+                "duplicate recharge for the purchase count sent (applied before)"
+                if duplicate
+                else "acknowledged"
+            )
+            if plan.confirm is None:
+                return _Outcome(CommandStatus.DONE, False, attempts, f"{acked}; this model has no read-back")
+            if self.confirm_delay:
+                await asyncio.sleep(self.confirm_delay)
+            try:
+                values = await self._read_values(run, link, plan.confirm, timeout, tries)
+            except EngineError as exc:
+                last = f"{acked}, read-back failed: {error_kind(exc)}: {_describe(exc)}"
+                run.down = None
+                continue
+            if plan.check is not None and plan.check(values):
+                return _Outcome(
+                    CommandStatus.DONE, True, attempts, f"{acked}; confirmed {plan.expectation}", values
+                )
+            last = f"{acked}, but the read-back does not show {plan.expectation}"
+        return _Outcome(CommandStatus.FAILED, False, attempts, last)
+
+    async def _read_values(self, run: _BusRun, link: Any, plan: ReadPlan, timeout: float, tries: int) -> dict:
+        replies = [await self._step(run, link, step, timeout, tries) for step in plan.steps]
+        return plan.fold(plan.steps, replies)
+
+
+def _duplicate_is_success(plan: CommandPlan, exc: MeterError) -> bool:
+    """security's rule: a duplicate-recharge answer for the purchase count we sent means "already applied"."""
+    if plan.kind is not CommandKind.RECHARGE or plan.purchase_count is None:
+        return False
+    try:
+        return interpret_recharge_reply(plan.purchase_count, exc) is RechargeOutcome.APPLIED
+    except MeterError:
+        return False
+
+
+def _describe(exc: BaseException) -> str:
+    names = getattr(exc, "names", ())
+    text = str(exc) or type(exc).__name__
+    if names and not any(name in text for name in names):
+        text = f"{text} ({', '.join(names)})"
+    return text

@@ -26,6 +26,7 @@ Model options the codec reads (all strings, all optional):
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -158,8 +159,9 @@ def circuit_offset(model: MeterModel, circuit: int = 1) -> int:
     return (circuit - 1) * stride
 
 
+@functools.lru_cache(maxsize=8192)
 def _placed(model: MeterModel, circuit: int) -> dict[str, tuple[RegisterField, int]]:
-    """Field name -> (field, absolute address) for one circuit."""
+    """Field name -> (field, absolute address) for one circuit (cached: models are frozen; never mutate)."""
     offset = circuit_offset(model, circuit)
     shared = device_fields(model)
     return {f.name: (f, f.address + (0 if f.name in shared else offset)) for f in model.registers}
@@ -183,6 +185,11 @@ def polled_fields(model: MeterModel) -> tuple[str, ...]:
 
 def supply_table(model: MeterModel) -> dict[int, Supply]:
     """Relay-state register value -> :class:`Supply`, from the ``supply_values`` option."""
+    return dict(_supply_table(model))
+
+
+@functools.lru_cache(maxsize=1024)
+def _supply_table(model: MeterModel) -> dict[int, Supply]:
     text = model.option("supply_values", DEFAULT_SUPPLY_VALUES)
     table: dict[int, Supply] = {}
     try:
@@ -377,7 +384,7 @@ def _check_ct(ct_ratio: int) -> int:
 def _engineering(model: MeterModel, f: RegisterField, words: Sequence[int], ct_ratio: int) -> object:
     raw = _raw_value(f, words)
     if f.name == "supply":
-        return supply_table(model).get(int(raw), Supply.FAULT)
+        return _supply_table(model).get(int(raw), Supply.FAULT)
     if f.name in INTEGER_FIELDS:
         return INTEGER_FIELDS[f.name](raw)
     return raw * _factor(model, f, ct_ratio)

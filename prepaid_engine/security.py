@@ -166,7 +166,9 @@ def verify_recharge(master_key: bytes, meter_number: str, payload: bytes) -> Rec
     a customer number that is not BCD); :class:`SecurityError` if either MAC is wrong (checked first, in
     constant time).
     """
-    if not isinstance(payload, bytes | bytearray) or len(payload) != RECHARGE_PAYLOAD_LEN:
+    if not isinstance(payload, bytes | bytearray):
+        raise FrameError(f"a recharge payload is bytes, not {type(payload).__name__}")
+    if len(payload) != RECHARGE_PAYLOAD_LEN:
         raise FrameError(f"a recharge payload has {RECHARGE_PAYLOAD_LEN} bytes, not {len(payload)}")
     payload = bytes(payload)
     key = diversify(master_key, meter_number)
@@ -289,7 +291,10 @@ def interpret_recharge_reply(
             # A reply naming several bits: duplicate wins (it means "done"), then the refusals.
             outcome = min(known, key=list(OUTCOME_CODES).index)
     else:
-        outcome = RechargeOutcome(reply)
+        try:
+            outcome = RechargeOutcome(reply)
+        except ValueError as exc:
+            raise ConfigError(f"not a recharge outcome or meter error: {reply!r}") from exc
     if outcome is RechargeOutcome.DUPLICATE:
         if meter_count is not None and meter_count < sent_count:
             return RechargeOutcome.COUNT_ERROR

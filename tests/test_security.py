@@ -194,8 +194,10 @@ def test_a_payload_for_another_meter_or_master_key_fails():
 @pytest.mark.parametrize("length", [0, 21, 23, 44])
 def test_a_payload_of_the_wrong_length_is_a_frame_error(length):
     payload = (build_recharge(MASTER, ORDER) * 2)[:length]
-    with pytest.raises(FrameError):
+    with pytest.raises(FrameError, match=f"not {length}"):
         verify_recharge(MASTER, METER, payload)
+    with pytest.raises(FrameError):
+        verify_recharge(MASTER, METER, None)
 
 
 @pytest.mark.parametrize(
@@ -336,6 +338,11 @@ def test_other_meter_errors_are_raised_unchanged():
 def test_the_rule_needs_a_real_sent_count(count):
     with pytest.raises(ConfigError):
         interpret_recharge_reply(count, None)
+
+
+def test_the_rule_refuses_a_reply_it_cannot_read():
+    with pytest.raises(ConfigError):
+        interpret_recharge_reply(8, "maybe")
 
 
 def test_retried_recharge_whose_first_answer_was_lost_is_credited_once():

@@ -165,6 +165,13 @@ class Calendar:
     def local(self, ms: int) -> datetime:
         return datetime.fromtimestamp(ms / 1000, UTC).astimezone(self.tz)
 
+    def month_start_ms(self, ms: int, months_ahead: int = 0) -> int:
+        """Epoch ms of local midnight on the 1st of the month holding ``ms`` (plus ``months_ahead``)."""
+        local = self.local(ms)
+        index = local.year * 12 + local.month - 1 + months_ahead
+        start = datetime(index // 12, index % 12 + 1, 1, tzinfo=self.tz)
+        return int(start.timestamp()) * 1000
+
 
 class MeterLoad:
     """One meter's draw: its mean, its power factor, and the per-slot rate with seeded noise."""

@@ -1,0 +1,661 @@
+"""Virtual meters: the truth of each meter, advanced lazily, and its answers from the meter's side.
+
+:class:`SimMeter` keeps a meter's truth: energy (or water) registers per tariff band, relay or valve,
+keep-power, alarm, meter-side balance, prices and purchase count. Nothing runs between requests: the state
+advances to the simulated "now" when a request arrives or a test reads the truth (:meth:`SimMeter.advance`),
+by integrating the meter's load profile slot by slot in exact integer arithmetic. So thousands of meters cost
+nothing while idle, and the registers at a given simulated time do not depend on how often they were read.
+
+Units inside (all integers, exact):
+
+* accumulators: load x milliseconds, i.e. W-ms (electricity, primary side) or L/h-ms (water); one register
+  step (0.01 kWh on the meter's secondary side, or 0.01 m3) is ``STEP_UNITS x ct_ratio`` units;
+* money: micro-yuan (1e-6). The meter deducts per register step: a step in band *b* costs ``ct_ratio x
+  price_b`` with price in 1e-4 yuan/kWh, which is exactly what rating the register deltas at the same prices
+  gives. The balance shown is rounded down to 0.01.
+
+Choices where real meters differ (all documented in the report and the tests):
+
+* The total register is the sum of the four band registers as shown (each truncated to 0.01 kWh).
+* A billing meter trips itself when its balance falls to ``-overdraft_limit`` (0 by default) while the relay
+  is closed and keep-power is off. A remote close after that is obeyed (the meter then runs into overdraft
+  until recharged); clearing keep-power while at or below the limit trips at once; a recharge that lifts a
+  self-tripped meter above the closing threshold (04001005) allows closing again (and with the site's
+  ``button="immediate"`` the tenant presses the button at once).
+* Keep power (3A) refuses trips (1A, 1D, 1E) with the ERR bit ``other`` (0x01), not ``unauthorised``: the
+  password was right, the meter just will not trip. It does not close an open relay by itself.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
+
+from ..errors import ConfigError
+from ..security import RechargeLedger, RechargeOrder, RechargeOutcome
+from ..types import MeterModel, Supply, Utility
+from .clock import SimClock, from_ms
+from .config import MeterConfig, SiteConfig
+from .profile import BANDS, FLAT, PROFILES, SLOT_MS, Calendar, MeterLoad, stable_seed, unit
+
+STEP_UNITS = 36_000_000  # 0.01 kWh in W-ms; also 0.01 m3 (10 L) in L/h-ms
+MICRO = 1_000_000  # micro-yuan per yuan
+NEVER = 1 << 62
+
+_HUNDREDTH = Decimal("0.01")
+_PRICE_QUANTUM = Decimal("0.0001")
+
+
+def money_micro(value: Decimal) -> int:
+    """A Decimal amount of money in integer micro-yuan (exact; more than 6 decimals is an error)."""
+    micro = Decimal(value) * MICRO
+    if micro != micro.to_integral_value():
+        raise ConfigError(f"amount {value} has more than 6 decimals")
+    return int(micro)
+
+
+def micro_money(micro: int) -> Decimal:
+    """Micro-yuan to the 0.01 the meter shows, rounded down (the meter never shows money it does not have)."""
+    return (Decimal(micro) / MICRO).quantize(_HUNDREDTH, rounding=ROUND_FLOOR)
+
+
+def price_e4(value: Decimal) -> int:
+    quantized = Decimal(value).quantize(_PRICE_QUANTUM)
+    if quantized != Decimal(value) or quantized < 0:
+        raise ConfigError(f"a price is non-negative with at most 4 decimals, not {value}")
+    return int(quantized * 10_000)
+
+
+def hundredths(value: Decimal) -> int:
+    """A register value with at most 2 decimals as an integer count of 0.01 steps."""
+    scaled = Decimal(value) * 100
+    if scaled != scaled.to_integral_value() or scaled < 0:
+        raise ConfigError(f"a register value is non-negative with at most 2 decimals, not {value}")
+    return int(scaled)
+
+
+class Valve:
+    OPEN = "open"
+    CLOSED = "closed"
+    ABNORMAL = "abnormal"
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One answered request, as kept in a meter's log.
+
+    ``reply`` is the bytes the meter produced (before any fault spoiled them); ``fault`` names the fault
+    injected on the way back (``None``: delivered as is); ``said`` holds the reading values the reply carried
+    (:data:`~prepaid_engine.types.READING_FIELDS` names), so a test can compare them with what the poller
+    stored; ``error`` names the error bits of an error reply.
+    """
+
+    at: datetime
+    request: bytes
+    reply: bytes | None
+    said: Mapping[str, object]
+    fault: str | None = None
+    error: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class MeterEnv:
+    """What every meter of a site shares."""
+
+    clock: SimClock
+    calendar: Calendar
+    config: SiteConfig
+
+
+class SimMeter:
+    """One meter's truth and behaviour, protocol-independent. Protocol subclasses answer frames.
+
+    Read the truth through the properties (each advances to the clock's now first); change it for tests with
+    the ``set_*`` methods and :meth:`trip`, :meth:`close`, :meth:`press_button`.
+    """
+
+    protocol_name = "base"
+
+    def __init__(self, config: MeterConfig, model: MeterModel, env: MeterEnv):
+        site = env.config
+        self.config = config
+        self.model = model
+        self.env = env
+        self.address = config.address
+        self.meter_number = config.number
+        self.customer_number = config.customer_number or "0" * 12
+        self.ct_ratio = config.ct_ratio
+        self.utility = config.utility
+        self.is_water = config.utility == Utility.WATER
+        self.seed = stable_seed(site.seed, config.address, config.meter_number)
+        profile = PROFILES[config.profile_name]
+        self.load = MeterLoad(profile, self.seed, env.calendar)
+        self.step = STEP_UNITS * (1 if self.is_water else config.ct_ratio)
+        self.dead = config.dead
+        self.latency = site.latency if config.latency is None else config.latency
+        preamble = site.preamble if config.preamble is None else config.preamble
+        self.preamble = preamble if preamble is not None else int(unit(self.seed ^ 0xFE) * 5)
+        self.log: collections.deque[Exchange] = collections.deque(maxlen=site.log_size)
+        # -- registers --------------------------------------------------------------------------------------
+        self.acc = [0, 0, 0, 0]
+        self._init_registers(config.total)
+        self.t_ms = env.clock.now_ms()
+        # -- relay / valve ----------------------------------------------------------------------------------
+        self.relay_open = False
+        self.relay_commanded_open = False
+        self.keep_power = False
+        self.alarm = False
+        self.closing_allowed = False  # 1B received, waiting for the button
+        self.self_tripped = False
+        self.restore_at = NEVER  # auto-restore time of a 1D/1E trip
+        self.valve = Valve.OPEN
+        self.battery_low = False
+        # -- meter-side money -------------------------------------------------------------------------------
+        self.billing = config.billing if config.billing is not None else "00900200" in model.reads
+        balance = site.initial_balance if config.balance is None else config.balance
+        self.balance_micro = money_micro(balance)
+        self.prices_e4 = [price_e4(p) for p in site.prices]
+        self.overdraft_micro = 0
+        self.alarm1_micro = money_micro(Decimal("20.00"))
+        self.alarm2_micro = money_micro(Decimal("10.00"))
+        self.close_threshold_micro = 0
+        self.ledger = RechargeLedger(purchase_count=0, balance=balance, hoarding_limit=site.hoarding_limit)
+        # -- clocks -----------------------------------------------------------------------------------------
+        self.clock_offset_ms = 0  # meter clock minus simulated time (broadcast time sets it)
+        self.settlement_units = self._shown_units()
+        self.next_settlement = env.calendar.month_start_ms(self.t_ms, 1) if self.is_water else NEVER
+
+    def _init_registers(self, total: Decimal | None) -> None:
+        seed = self.seed
+        if total is None:
+            low, high = (1_000, 50_000) if self.is_water else (50_000, 2_000_000)
+            steps = low + int(unit(seed ^ 0x7074) * (high - low))
+        else:
+            steps = hundredths(Decimal(total) / (1 if self.is_water else self.ct_ratio))
+        if self.is_water:
+            self.acc = [0, 0, steps * self.step, 0]
+            return
+        shares = (0.08 + 0.04 * unit(seed ^ 1), 0.25 + 0.1 * unit(seed ^ 2), 0.30 + 0.1 * unit(seed ^ 3))
+        sharp, peak, flat = (int(steps * s) for s in shares)
+        valley = steps - sharp - peak - flat
+        self.acc = [sharp * self.step, peak * self.step, flat * self.step, valley * self.step]
+
+    # ------------------------------------------------------------------------------------------------ time
+
+    def now_ms(self) -> int:
+        return self.env.clock.now_ms()
+
+    def meter_time_ms(self) -> int:
+        """The meter's own clock (simulated time + the offset broadcast time set)."""
+        return self.env.clock.now_ms() + self.clock_offset_ms
+
+    @property
+    def flowing(self) -> bool:
+        if self.is_water:
+            return self.valve == Valve.OPEN
+        return not self.relay_open
+
+    def advance(self, now_ms: int | None = None) -> None:
+        """Bring the registers, balance and timers up to ``now_ms`` (default: the clock's now)."""
+        if now_ms is None:
+            now_ms = self.env.clock.now_ms()
+        t = self.t_ms
+        while t < now_ms:
+            event = self.restore_at if self.restore_at < self.next_settlement else self.next_settlement
+            end = now_ms if now_ms < event else event
+            if end > t:
+                t = self._accumulate(t, end) if self.flowing else end
+            self.t_ms = t
+            if t >= event:
+                self._fire(t)
+        self.t_ms = max(self.t_ms, now_ms)
+
+    def _fire(self, t: int) -> None:
+        if t >= self.restore_at:
+            self.restore_at = NEVER
+            self._set_relay(False)
+        if t >= self.next_settlement:
+            self.settlement_units = self._shown_units()
+            self.next_settlement = self.env.calendar.month_start_ms(t, 1)
+
+    def _accumulate(self, t: int, end: int) -> int:
+        """Integrate the load from ``t`` to ``end``; returns where it stopped (earlier after a self-trip)."""
+        acc = self.acc
+        load_slot = self.load.slot
+        water = self.is_water
+        while t < end:
+            slot = t // SLOT_MS
+            seg_end = (slot + 1) * SLOT_MS
+            if seg_end > end:
+                seg_end = end
+            rate, band = load_slot(slot)
+            if water:
+                band = FLAT
+            if rate:
+                du = rate * (seg_end - t)
+                if self.billing:
+                    tripped_at = self._bill(t, band, rate, du)
+                    if tripped_at is not None:
+                        return tripped_at
+                acc[band] += du
+            t = seg_end
+        return t
+
+    def _bill(self, t: int, band: int, rate: int, du: int) -> int | None:
+        """Deduct the register steps ``du`` completes in ``band``; trip at the limit (returns its time)."""
+        cost_per_step = self.prices_e4[band] * self.ct_ratio
+        if not cost_per_step:
+            return None
+        step = self.step
+        before = self.acc[band]
+        steps = (before + du) // step - before // step
+        if not steps:
+            return None
+        limit = -self.overdraft_micro
+        balance = self.balance_micro
+        cost = steps * cost_per_step
+        if balance > limit and balance - cost <= limit and not self.keep_power:
+            # The step that takes the balance to the limit: stop there and trip.
+            needed = -(-(balance - limit) // cost_per_step)
+            target = (before // step + needed) * step - before
+            dt = -(-target // rate)
+            units = rate * dt
+            self.balance_micro -= ((before + units) // step - before // step) * cost_per_step
+            self.acc[band] = before + units
+            self._set_relay(True)
+            self.self_tripped = True
+            return t + dt
+        self.balance_micro = balance - cost
+        return None
+
+    # ------------------------------------------------------------------------------------------ registers
+
+    def _band_steps(self, band: int) -> int:
+        return self.acc[band] // self.step
+
+    def _shown_units(self) -> int:
+        """The total register in 0.01 steps (secondary side for CT meters)."""
+        step = self.step
+        return sum(a // step for a in self.acc)
+
+    def registers(self) -> dict[str, Decimal]:
+        """Total and band registers as the meter shows them, primary side (x CT ratio), after advancing."""
+        self.advance()
+        ct = 1 if self.is_water else self.ct_ratio
+        steps = [a // self.step for a in self.acc]
+        values = {"total": Decimal(sum(steps) * ct).scaleb(-2)}
+        if not self.is_water:
+            values.update({name: Decimal(s * ct).scaleb(-2) for name, s in zip(BANDS, steps, strict=True)})
+        return values
+
+    def secondary_registers(self) -> tuple[Decimal, tuple[Decimal, ...]]:
+        """(total, (sharp, peak, flat, valley)) on the meter's own (secondary) side, as its registers hold."""
+        self.advance()
+        steps = [a // self.step for a in self.acc]
+        return Decimal(sum(steps)).scaleb(-2), tuple(Decimal(s).scaleb(-2) for s in steps)
+
+    def instantaneous(self) -> dict[str, Decimal]:
+        """Voltage (V), current (A), power (kW), power factor and frequency now, primary side."""
+        self.advance()
+        now = self.env.clock.now_ms()
+        slot = now // SLOT_MS
+        rate = self.load.slot(slot)[0] if self.flowing else 0
+        volts_deci = self.load.voltage_deci(slot)
+        pf_milli = self.load.pf_milli if rate else 1000
+        current_milli = rate * 10_000_000 // (volts_deci * pf_milli)
+        return {
+            "voltage": Decimal(volts_deci).scaleb(-1),
+            "current": Decimal(current_milli).scaleb(-3),
+            "power": Decimal(rate).scaleb(-3),
+            "power_factor": Decimal(pf_milli).scaleb(-3),
+            "frequency": Decimal(self.load.frequency_centi(slot)).scaleb(-2),
+        }
+
+    # --------------------------------------------------------------------------------------------- truth
+
+    @property
+    def total(self) -> Decimal:
+        return self.registers()["total"]
+
+    @property
+    def bands(self) -> dict[str, Decimal]:
+        values = self.registers()
+        return {name: values[name] for name in BANDS if name in values}
+
+    @property
+    def supply(self) -> Supply:
+        self.advance()
+        if self.is_water:
+            return {Valve.OPEN: Supply.ON, Valve.CLOSED: Supply.OFF}.get(self.valve, Supply.FAULT)
+        return Supply.OFF if self.relay_open else Supply.ON
+
+    @property
+    def balance(self) -> Decimal:
+        self.advance()
+        return micro_money(self.balance_micro)
+
+    @property
+    def purchase_count(self) -> int:
+        return self.ledger.purchase_count
+
+    @property
+    def prices(self) -> tuple[Decimal, ...]:
+        return tuple(Decimal(p).scaleb(-4) for p in self.prices_e4)
+
+    @property
+    def settlement_total(self) -> Decimal:
+        """Water: the total at the last settlement day (local midnight of the 1st)."""
+        self.advance()
+        return Decimal(self.settlement_units).scaleb(-2)
+
+    def reading(self) -> dict[str, object]:
+        """Everything a full read would report now, by READING_FIELDS name (absent fields left out)."""
+        values: dict[str, object] = dict(self.registers())
+        values["supply"] = self.supply
+        if self.is_water:
+            values["battery_low"] = self.battery_low
+        else:
+            values.update(self.instantaneous())
+        if self.billing:
+            values["balance"] = self.balance
+            values["purchase_count"] = self.purchase_count
+        return values
+
+    # ------------------------------------------------------------------------------------------- settable
+
+    def set_total(self, total: Decimal, bands: Mapping[str, Decimal] | None = None) -> None:
+        """Set the registers (primary side). ``bands`` (electricity) must add up to ``total``."""
+        self.advance()
+        ct = 1 if self.is_water else self.ct_ratio
+        total_steps = hundredths(Decimal(total) / ct)
+        if self.is_water:
+            self.acc = [0, 0, total_steps * self.step, 0]
+            return
+        if bands is None:
+            current = [a // self.step for a in self.acc]
+            whole = sum(current) or 1
+            steps = [total_steps * c // whole for c in current]
+            steps[FLAT] += total_steps - sum(steps)
+        else:
+            unknown = set(bands) - set(BANDS)
+            if unknown:
+                raise ConfigError(f"unknown bands {sorted(unknown)}")
+            steps = [hundredths(Decimal(bands.get(name, 0)) / ct) for name in BANDS]
+            if sum(steps) != total_steps:
+                raise ConfigError(f"bands add up to {sum(steps) * ct / 100}, not {total}")
+        self.acc = [s * self.step for s in steps]
+
+    def set_balance(self, balance: Decimal) -> None:
+        self.advance()
+        self.balance_micro = money_micro(balance)
+
+    def set_purchase_count(self, count: int) -> None:
+        self.ledger.purchase_count = int(count)
+
+    def set_prices(self, prices) -> None:
+        """Four prices (sharp, peak, flat, valley), yuan per kWh with at most 4 decimals."""
+        values = [price_e4(Decimal(p)) for p in prices]
+        if len(values) != 4:
+            raise ConfigError("four prices: sharp, peak, flat, valley")
+        self.advance()
+        self.prices_e4 = values
+
+    def set_battery_low(self, low: bool) -> None:
+        self.battery_low = bool(low)
+
+    def set_valve(self, state: str) -> None:
+        if state not in (Valve.OPEN, Valve.CLOSED, Valve.ABNORMAL):
+            raise ConfigError(f"valve state is open, closed or abnormal, not {state!r}")
+        self.advance()
+        self.valve = state
+
+    def set_keep_power(self, on: bool) -> None:
+        self.advance()
+        self.keep_power = bool(on)
+
+    def trip(self) -> None:
+        """Open the relay (as a trip command would, but never refused)."""
+        self.advance()
+        self.relay_commanded_open = True
+        self._set_relay(True)
+
+    def close(self) -> None:
+        """Close the relay (as a direct close command would)."""
+        self.advance()
+        self.relay_commanded_open = False
+        self._set_relay(False)
+
+    def press_button(self) -> bool:
+        """The tenant presses the meter's button: closes the relay if closing was allowed (1B)."""
+        self.advance()
+        if self.closing_allowed and self.relay_open:
+            self._set_relay(False)
+            return True
+        return False
+
+    def _set_relay(self, open_: bool) -> None:
+        self.relay_open = open_
+        if not open_:
+            self.closing_allowed = False
+            self.self_tripped = False
+            self.restore_at = NEVER
+
+    # ------------------------------------------------------------------------------------ relay commands
+    # Each returns None on success or the name of the ERR bit refusing it.
+
+    def command_trip(self, restore_after_ms: int | None = None) -> str | None:
+        self.advance()
+        if self.keep_power:
+            return "other"
+        self.relay_commanded_open = True
+        self._set_relay(True)
+        if restore_after_ms is not None:
+            self.restore_at = self.t_ms + restore_after_ms
+        return None
+
+    def command_close(self) -> str | None:
+        self.advance()
+        self.relay_commanded_open = False
+        self._set_relay(False)
+        return None
+
+    def command_allow_closing(self) -> str | None:
+        self.advance()
+        self.relay_commanded_open = False
+        if self.relay_open:
+            self.closing_allowed = True
+            if self.env.config.button == "immediate":
+                self._set_relay(False)
+        return None
+
+    def command_alarm(self, on: bool) -> str | None:
+        self.advance()
+        self.alarm = on
+        return None
+
+    def command_keep_power(self, on: bool) -> str | None:
+        self.advance()
+        self.keep_power = on
+        if not on and self.billing and not self.relay_open and self.balance_micro <= -self.overdraft_micro:
+            self._set_relay(True)
+            self.self_tripped = True
+        return None
+
+    # ---------------------------------------------------------------------------------------- recharge
+
+    def recharge(self, order: RechargeOrder) -> RechargeOutcome:
+        """Apply a verified recharge through the meter's ledger (count previous + 1, hoarding limit)."""
+        self.advance()
+        self.ledger.balance = Decimal(self.balance_micro) / MICRO
+        outcome = self.ledger.apply(order)
+        if outcome is RechargeOutcome.APPLIED:
+            self.balance_micro += money_micro(order.amount)
+            if self.self_tripped and self.relay_open and self.balance_micro > self.close_threshold_micro:
+                self.closing_allowed = True
+                if self.env.config.button == "immediate":
+                    self._set_relay(False)
+        return outcome
+
+    # ----------------------------------------------------------------------------------------------- log
+
+    def record(self, exchange: Exchange) -> None:
+        if self.log.maxlen:
+            self.log.append(exchange)
+
+    @property
+    def last_exchange(self) -> Exchange | None:
+        return self.log[-1] if self.log else None
+
+    def now(self) -> datetime:
+        return from_ms(self.env.clock.now_ms())
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.address} {self.model.code}>"
+
+
+# ==================================================================================================== Modbus
+
+# Modbus exception codes the meter answers with.
+ILLEGAL_FUNCTION, ILLEGAL_ADDRESS, ILLEGAL_VALUE = 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A meter's answer to one request: the reply bytes and what they said (for the log)."""
+
+    reply: bytes | None
+    said: Mapping[str, object]
+    error: tuple[str, ...] = ()
+    reply_obj: object = None  # the typed reply, for re-encoding under another address (faults)
+
+
+class ModbusMeter(SimMeter):
+    """A Modbus-RTU meter answering PDUs from its model's register map (``codecs.modbus``).
+
+    FC3/FC4 reads are answered from the register image of the truth (unmapped registers inside the model's
+    register space read as 0, reads outside it are exception 02); FC6/FC16 writes that match one of the
+    model's command writes (``command_for_write``) execute the command; any other write is exception 02
+    (no such writable register) or 03 (a command register written with values that are no command).
+    """
+
+    protocol_name = "modbus"
+
+    def __init__(self, config: MeterConfig, model: MeterModel, env: MeterEnv):
+        from ..codecs import modbus
+
+        super().__init__(config, model, env)
+        self._modbus = modbus
+        self.unit_id = int(config.address)
+        modbus.validate_register_map(model)
+        if modbus.circuit_count(model) != 1:
+            raise ConfigError(f"model {model.code}: multi-circuit Modbus meters are not simulated")
+        # Register space per table: up to the end of the last mapped field or write, rounded up to 0x100.
+        ends: dict[str, int] = {}
+        for f in model.registers:
+            ends[f.table] = max(ends.get(f.table, 0), f.address + f.count)
+        for _, write in model.writes:
+            ends["holding"] = max(ends.get("holding", 0), write.address + len(write.values))
+        self.space = {table: -(-end // 0x100) * 0x100 for table, end in ends.items()}
+        self.command_addresses = frozenset(
+            a for _, w in model.writes for a in range(w.address, w.address + len(w.values))
+        )
+        fields = {f.name for f in model.registers}
+        self.extra_values = {
+            name: value
+            for name, value in (
+                ("model_code", int(model.option("model_code", "0") or 0)),
+                ("ct_ratio", self.ct_ratio),
+            )
+            if name in fields
+        }
+
+    def values(self) -> dict[str, object]:
+        values = self.reading()
+        values["balance"] = max(self.balance, Decimal(0))  # unsigned register
+        values["purchase_count"] = self.purchase_count
+        values.update(self.extra_values)
+        return values
+
+    def image(self) -> dict[str, dict[int, int]]:
+        """{table: {address: word}} of the truth now (registers truncate to their resolution)."""
+        return self._modbus.encode_tables(self.model, self.values(), self.ct_ratio, exact=False)
+
+    def handle_pdu(self, pdu: bytes) -> tuple[bytes, Mapping[str, object], tuple[str, ...]]:
+        """(reply PDU, values said, error names) for one request PDU."""
+        if not pdu:
+            return self._exception(0, ILLEGAL_FUNCTION)
+        fc = pdu[0]
+        if fc in (3, 4):
+            if len(pdu) != 5:
+                return self._exception(fc, ILLEGAL_VALUE)
+            address = int.from_bytes(pdu[1:3], "big")
+            count = int.from_bytes(pdu[3:5], "big")
+            table = "holding" if fc == 3 else "input"
+            if not 1 <= count <= 125:
+                return self._exception(fc, ILLEGAL_VALUE)
+            if address + count > self.space.get(table, 0):
+                return self._exception(fc, ILLEGAL_ADDRESS)
+            image = self.image().get(table, {})
+            words = [image.get(a, 0) for a in range(address, address + count)]
+            said = self._said(table, address, words)
+            data = b"".join(w.to_bytes(2, "big") for w in words)
+            return bytes((fc, 2 * count)) + data, said, ()
+        if fc == 6:
+            if len(pdu) != 5:
+                return self._exception(fc, ILLEGAL_VALUE)
+            address = int.from_bytes(pdu[1:3], "big")
+            error = self._write(address, (int.from_bytes(pdu[3:5], "big"),))
+            return self._exception(fc, error) if error else (bytes(pdu), {}, ())
+        if fc == 16:
+            if len(pdu) < 6:
+                return self._exception(fc, ILLEGAL_VALUE)
+            address = int.from_bytes(pdu[1:3], "big")
+            count = int.from_bytes(pdu[3:5], "big")
+            if not 1 <= count <= 123 or pdu[5] != 2 * count or len(pdu) != 6 + 2 * count:
+                return self._exception(fc, ILLEGAL_VALUE)
+            values = tuple(int.from_bytes(pdu[6 + 2 * i : 8 + 2 * i], "big") for i in range(count))
+            error = self._write(address, values)
+            return self._exception(fc, error) if error else (bytes(pdu[:5]), {}, ())
+        return self._exception(fc, ILLEGAL_FUNCTION)
+
+    def _said(self, table: str, address: int, words: list[int]) -> dict[str, object]:
+        modbus = self._modbus
+        block = modbus.ReadBlock(table, address, len(words))
+        names = [
+            f.name
+            for f in self.model.registers
+            if f.table == table and address <= f.address and f.address + f.count <= block.end
+        ]
+        return modbus.decode(self.model, {block: words}, self.ct_ratio, names=names)
+
+    def _write(self, address: int, values: tuple[int, ...]) -> int:
+        found = self._modbus.command_for_write(self.model, address, values)
+        if found is None:
+            return ILLEGAL_VALUE if address in self.command_addresses else ILLEGAL_ADDRESS
+        error = MODBUS_COMMANDS[found[0]](self)
+        return ILLEGAL_VALUE if error else 0
+
+    @staticmethod
+    def _exception(fc: int, code: int) -> tuple[bytes, Mapping[str, object], tuple[str, ...]]:
+        return bytes(((fc | 0x80) & 0xFF, code)), {}, (MODBUS_EXCEPTION_NAMES[code],)
+
+
+MODBUS_EXCEPTION_NAMES = {
+    ILLEGAL_FUNCTION: "illegal_function",
+    ILLEGAL_ADDRESS: "illegal_data_address",
+    ILLEGAL_VALUE: "illegal_data_value",
+}
+
+# Command kind -> what the meter does (returns an error name or None). Keep-power refuses a trip; a Modbus
+# meter then answers exception 03, the only refusal Modbus has.
+MODBUS_COMMANDS = {
+    "trip": SimMeter.command_trip,
+    "close": SimMeter.command_close,
+    "keep_power_on": lambda m: m.command_keep_power(True),
+    "keep_power_off": lambda m: m.command_keep_power(False),
+    "valve_open": lambda m: m.set_valve(Valve.OPEN),
+    "valve_close": lambda m: m.set_valve(Valve.CLOSED),
+}

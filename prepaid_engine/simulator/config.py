@@ -517,6 +517,20 @@ def _datetime(value) -> datetime:
     return result
 
 
+def config_from_overrides(config: SiteConfig, **overrides) -> SiteConfig:
+    """``config`` with the given settings replaced; ``None`` values leave a setting alone. ``start`` may be
+    ISO 8601 text and ``master_key`` hex text (as the CLI passes them)."""
+    changes = {name: value for name, value in overrides.items() if value is not None}
+    if isinstance(changes.get("start"), str):
+        changes["start"] = _datetime(changes["start"])
+    if isinstance(changes.get("master_key"), str):
+        changes["master_key"] = parse_master_key(changes["master_key"])
+    unknown = set(changes) - {f.name for f in dataclasses.fields(SiteConfig)}
+    if unknown:
+        raise ConfigError(f"unknown site settings: {sorted(unknown)}")
+    return replace(config, **changes)
+
+
 def parse_master_key(text: str) -> bytes:
     try:
         key = bytes.fromhex(text)

@@ -39,6 +39,8 @@ DeframerFactory = Callable[[], Deframer]
 
 def frame_bytes(frame: Any) -> bytes:
     """The wire bytes of a decoded frame, for the trace (codecs keep them as ``raw``; else re-encode)."""
+    if isinstance(frame, bytes | bytearray):
+        return bytes(frame)
     raw = getattr(frame, "raw", None)
     if isinstance(raw, bytes | bytearray):
         return bytes(raw)

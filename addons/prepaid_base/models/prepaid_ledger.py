@@ -1,0 +1,104 @@
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import create_index
+
+from .prepaid_account import LEDGER_POST
+from .prepaid_tariff import UTILITY_SELECTION
+
+LEDGER_KINDS = [
+    ("topup", "Top-up"),
+    ("consumption", "Consumption"),
+    ("fee", "Fee"),
+    ("apportionment", "Apportionment"),
+    ("reversal", "Reversal"),
+    ("refund", "Refund"),
+    ("adjustment", "Adjustment"),
+    ("opening", "Opening Balance"),
+]
+
+
+class PrepaidLedger(models.Model):
+    """One movement of a prepaid balance. Append-only: lines are created only by
+    ``prepaid.account._post_ledger`` and never changed or deleted (corrections are new lines)."""
+
+    _name = "prepaid.ledger"
+    _description = "Prepaid Ledger Line"
+    _order = "date desc, id desc"
+    _rec_name = "idempotency_key"
+    _allow_sudo_commands = False
+
+    account_id = fields.Many2one(
+        "prepaid.account", string="Account", required=True, index=True, ondelete="restrict", readonly=True
+    )
+    partner_id = fields.Many2one(related="account_id.partner_id", store=True, string="Tenant")
+    company_id = fields.Many2one(related="account_id.company_id", store=True, index=True)
+    currency_id = fields.Many2one(related="account_id.currency_id", store=True, string="Currency")
+    date = fields.Datetime(required=True, index=True, readonly=True, default=fields.Datetime.now)
+    kind = fields.Selection(LEDGER_KINDS, required=True, readonly=True, index=True)
+    amount = fields.Monetary(
+        required=True, readonly=True, aggregator="sum", help="Credits are positive, deductions negative."
+    )
+    balance_after = fields.Monetary(string="Balance After", readonly=True, aggregator=None)
+    idempotency_key = fields.Char(
+        required=True,
+        readonly=True,
+        help="Unique key of the event this line books: posting the same event twice books it once.",
+    )
+    period = fields.Integer(string="Ledger Period", readonly=True, aggregator=None)
+    description = fields.Char(readonly=True)
+    utility = fields.Selection(UTILITY_SELECTION, readonly=True)
+    res_model = fields.Char(string="Source Model", readonly=True)
+    res_id = fields.Many2oneReference(string="Source ID", model_field="res_model", readonly=True)
+    source_ref = fields.Reference(
+        selection="_selection_source_model", string="Source Document", compute="_compute_source_ref"
+    )
+
+    _sql_constraints = [
+        (
+            "idempotency_key_uniq",
+            "UNIQUE(idempotency_key)",
+            "This event is already booked in a prepaid ledger (same idempotency key).",
+        ),
+        ("amount_not_zero", "CHECK(amount <> 0)", "A ledger line cannot have a zero amount."),
+    ]
+
+    def init(self):
+        super().init()
+        # "Latest lines of an account" (account form, statements, portal) reads this index in order.
+        create_index(
+            self.env.cr,
+            indexname="prepaid_ledger_account_date_idx",
+            tablename=self._table,
+            expressions=["account_id", "date DESC", "id DESC"],
+        )
+
+    @api.model
+    def _selection_source_model(self):
+        return [(model.model, model.name) for model in self.env["ir.model"].sudo().search([])]
+
+    @api.depends("res_model", "res_id")
+    def _compute_source_ref(self):
+        for line in self:
+            if line.res_model and line.res_id and line.res_model in self.env:
+                line.source_ref = f"{line.res_model},{line.res_id}"
+            else:
+                line.source_ref = False
+
+    @api.depends("account_id", "kind", "date")
+    def _compute_display_name(self):
+        kinds = dict(self._fields["kind"]._description_selection(self.env))
+        for line in self:
+            line.display_name = f"{line.account_id.name} {kinds.get(line.kind, '')} {line.idempotency_key}"
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        if not self.env.context.get(LEDGER_POST):
+            raise UserError(self.env._("Ledger lines are posted through the prepaid account, not created."))
+        return super().create(vals_list)
+
+    def write(self, vals):
+        raise UserError(self.env._("Ledger lines cannot be changed: post a correcting line instead."))
+
+    @api.ondelete(at_uninstall=True)
+    def _unlink_never(self):
+        raise UserError(self.env._("Ledger lines cannot be deleted: post a correcting line instead."))

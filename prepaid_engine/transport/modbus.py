@@ -38,6 +38,9 @@ MODBUS_EXCEPTIONS: dict[int, str] = {
     0x0B: "gateway_target_no_response",
 }
 
+# Exceptions a Modbus-TCP gateway answers on behalf of the meter behind it: link trouble, not the meter's.
+GATEWAY_EXCEPTIONS: dict[int, type[LinkError]] = {0x0A: LinkError, 0x0B: LinkTimeout}
+
 _READS = {"holding": "read_holding_registers", "input": "read_input_registers"}
 
 # pymodbus closes the connection after this many unanswered requests in a row unless told otherwise; a bus
@@ -129,6 +132,8 @@ class _ModbusLinkBase:
             if response.isError():
                 code = int(getattr(response, "exception_code", 0) or 0)
                 name = MODBUS_EXCEPTIONS.get(code, f"exception_{code:02x}")
+                if code in GATEWAY_EXCEPTIONS:  # the gateway speaks for a meter that did not answer
+                    raise GATEWAY_EXCEPTIONS[code](f"{self.describe()}: {what}: gateway says {name}")
                 raise MeterError(f"{what}: Modbus exception {code:#04x} {name}", code=code, names=(name,))
             return response
 

@@ -20,8 +20,16 @@ import serial
 from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient
 
+from ..errors import LinkError
 from .base import DeframerFactory, FramedLink, TraceFn, _LinkProtocol, frame_bytes
 from .modbus import _ModbusLinkBase
+
+try:
+    import termios
+
+    _TERMIOS_ERRORS: tuple[type[BaseException], ...] = (termios.error,)
+except ImportError:  # not POSIX
+    _TERMIOS_ERRORS = ()
 
 
 class _SerialTransport(asyncio.Transport):
@@ -142,12 +150,16 @@ class SerialLink(FramedLink):
         return f"serial port {self.device}"
 
     async def _open(self) -> None:
-        port = serial.serial_for_url(
-            self.device, baudrate=self.baud, bytesize=8, parity=self.parity, stopbits=1, timeout=0
-        )
-        port.write_timeout = 0
-        with contextlib.suppress(serial.SerialException, OSError, AttributeError):
+        # reads never block (timeout=0); writes may (a frame is a few dozen bytes, the driver buffers them)
+        try:
+            port = serial.serial_for_url(
+                self.device, baudrate=self.baud, bytesize=8, parity=self.parity, stopbits=1, timeout=0
+            )
             port.reset_input_buffer()
+        except (ValueError, *_TERMIOS_ERRORS) as exc:  # settings the port refuses (e.g. parity on a pty)
+            raise LinkError(
+                f"{self.describe()}: cannot open with {self.baud} baud, parity {self.parity}: {exc}"
+            ) from exc
         _SerialTransport(port, self._protocol_factory(), self.poll_interval)
 
 

@@ -1,0 +1,374 @@
+import logging
+from datetime import UTC, timedelta
+from decimal import Decimal
+
+from odoo import api, fields, models
+from odoo.exceptions import UserError
+from odoo.tools import SQL
+
+from prepaid_engine.errors import EngineError
+from prepaid_engine.types import CommandKind, CommandStatus, MeterCommand
+
+_logger = logging.getLogger(__name__)
+
+KIND_SELECTION = [
+    (str(CommandKind.TRIP), "Trip"),
+    (str(CommandKind.CLOSE), "Close"),
+    (str(CommandKind.KEEP_POWER_ON), "Keep Power On"),
+    (str(CommandKind.KEEP_POWER_OFF), "Keep Power Off"),
+    (str(CommandKind.SET_PRICES), "Set Prices"),
+    (str(CommandKind.RECHARGE), "Recharge"),
+    (str(CommandKind.VALVE_OPEN), "Open Valve"),
+    (str(CommandKind.VALVE_CLOSE), "Close Valve"),
+]
+STATE_SELECTION = [
+    ("queued", "Queued"),
+    ("sent", "Sent"),
+    ("done", "Done"),
+    ("failed", "Failed"),
+    ("expired", "Expired"),
+    ("cancelled", "Cancelled"),
+]
+EXECUTOR_CRON = "prepaid_metering.ir_cron_execute_commands"
+DEFAULT_BATCH = 200
+BACKOFF_BASE = 30  # seconds before the first retry; doubles with each failed attempt
+DEFAULT_EXPIRY = timedelta(days=1)
+# A queued command of one kind is superseded (cancelled) when its opposite is queued for the same meter.
+OPPOSITE_KINDS = {
+    "trip": "close",
+    "close": "trip",
+    "keep_power_on": "keep_power_off",
+    "keep_power_off": "keep_power_on",
+    "valve_open": "valve_close",
+    "valve_close": "valve_open",
+}
+# Kinds that set a state: queuing one twice returns the queued one. Set-prices replaces the queued prices;
+# recharges are money and are told apart by their purchase count.
+STATE_KINDS = frozenset(OPPOSITE_KINDS)
+# What a done command means for the meter record when the meter reports nothing more precise.
+KIND_EFFECTS = {
+    "trip": {"supply": "off"},
+    "close": {"supply": "on"},
+    "valve_open": {"supply": "on"},
+    "valve_close": {"supply": "off"},
+    "keep_power_on": {"keep_power_state": True},
+    "keep_power_off": {"keep_power_state": False},
+}
+PRICE_FIELDS = ("price_sharp", "price_peak", "price_flat", "price_valley")
+
+
+def backoff(attempts):
+    """Delay before the next attempt after ``attempts`` failed ones: 30 s, 1 min, 2 min, 4 min, ..."""
+    return timedelta(seconds=BACKOFF_BASE * 2 ** max(attempts - 1, 0))
+
+
+def _naive(value):
+    return value.astimezone(UTC).replace(tzinfo=None, microsecond=0) if value else False
+
+
+def _aware(value):
+    return value.replace(tzinfo=UTC) if value else None
+
+
+class PrepaidMeterCommand(models.Model):
+    """One command for one meter, through one queue: relay, keep-power, valve, prices and recharges.
+
+    Lifecycle: queued -> sent -> done | failed | expired; a failed attempt goes back to queued with an
+    exponential backoff until ``max_attempts``; a command still queued at ``expires_at`` expires without being
+    sent; queued commands can be cancelled. ``_enqueue`` is the only way in; urgent commands wake the executor
+    cron at once."""
+
+    _name = "prepaid.meter.command"
+    _description = "Meter Command"
+    _order = "id desc"
+    _check_company_auto = True
+
+    name = fields.Char(required=True, readonly=True, copy=False, default=lambda self: self.env._("New"))
+    meter_id = fields.Many2one(
+        "prepaid.meter", required=True, ondelete="restrict", index=True, check_company=True
+    )
+    gateway_id = fields.Many2one(related="meter_id.gateway_id", store=True, index="btree_not_null")
+    company_id = fields.Many2one(related="meter_id.company_id", store=True, index=True)
+    kind = fields.Selection(KIND_SELECTION, required=True)
+    state = fields.Selection(STATE_SELECTION, required=True, default="queued", index=True, readonly=True)
+    reason = fields.Selection(
+        [("manual", "Manual"), ("automatic", "Automatic"), ("batch", "Batch")],
+        required=True,
+        default="manual",
+    )
+    requested_by = fields.Many2one("res.users", default=lambda self: self.env.user, readonly=True)
+    requested_at = fields.Datetime(default=fields.Datetime.now, required=True, readonly=True)
+    sent_at = fields.Datetime(readonly=True, copy=False)
+    done_at = fields.Datetime(readonly=True, copy=False)
+    attempts = fields.Integer(readonly=True, copy=False)
+    max_attempts = fields.Integer(default=5)
+    next_attempt_at = fields.Datetime(
+        readonly=True, copy=False, index="btree_not_null", help="Empty: as soon as the executor runs."
+    )
+    expires_at = fields.Datetime(help="A command still queued at this time expires without being sent.")
+    urgent = fields.Boolean(help="Urgent commands wake the executor at once and go first.")
+    currency_id = fields.Many2one(related="company_id.currency_id")
+    amount = fields.Monetary(help="Recharge: the money credited to the meter.")
+    purchase_count = fields.Integer(help="Recharge: the purchase count this recharge carries (previous + 1).")
+    price_sharp = fields.Float(digits=(16, 4))
+    price_peak = fields.Float(digits=(16, 4))
+    price_flat = fields.Float(digits=(16, 4))
+    price_valley = fields.Float(digits=(16, 4))
+    message = fields.Char(readonly=True, copy=False, help="Last result from the meter.")
+    confirmed = fields.Boolean(readonly=True, copy=False, help="The new state was read back from the meter.")
+    res_model = fields.Char(string="Origin Model", readonly=True)
+    res_id = fields.Many2oneReference(string="Origin Record", model_field="res_model", readonly=True)
+    origin = fields.Char(help="What asked for this command (document, rule, batch).")
+
+    _sql_constraints = [
+        ("max_attempts_positive", "CHECK(max_attempts > 0)", "A command needs at least one attempt."),
+    ]
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        now = fields.Datetime.now()
+        sequence = self.env["ir.sequence"].sudo()
+        for vals in vals_list:
+            if not vals.get("name") or vals["name"] == self.env._("New"):
+                vals["name"] = sequence.next_by_code("prepaid.meter.command") or "/"
+            requested_at = fields.Datetime.to_datetime(vals.get("requested_at")) or now
+            vals.setdefault("requested_at", requested_at)
+            vals.setdefault("expires_at", requested_at + DEFAULT_EXPIRY)
+        return super().create(vals_list)
+
+    # -- queue -----------------------------------------------------------------------------------------------
+    @api.model
+    @api.private
+    def _enqueue(self, vals_list, urgent=False):
+        """Queue commands (``vals_list``: ``meter_id``, ``kind``, optional values); return them in order.
+
+        A state command (trip, close, keep-power, valve) already queued for the meter is returned instead of
+        a new one, and queuing it cancels a queued opposite (a close supersedes a queued trip). A set-prices
+        command replaces the prices of the queued one. A recharge is new unless one with the same purchase
+        count is queued. With ``urgent`` the executor cron is triggered now.
+        """
+        result = self.browse()
+        for vals in vals_list:
+            vals = dict(vals, urgent=urgent or vals.get("urgent", False))
+            kind, meter_id = vals["kind"], vals["meter_id"]
+            queued = self.search([("meter_id", "=", meter_id), ("state", "=", "queued")], order="id")
+            opposite = queued.filtered(lambda c, kind=kind: c.kind == OPPOSITE_KINDS.get(kind))
+            if opposite:
+                opposite.write(
+                    {
+                        "state": "cancelled",
+                        "message": self.env._("Superseded by a newer command."),
+                        "done_at": fields.Datetime.now(),
+                    }
+                )
+            same = queued.filtered(lambda c, kind=kind: c.kind == kind)
+            if kind == "recharge":
+                same = same.filtered(lambda c, vals=vals: c.purchase_count == vals.get("purchase_count"))
+            if same:
+                command = same[:1]
+                updates = {"urgent": True} if vals["urgent"] and not command.urgent else {}
+                if kind == "set_prices":
+                    updates.update({f: vals[f] for f in PRICE_FIELDS if f in vals})
+                if updates:
+                    command.write(updates)
+            else:
+                command = self.create([vals])
+            result |= command
+        if urgent and result:
+            self.env.ref(EXECUTOR_CRON).sudo()._trigger()
+        return result
+
+    def action_cancel(self):
+        todo = self.filtered(lambda c: c.state == "queued")
+        if todo != self:
+            raise UserError(self.env._("Only queued commands can be cancelled."))
+        todo.write(
+            {
+                "state": "cancelled",
+                "done_at": fields.Datetime.now(),
+                "message": self.env._("Cancelled by %(user)s.", user=self.env.user.name),
+            }
+        )
+        return True
+
+    def action_retry(self):
+        todo = self.filtered(lambda c: c.state in ("failed", "expired"))
+        if todo != self:
+            raise UserError(self.env._("Only failed or expired commands can be retried."))
+        now = fields.Datetime.now()
+        todo.write(
+            {
+                "state": "queued",
+                "attempts": 0,
+                "next_attempt_at": False,
+                "expires_at": now + DEFAULT_EXPIRY,
+                "message": False,
+            }
+        )
+        self.env.ref(EXECUTOR_CRON).sudo()._trigger()
+        return True
+
+    # -- executor --------------------------------------------------------------------------------------------
+    @api.model
+    def _expire_queued(self, now):
+        """Queued commands past their expiry become expired, never sent."""
+        expired = self.search([("state", "=", "queued"), ("expires_at", "<=", now)])
+        expired.write(
+            {
+                "state": "expired",
+                "done_at": now,
+                "message": self.env._("Expired before it could be sent."),
+            }
+        )
+        return expired
+
+    @api.model
+    def _due_domain(self, now):
+        return [
+            ("state", "=", "queued"),
+            "|",
+            ("next_attempt_at", "=", False),
+            ("next_attempt_at", "<=", now),
+        ]
+
+    @api.model
+    def _cron_execute(self, batch=DEFAULT_BATCH):
+        """Send the due queued commands (urgent first), at most ``batch`` per call, grouped by gateway in one
+        engine call; apply the results. Rows are locked with SKIP LOCKED so concurrent executors never send
+        the same command twice."""
+        self = self.sudo()
+        now = fields.Datetime.now()
+        self._expire_queued(now)
+        self.flush_model()
+        rows = self.env.execute_query(
+            SQL(
+                """SELECT id FROM prepaid_meter_command
+                    WHERE state = 'queued' AND (next_attempt_at IS NULL OR next_attempt_at <= %s)
+                 ORDER BY urgent DESC, COALESCE(next_attempt_at, requested_at), id
+                    LIMIT %s
+                      FOR UPDATE SKIP LOCKED""",
+                now,
+                batch,
+            )
+        )
+        commands = self.browse(sorted(row[0] for row in rows))
+        if commands:
+            commands._execute()
+        remaining = self.search_count(self._due_domain(now))
+        self.env["ir.cron"]._notify_progress(done=len(commands), remaining=remaining)
+        return len(commands)
+
+    def _prepare_engine_command(self):
+        """The engine's :class:`MeterCommand` (``key`` = the record id, ``meter_key`` = the meter id)."""
+        self.ensure_one()
+        prices = tuple(Decimal(str(self[f])) for f in PRICE_FIELDS) if self.kind == "set_prices" else ()
+        return MeterCommand(
+            key=str(self.id),
+            meter_key=str(self.meter_id.id),
+            kind=CommandKind(self.kind),
+            prices=prices,
+            amount=Decimal(str(self.amount)).quantize(Decimal("0.01")) if self.kind == "recharge" else None,
+            purchase_count=self.purchase_count if self.kind == "recharge" else None,
+            valid_until=_aware(self.expires_at),
+            expires_at=_aware(self.expires_at),
+            attempts=1,
+        )
+
+    def _execute(self):
+        """Send these commands now (marks them sent, calls the engine, applies the results)."""
+        now = fields.Datetime.now()
+        for command in self:
+            command.write({"state": "sent", "sent_at": now, "attempts": command.attempts + 1})
+        unreachable = self.filtered(lambda c: not c.meter_id.gateway_id or not c.meter_id.bus_id)
+        unreachable._apply_failure(self.env._("The meter is not behind a gateway."), final=True)
+        todo = self - unreachable
+        results = {}
+        by_gateway = {}
+        for command in todo:
+            by_gateway.setdefault(command.meter_id.gateway_id, self.browse())
+            by_gateway[command.meter_id.gateway_id] |= command
+        specs, engine_commands = [], []
+        for gateway, commands in by_gateway.items():
+            try:
+                specs.append(gateway._prepare_engine_gateway(commands.meter_id))
+                engine_commands += [c._prepare_engine_command() for c in commands]
+            except EngineError as exc:
+                commands._apply_failure(str(exc), final=True)
+                todo -= commands
+        if engine_commands:
+            results = self._execute_specs(specs, engine_commands)
+        for command in todo:
+            result = results.get(str(command.id))
+            if result is None:
+                command._apply_failure(self.env._("The engine returned no result."))
+            else:
+                command._apply_result(result)
+        self._after_execute()
+
+    @api.model
+    def _execute_specs(self, specs, engine_commands):
+        """``{command key: CommandResult}`` from the engine; if the engine refuses the batch as a whole, the
+        gateways are tried one by one so that one bad gateway only fails its own commands."""
+        poller = self.env["prepaid.gateway"]._get_poller()
+        try:
+            return {r.key: r for r in poller.execute_sync(specs, engine_commands)}
+        except EngineError as exc:
+            if len(specs) == 1:
+                _logger.warning("commands on gateway %s failed: %s", specs[0].key, exc)
+                return {}
+            _logger.warning("commands on %s gateways failed as a batch (%s): one by one", len(specs), exc)
+        results = {}
+        meters_of = {spec.key: {m.key for bus in spec.buses for m in bus.meters} for spec in specs}
+        for spec in specs:
+            mine = [c for c in engine_commands if c.meter_key in meters_of[spec.key]]
+            results.update(self._execute_specs([spec], mine))
+        return results
+
+    def _apply_result(self, result):
+        """Record the engine's :class:`CommandResult` on this command and, when done, on its meter."""
+        self.ensure_one()
+        status = CommandStatus(result.status)
+        if status == CommandStatus.DONE:
+            self.write(
+                {
+                    "state": "done",
+                    "done_at": _naive(result.at) or fields.Datetime.now(),
+                    "confirmed": result.confirmed,
+                    "message": result.message,
+                }
+            )
+            meter_vals = dict(KIND_EFFECTS.get(self.kind, {}))
+            if result.supply is not None:
+                meter_vals["supply"] = str(result.supply)
+            if result.balance is not None:
+                meter_vals["meter_balance"] = float(result.balance)
+            if result.purchase_count is not None:
+                meter_vals["purchase_count"] = result.purchase_count
+            elif self.kind == "recharge" and self.purchase_count:
+                meter_vals["purchase_count"] = self.purchase_count
+            if meter_vals:
+                self.meter_id.write(meter_vals)
+        elif status == CommandStatus.EXPIRED:
+            self.write({"state": "expired", "done_at": fields.Datetime.now(), "message": result.message})
+        else:
+            self._apply_failure(result.message)
+
+    def _apply_failure(self, message, final=False):
+        """A failed attempt: back to the queue with a backoff, or failed for good after ``max_attempts``."""
+        now = fields.Datetime.now()
+        for command in self:
+            if final or command.attempts >= command.max_attempts:
+                command.write({"state": "failed", "done_at": now, "message": message})
+            else:
+                command.write(
+                    {
+                        "state": "queued",
+                        "next_attempt_at": now + backoff(command.attempts),
+                        "message": message,
+                    }
+                )
+
+    def _after_execute(self):
+        """Hook called with the commands of one executor run once their results are applied (billing
+        extends it, e.g. to settle recharges the meter confirmed)."""
+        return True

@@ -1,0 +1,215 @@
+import logging
+import secrets
+from datetime import UTC, datetime
+
+import psycopg2
+from odoo import api, fields, models
+from odoo.tools import mute_logger
+
+from prepaid_engine import push
+from prepaid_engine.errors import ConfigError, FrameError, SecurityError
+
+_logger = logging.getLogger(__name__)
+
+# Answers to the platform: (HTTP status, JSON body). Platforms retry anything but 2xx, so only forged or
+# stale requests get an error status; everything we merely cannot use is acknowledged with 200.
+FORBIDDEN = (403, {"error": "forbidden"})
+MALFORMED = (400, {"error": "malformed"})
+
+
+def _route_key():
+    return secrets.token_urlsafe(16)
+
+
+class PrepaidPlatform(models.Model):
+    """A carrier IoT platform (CTWing, OneNET) that pushes NB-IoT / 4G meter reports to our endpoint
+    ``/prepaid/push/<kind>/<route key>``. Each platform has its own secret token and route key."""
+
+    _name = "prepaid.platform"
+    _description = "IoT Platform"
+    _order = "name, id"
+    _check_company_auto = True
+
+    name = fields.Char(required=True)
+    kind = fields.Selection([("ctwing", "CTWing"), ("onenet", "OneNET")], required=True, default="ctwing")
+    token = fields.Char(
+        groups="prepaid_base.group_prepaid_manager",
+        copy=False,
+        help="CTWing: the secret the platform sends in the X-Prepaid-Token header (or the token query "
+        "parameter). OneNET: the token configured on the platform, used to check signatures.",
+    )
+    route_key = fields.Char(
+        required=True,
+        copy=False,
+        default=_route_key,
+        help="Random part of the push URL; change it to revoke the old URL.",
+    )
+    push_url = fields.Char(string="Push URL", compute="_compute_push_url")
+    company_id = fields.Many2one(
+        "res.company", required=True, index=True, default=lambda self: self.env.company
+    )
+    active = fields.Boolean(default=True)
+    allowed_skew = fields.Integer(
+        string="Allowed Clock Skew (s)",
+        default=push.DEFAULT_SKEW,
+        help="Pushes whose timestamp is further than this from our clock are refused as replays.",
+    )
+    meter_ids = fields.One2many("prepaid.meter", "platform_id", string="Meters")
+    meter_count = fields.Integer(compute="_compute_counts")
+    message_count = fields.Integer(compute="_compute_counts", string="Messages")
+
+    _sql_constraints = [
+        ("route_key_uniq", "UNIQUE(route_key)", "The route key must be unique."),
+        ("allowed_skew_positive", "CHECK(allowed_skew > 0)", "The allowed clock skew must be positive."),
+    ]
+
+    @api.depends("kind", "route_key")
+    def _compute_push_url(self):
+        base_url = self.env["ir.config_parameter"].sudo().get_param("web.base.url", "")
+        for platform in self:
+            platform.push_url = f"{base_url}/prepaid/push/{platform.kind}/{platform.route_key}"
+
+    def _compute_counts(self):
+        meters = dict(
+            self.env["prepaid.meter"]._read_group(
+                [("platform_id", "in", self.ids)], ["platform_id"], ["__count"]
+            )
+        )
+        messages = dict(
+            self.env["prepaid.push.message"]._read_group(
+                [("platform_id", "in", self.ids)], ["platform_id"], ["__count"]
+            )
+        )
+        for platform in self:
+            platform.meter_count = meters.get(platform, 0)
+            platform.message_count = messages.get(platform, 0)
+
+    def action_regenerate_route_key(self):
+        for platform in self:
+            platform.route_key = _route_key()
+        return True
+
+    def action_view_meters(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("prepaid_metering.prepaid_meter_action")
+        action["domain"] = [("platform_id", "=", self.id)]
+        action["context"] = {"default_platform_id": self.id, "default_company_id": self.company_id.id}
+        return action
+
+    def action_view_messages(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id("prepaid_metering.prepaid_push_message_action")
+        action["domain"] = [("platform_id", "=", self.id)]
+        return action
+
+    # -- push handling (called by the controller under sudo) -------------------------------------------------
+    @api.model
+    @api.private
+    def _get_by_route(self, kind, route_key):
+        """The active platform of ``kind`` behind ``route_key`` (sudo, in its company), or nothing."""
+        if not route_key:
+            return self.sudo().browse()
+        platform = self.sudo().search([("kind", "=", kind), ("route_key", "=", route_key)], limit=1)
+        return platform.with_company(platform.company_id) if platform else platform
+
+    @api.private
+    def _receive_ctwing(self, token, body, now=None):
+        """A CTWing push: token check, parse, then :meth:`_receive_message`. Returns (status, JSON body)."""
+        self.ensure_one()
+        try:
+            push.check_token(self.sudo().token or "", token)
+        except SecurityError as exc:
+            _logger.warning("platform %s: CTWing push refused: %s", self.name, exc)
+            return FORBIDDEN
+        try:
+            message = push.parse_ctwing(body)
+        except FrameError as exc:
+            _logger.warning("platform %s: malformed CTWing push: %s", self.name, exc)
+            return MALFORMED
+        return self._receive_message(message, now=now)
+
+    @api.private
+    def _receive_onenet(self, body, now=None):
+        """A OneNET push: signature check and parse, then :meth:`_receive_message`."""
+        self.ensure_one()
+        try:
+            message = push.parse_onenet(body, self.sudo().token or "")
+        except SecurityError as exc:
+            _logger.warning("platform %s: OneNET push refused: %s", self.name, exc)
+            return FORBIDDEN
+        except FrameError as exc:
+            _logger.warning("platform %s: malformed OneNET push: %s", self.name, exc)
+            return MALFORMED
+        return self._receive_message(message, now=now)
+
+    @api.private
+    def _verify_onenet_url(self, msg, nonce, signature):
+        """OneNET URL verification: the text to echo, or None when the signature does not match."""
+        self.ensure_one()
+        try:
+            return push.onenet_url_check(self.sudo().token or "", msg or "", nonce or "", signature or "")
+        except SecurityError as exc:
+            _logger.warning("platform %s: OneNET URL verification refused: %s", self.name, exc)
+            return None
+
+    @api.private
+    def _receive_message(self, message, now=None):
+        """Store an authenticated :class:`~prepaid_engine.push.PushMessage`: refuse it when stale (403),
+        answer
+        a repeated message id with ``{"duplicate": true}`` and store nothing, log unknown devices, and
+        ingest the reading of a known meter like a polled one (source ``push``)."""
+        self.ensure_one()
+        now = now or datetime.now(UTC)
+        try:
+            push.check_skew(message.at, now, self.allowed_skew)
+        except SecurityError as exc:
+            _logger.warning("platform %s: push %s refused: %s", self.name, message.message_id, exc)
+            return FORBIDDEN
+        Message = self.env["prepaid.push.message"].sudo()
+        if Message.search_count([("platform_id", "=", self.id), ("message_id", "=", message.message_id)]):
+            return 200, {"duplicate": True}
+        meter = (
+            self.env["prepaid.meter"]
+            .sudo()
+            .search([("platform_id", "=", self.id), ("device_ref", "in", list(message.device_ids))], limit=1)
+        )
+        vals = Message._prepare_vals(self, message, meter)
+        try:
+            with self.env.cr.savepoint(), mute_logger("odoo.sql_db"):
+                record = Message.create([vals])
+        except psycopg2.errors.UniqueViolation:
+            # The same message arrived twice at the same time: the other request stored it.
+            return 200, {"duplicate": True}
+        if not meter:
+            _logger.info("platform %s: push from unknown device %s", self.name, ", ".join(message.device_ids))
+            record.write({"state": "unknown_device"})
+            return 200, {"unknown_device": True}
+        if message.kind != push.PushKind.DATA or not (message.payload or message.values):
+            record.write({"state": "ignored"})
+            return 200, {"ignored": True}
+        try:
+            reading = push.decode_reading(
+                message,
+                meter.model_id._get_engine_model(),
+                str(meter.id),
+                address=meter.address or "",
+                ct_ratio=meter.ct_ratio or 1,
+            )
+        except (FrameError, ConfigError) as exc:
+            record.write({"state": "error", "message": str(exc)})
+            self.env["prepaid.comm.log"].sudo().create(
+                [
+                    {
+                        "meter_id": meter.id,
+                        "direction": "error",
+                        "kind": "frame",
+                        "message": str(exc),
+                        "data_hex": message.payload.hex(" ").upper() or False,
+                        "company_id": meter.company_id.id,
+                    }
+                ]
+            )
+            return 200, {"error": "undecodable"}
+        reading_ids = self.env["prepaid.meter.reading"].sudo()._ingest([reading], "push")
+        record.write({"state": "done", "reading_id": reading_ids[0] if reading_ids else False})
+        return 200, {"stored": len(reading_ids)}

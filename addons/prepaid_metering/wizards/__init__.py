@@ -1,0 +1,1 @@
+from . import prepaid_sitemap_import

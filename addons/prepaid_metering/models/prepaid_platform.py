@@ -41,7 +41,7 @@ class PrepaidPlatform(models.Model):
     route_key = fields.Char(
         required=True,
         copy=False,
-        default=_route_key,
+        default=lambda self: _route_key(),
         help="Random part of the push URL; change it to revoke the old URL.",
     )
     push_url = fields.Char(string="Push URL", compute="_compute_push_url")

@@ -1,0 +1,164 @@
+from datetime import timedelta
+
+from odoo import fields
+from odoo.exceptions import ValidationError
+from odoo.tests import tagged
+from odoo.tools import mute_logger
+from psycopg2 import IntegrityError
+
+from prepaid_engine.catalog import builtin_models
+from prepaid_engine.types import MeterModel
+
+from .common import MeteringCommon
+
+
+@tagged("post_install", "-at_install")
+class TestMeterModels(MeteringCommon):
+    def test_data_records_match_the_engine_catalogue(self):
+        catalog = builtin_models()
+        records = self.env["prepaid.meter.model"].with_context(active_test=False).search([])
+        for code, model in catalog.items():
+            record = records.filtered(lambda r, code=code: r.code == code)
+            self.assertEqual(len(record), 1, code)
+            self.assertEqual(
+                record.definition.strip(),
+                model.to_json(),
+                f"{code}: regenerate data/prepaid_meter_model_data.xml from the catalogue",
+            )
+            self.assertEqual(record._get_engine_model(), model)
+            self.assertEqual((record.protocol, record.utility), (str(model.protocol), str(model.utility)))
+
+    def test_definition_must_parse_and_match_the_record(self):
+        Model = self.env["prepaid.meter.model"]
+        good = builtin_models()["modbus_generic"]
+        vals = Model._prepare_vals_from_engine(good) | {"code": "custom_generic"}
+        with self.assertRaises(ValidationError):
+            Model.create(vals)  # the definition still says modbus_generic
+        custom = MeterModel.from_dict(good.to_dict() | {"code": "custom_generic"})
+        record = Model.create(vals | {"definition": custom.to_json()})
+        self.assertEqual(record._get_engine_model(), custom)
+        with self.assertRaises(ValidationError):
+            record.definition = "{not json"
+        with self.assertRaises(ValidationError):
+            record.definition = custom.to_json().replace('"modbus"', '"cjt188"')
+        with self.assertRaises(ValidationError):
+            record.utility = "water"
+
+
+@tagged("post_install", "-at_install")
+class TestMeter(MeteringCommon):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.gateway = cls._create_gateway("m-gw", transport="transparent", buses=(("1", 1), ("2", 2)))
+        cls.bus_1, cls.bus_2 = cls.gateway.bus_ids.sorted("name")
+
+    def test_address_is_validated_by_protocol(self):
+        cases = [
+            (self.model_dlt, "000000001101", True),
+            (self.model_dlt, "1101", False),
+            (self.model_dlt, "00000000110A", False),
+            (self.model_cjt, "00000000001101", True),
+            (self.model_cjt, "000000001101", False),
+            (self.model_acrel, "1", True),
+            (self.model_acrel, "247", True),
+            (self.model_acrel, "248", False),
+            (self.model_acrel, "0", False),
+            (self.model_acrel, "3/12", True),
+            (self.model_acrel, "3/", False),
+        ]
+        for index, (model, address, valid) in enumerate(cases):
+            with self.subTest(model=model.code, address=address):
+                vals = {
+                    "name": f"m{index}",
+                    "utility": model.utility,
+                    "model_id": model.id,
+                    "address": address,
+                }
+                if valid:
+                    self.assertTrue(self.env["prepaid.meter"].create(vals))
+                else:
+                    with self.assertRaises(ValidationError):
+                        self.env["prepaid.meter"].create(vals)
+
+    def test_address_is_unique_per_bus(self):
+        self._create_meter(self.bus_1, "000000001101", self.model_dlt)
+        self._create_meter(self.bus_2, "000000001101", self.model_dlt)  # another bus: fine
+        with self.assertRaises(IntegrityError), mute_logger("odoo.sql_db"):
+            self._create_meter(self.bus_1, "000000001101", self.model_dlt)
+
+    def test_device_ref_is_unique_per_platform(self):
+        platform_1, platform_2 = self.env["prepaid.platform"].create(
+            [{"name": "P1", "kind": "ctwing"}, {"name": "P2", "kind": "onenet"}]
+        )
+        vals = {"name": "nb", "utility": "water", "model_id": self.model_cjt.id, "device_ref": "IMEI1"}
+        self.env["prepaid.meter"].create(vals | {"platform_id": platform_1.id, "address": "00000000000001"})
+        self.env["prepaid.meter"].create(vals | {"platform_id": platform_2.id, "address": "00000000000001"})
+        with self.assertRaises(IntegrityError), mute_logger("odoo.sql_db"):
+            self.env["prepaid.meter"].create(
+                vals | {"platform_id": platform_1.id, "address": "00000000000002"}
+            )
+
+    def test_gateway_follows_the_bus_and_the_account_follows_the_unit(self):
+        meter = self._create_meter(self.bus_2, "000000001102", self.model_dlt, unit_id=self.unit_101.id)
+        self.assertEqual(meter.gateway_id, self.gateway)
+        self.assertEqual(meter.account_id, self.account_101)
+        self.assertEqual(meter.building_id, self.building)
+        self.assertEqual(meter.unit, "kWh")
+        meter.unit_id = self.unit_201
+        self.assertEqual(meter.account_id, self.account_201)
+        self.assertIn(meter, self.account_201.meter_ids)
+        self.assertIn(meter, self.unit_201.meter_ids)
+
+    def test_model_must_fit_the_utility(self):
+        with self.assertRaises(ValidationError):
+            self._create_meter(self.bus_1, "00000000001101", self.model_cjt, utility="electricity")
+
+    def test_engine_spec_carries_the_record_ids(self):
+        meter = self._create_meter(self.bus_1, "000000001101", self.model_dlt, ct_ratio=5)
+        spec = self.gateway._prepare_engine_gateway()
+        self.assertEqual(spec.key, str(self.gateway.id))
+        self.assertEqual([b.key for b in spec.buses], ["1"])
+        (meter_spec,) = spec.buses[0].meters
+        self.assertEqual(meter_spec.key, str(meter.id))
+        self.assertEqual(meter_spec.ct_ratio, 5)
+        self.assertEqual(meter_spec.model, self.model_dlt._get_engine_model())
+
+    def test_manual_reading_updates_the_meter_but_not_its_online_state(self):
+        meter = self._create_meter(self.bus_1, "000000001101", self.model_dlt)
+        at = fields.Datetime.now().replace(microsecond=0) - timedelta(hours=1)
+        self.env["prepaid.meter.reading"].create({"meter_id": meter.id, "read_at": at, "total": 42.5})
+        self.assertEqual(meter.last_reading_at, at)
+        self.assertEqual(meter.last_total, 42.5)
+        self.assertFalse(meter.online)
+        older = at - timedelta(hours=1)
+        self.env["prepaid.meter.reading"].create({"meter_id": meter.id, "read_at": older, "total": 40.0})
+        self.assertEqual(meter.last_total, 42.5, "an older reading does not move the meter back")
+
+
+@tagged("post_install", "-at_install")
+class TestCommLogRetention(MeteringCommon):
+    def test_autovacuum_purges_rows_older_than_the_retention(self):
+        gateway = self._create_gateway("log-gw")
+        Log = self.env["prepaid.comm.log"]
+        now = fields.Datetime.now()
+        self.env["ir.config_parameter"].sudo().set_param("prepaid_metering.comm_log_days", "10")
+        old, recent = Log.create(
+            [
+                {
+                    "gateway_id": gateway.id,
+                    "direction": "error",
+                    "kind": "timeout",
+                    "at": now - timedelta(days=11),
+                },
+                {
+                    "gateway_id": gateway.id,
+                    "direction": "error",
+                    "kind": "timeout",
+                    "at": now - timedelta(days=9),
+                },
+            ]
+        )
+        self.assertGreaterEqual(Log._gc_comm_log(), 1)
+        self.assertFalse(old.exists())
+        self.assertTrue(recent.exists())

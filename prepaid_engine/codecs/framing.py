@@ -1,0 +1,193 @@
+"""Stream deframing shared by the DL/T 645 and CJ/T 188 codecs (sans-I/O).
+
+Both protocols frame as ``FE.. 68 <header> L DATA CS 16``: any number of ``FE`` wake-up bytes, a ``68``
+start byte, a fixed header that holds the address and ends with the length byte ``L``, ``L`` data bytes, a
+checksum (sum of every byte from the start byte through the last data byte, mod 256) and ``16``.
+A :class:`Layout` says where the fields sit; :class:`StreamDeframer` cuts a byte stream into raw frames:
+
+- bytes before a start byte (``FE`` preambles, line noise) are dropped;
+- a *candidate* is a ``68`` whose header is plausible: every address byte BCD or ``AA``, the second ``68``
+  where the layout has one, ``L`` within the layout's limit;
+- an incomplete candidate is kept until more bytes arrive, unless a complete, valid frame already sits later
+  in the buffer (then the candidate was noise and is skipped, so one false ``68`` cannot hide a reply);
+- a complete candidate without the ``16`` end byte is noise: its start byte is dropped and the scan resumes
+  one byte later;
+- a complete candidate with the ``16`` but a wrong checksum raises :class:`ChecksumError`. Only its start
+  byte is consumed, so the next call resumes inside it: a real frame hidden behind a false ``68`` is never
+  lost, and a genuinely corrupted frame costs exactly one error in practice;
+- the buffer is bounded: after :meth:`StreamDeframer.next_raw` returns ``None`` it holds less than one
+  maximal frame, and :meth:`StreamDeframer.feed` never lets it grow beyond ``max_buffer`` (the oldest bytes
+  are discarded and the next call raises a :class:`FrameError` saying how many).
+
+Nothing here raises anything but :class:`FrameError` and its subclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..errors import ChecksumError, FrameError
+
+START = 0x68
+END = 0x16
+PREAMBLE = 0xFE
+
+# A BCD byte or the AA wildcard: a 256-entry table so the header test is one C-level call per byte.
+_ADDRESS_OK = bytes(1 if (b == 0xAA or ((b >> 4) < 10 and (b & 0x0F) < 10)) else 0 for b in range(256))
+_ADDRESS_DELETE = bytes(b for b in range(256) if _ADDRESS_OK[b])
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where a framed protocol keeps its fields (indexes from the start byte)."""
+
+    name: str
+    length_at: int  # index of the L byte; DATA starts right after it
+    address_from: int  # first address byte
+    address_to: int  # one past the last address byte
+    second_start: int | None = None  # index of a second 0x68 (DL/T 645: 7), None if the layout has none
+    max_data: int = 255
+
+    @property
+    def header(self) -> int:
+        """Bytes from the start byte through L."""
+        return self.length_at + 1
+
+    @property
+    def max_frame(self) -> int:
+        return self.header + self.max_data + 2
+
+
+def frame_checksum(frame: bytes | bytearray | memoryview) -> int:
+    return sum(frame) & 0xFF
+
+
+class StreamDeframer:
+    """Cuts a byte stream into raw frames of one :class:`Layout` (see the module docstring).
+
+    ``feed(data)`` appends bytes; ``next_raw()`` returns the next complete, checksum-valid frame (start byte
+    through ``16``, preamble excluded) or ``None`` when more bytes are needed. Protocol modules wrap it to
+    return decoded frames.
+    """
+
+    __slots__ = ("_buf", "_layout", "_overflow", "max_buffer")
+
+    def __init__(self, layout: Layout, max_buffer: int = 8192):
+        if max_buffer < layout.max_frame:
+            raise FrameError(f"max_buffer {max_buffer} is below one {layout.name} frame ({layout.max_frame})")
+        self._layout = layout
+        self._buf = bytearray()
+        self._overflow = 0
+        self.max_buffer = max_buffer
+
+    @property
+    def buffered(self) -> int:
+        """How many bytes are held (an incomplete frame, or bytes not yet scanned)."""
+        return len(self._buf)
+
+    def clear(self) -> None:
+        self._buf.clear()
+        self._overflow = 0
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise FrameError(f"a deframer is fed bytes, not {type(data).__name__}")
+        if isinstance(data, memoryview):
+            data = data.tobytes()
+        buf = self._buf
+        if not buf:
+            # fast path: skip leading noise and preambles without copying them
+            start = data.find(START)
+            if start < 0:
+                return
+            buf += data[start:]
+        else:
+            buf += data
+        excess = len(buf) - self.max_buffer
+        if excess > 0:
+            del buf[:excess]
+            self._overflow += excess
+
+    def next_raw(self) -> bytes | None:
+        buf = self._buf
+        if self._overflow:
+            lost, self._overflow = self._overflow, 0
+            raise FrameError(f"{self._layout.name} deframer buffer overflow: {lost} byte(s) discarded")
+        layout = self._layout
+        header = layout.header
+        length_at = layout.length_at
+        while True:
+            i = buf.find(START)
+            if i < 0:
+                buf.clear()
+                return None
+            if i:
+                del buf[:i]
+            n = len(buf)
+            verdict = _check_header(buf, 0, n, layout)
+            if verdict < 0:  # not a candidate
+                del buf[0]
+                continue
+            if verdict == 0:  # header incomplete
+                return None
+            total = header + buf[length_at] + 2
+            if n < total:
+                later = _later_frame(buf, 1, layout)
+                if later < 0:
+                    return None
+                del buf[:later]
+                continue
+            if buf[total - 1] != END:
+                del buf[0]
+                continue
+            checksum = sum(buf[: total - 2]) & 0xFF
+            if checksum != buf[total - 2]:
+                frame = bytes(buf[:total])
+                del buf[0]
+                raise ChecksumError(
+                    f"{layout.name} checksum {frame[-2]:02x} != computed {checksum:02x} in {frame.hex(' ')}"
+                )
+            raw = bytes(buf[:total])
+            del buf[:total]
+            return raw
+
+    def __iter__(self) -> Iterator[bytes]:
+        while (raw := self.next_raw()) is not None:
+            yield raw
+
+
+def _check_header(buf: bytearray, at: int, n: int, layout: Layout) -> int:
+    """-1: the start byte at ``at`` is not a candidate; 0: header not complete yet; 1: plausible header."""
+    second = layout.second_start
+    if second is not None and at + second < n and buf[at + second] != START:
+        return -1
+    end = min(n, at + layout.address_to)
+    lo = at + layout.address_from
+    if end > lo and buf[lo:end].translate(None, _ADDRESS_DELETE):
+        return -1
+    if at + layout.length_at < n:
+        if buf[at + layout.length_at] > layout.max_data:
+            return -1
+        return 1
+    return 0
+
+
+def _later_frame(buf: bytearray, start: int, layout: Layout) -> int:
+    """Index of the first complete, valid frame at or after ``start``; -1 if there is none."""
+    n = len(buf)
+    header = layout.header
+    i = buf.find(START, start)
+    while i >= 0:
+        if n - i < header + 2:
+            return -1
+        if _check_header(buf, i, n, layout) > 0:
+            total = header + buf[i + layout.length_at] + 2
+            if (
+                i + total <= n
+                and buf[i + total - 1] == END
+                and (sum(buf[i : i + total - 2]) & 0xFF) == buf[i + total - 2]
+            ):
+                return i
+        i = buf.find(START, i + 1)
+    return -1

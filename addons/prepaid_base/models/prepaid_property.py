@@ -139,6 +139,14 @@ class PrepaidProperty(models.Model):
         ),
     ]
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            # Children inherit the time zone of their parent unless one is given explicitly.
+            if vals.get("parent_id") and "tz" not in vals:
+                vals["tz"] = False
+        return super().create(vals_list)
+
     def _default_tz(self):
         # Children inherit the time zone of their parent: only top-level records get the company's.
         if self.env.context.get("default_parent_id"):

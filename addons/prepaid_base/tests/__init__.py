@@ -1,0 +1,10 @@
+from . import (
+    test_account,
+    test_concurrency,
+    test_fee_item,
+    test_ledger,
+    test_property,
+    test_security,
+    test_tariff,
+    test_tenancy,
+)

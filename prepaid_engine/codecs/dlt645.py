@@ -132,6 +132,7 @@ __all__ = [
     "error_names",
     "meter_error",
     "parse_reply",
+    "raise_for",
     "read",
     "read_address",
     "read_follow_up",
@@ -983,7 +984,7 @@ def security_error(reply: SecurityErrorReply) -> MeterError:
     )
 
 
-def raise_for(reply: Reply) -> None:
+def raise_for(reply: object) -> None:
     """Raise the reply's :class:`MeterError` if it is an error reply."""
     if isinstance(reply, ErrorReply):
         raise meter_error(reply)
@@ -1051,7 +1052,13 @@ def recharge(
 def reply_filter(expect_address: str, function: int, di: str | None = None) -> Callable[[Frame], bool]:
     """A cheap predicate for a link's ``expect``: a reply frame from ``expect_address`` (``AA`` bytes match
     any) to ``function`` (the request's control code), for ``di`` when given (error replies always pass)."""
-    di_wire = _di_bytes(di).translate(_ADD33) if di is not None else None
+    return frame_filter(expect_address, function, _di_bytes(di) if di is not None else None)
+
+
+def frame_filter(expect_address: str, function: int, di_wire: bytes | None) -> Callable[[Frame], bool]:
+    """:func:`reply_filter` on the identifier's wire bytes (shared with DL/T 645-1997's 2-byte DIs)."""
+    scrambled = di_wire.translate(_ADD33) if di_wire is not None else None
+    end = 10 + len(di_wire) if di_wire is not None else 10
     function &= FUNCTION
 
     def expect(frame: Frame) -> bool:
@@ -1060,8 +1067,10 @@ def reply_filter(expect_address: str, function: int, di: str | None = None) -> C
             return False
         if frame.address != expect_address and not address_matches(expect_address, frame.address):
             return False
-        if di_wire is not None and not control & ABNORMAL:
-            return frame.raw[10:14] == di_wire if frame.raw else frame.data[:4] == _di_bytes(di)
+        if scrambled is not None and not control & ABNORMAL:
+            if frame.raw:
+                return frame.raw[10:end] == scrambled
+            return frame.data[: end - 10] == di_wire
         return True
 
     return expect
@@ -1083,13 +1092,27 @@ def parse_reply(
     :class:`RechargeRefused` for security errors). Returns the reply message.
     """
     message = decode(buf_or_frame, tz=tz)
-    if not isinstance(message, Reply):
+    return check_reply(message, Reply, expect_address, expect_di, function, raise_for)
+
+
+def check_reply(
+    message: object,
+    reply_type: type,
+    expect_address: str,
+    expect_di: str | None,
+    function: int | None,
+    raise_error: Callable[[object], None],
+):
+    """The checks of :func:`parse_reply` on a decoded message (shared with DL/T 645-1997)."""
+    if not isinstance(message, reply_type):
         raise UnexpectedReply(f"expected a reply, got the request {message!r}")
-    if message.address != expect_address and not address_matches(expect_address, message.address):
-        raise AddressError(f"reply from meter {message.address}, expected {expect_address}")
-    if function is not None and message.function != function & FUNCTION:
-        raise UnexpectedReply(f"reply to function {message.function:02X}, expected {function & FUNCTION:02X}")
-    raise_for(message)
+    address = message.address  # type: ignore[attr-defined]
+    if address != expect_address and not address_matches(expect_address, address):
+        raise AddressError(f"reply from meter {address}, expected {expect_address}")
+    got = message.function  # type: ignore[attr-defined]
+    if function is not None and got != function & FUNCTION:
+        raise UnexpectedReply(f"reply to function {got:02X}, expected {function & FUNCTION:02X}")
+    raise_error(message)
     if expect_di is not None:
         di = getattr(message, "di", None)
         if di is not None and di != expect_di.upper():

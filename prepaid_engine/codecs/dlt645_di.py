@@ -432,7 +432,7 @@ REMAINING_MONEY = "00900200"
 def _block_reader(item: DataItem, value: tuple, table: Mapping[str, DataItem]) -> dict[str, object]:
     values: dict[str, object] = {}
     for member_di, member_value in zip(item.members, value, strict=False):
-        values.update(_read(table[member_di], member_value, table))
+        values.update(values_of(table[member_di], member_value, table))
     return values
 
 
@@ -452,7 +452,9 @@ _SPECIAL_READERS: dict[str, Callable[[DataItem, object], dict[str, object]]] = {
 }
 
 
-def _read(item: DataItem, value, table: Mapping[str, DataItem]) -> dict[str, object]:
+def values_of(item: DataItem, value, table: Mapping[str, DataItem] = DI_TABLE) -> dict[str, object]:
+    """The reading values of an already decoded ``value`` of ``item`` (members of a block looked up in
+    ``table``)."""
     if item.kind is Kind.BLOCK:
         return _block_reader(item, value, table)
     special = _SPECIAL_READERS.get(item.di)
@@ -472,7 +474,7 @@ def reading_values(di: str, raw: bytes) -> dict[str, object]:
     fill no field return ``{}``.
     """
     item = DI_TABLE.get(di) or lookup(di)
-    return _read(item, _DECODERS[item.kind](item, raw, DI_TABLE), DI_TABLE)
+    return values_of(item, _DECODERS[item.kind](item, raw, DI_TABLE), DI_TABLE)
 
 
 def collect_reading(pairs: Iterable[tuple[str, bytes]]) -> dict[str, object]:

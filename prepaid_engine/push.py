@@ -11,7 +11,7 @@ an HTTP endpoint of ours. This module does all the byte and signature work of th
    the raw meter bytes (``APPdata``, base64 on the wire);
 3. refuse stale or future messages with :func:`check_skew` (the caller passes ``now``: no clock here);
 4. turn the meter bytes into a :class:`~prepaid_engine.types.Reading` with :func:`decode_reading`, through the
-   same codecs the poller uses (a DL/T 645 or CJ/T 188 reply frame, or Modbus register values).
+   same codecs the poller uses (DL/T 645-2007 or CJ/T 188 reply frames: :data:`PAYLOAD_DECODERS`).
 
 Everything raises the engine's own errors: :class:`~prepaid_engine.errors.SecurityError` for a bad token,
 signature or timestamp, :class:`~prepaid_engine.errors.FrameError` for a body or payload that cannot be
@@ -364,9 +364,28 @@ def _decode_dlt645(payload: bytes, model: MeterModel, address: str, ct_ratio: in
     return _ct_scaled(dlt645_di.collect_reading(pairs), ct_ratio)
 
 
+def _decode_cjt188(payload: bytes, model: MeterModel, address: str, ct_ratio: int) -> dict[str, object]:
+    """CJ/T 188 replies (a 901F flow reply, or a valve write reply) -> reading values, in the model's DI
+    byte order."""
+    from .codecs import cjt188
+
+    deframer = cjt188.Deframer()
+    deframer.feed(payload)
+    values: dict[str, object] = {}
+    for frame in deframer:
+        message = cjt188.decode(frame, di_order=model.option("di_order", "msb"))
+        _check_address(message.address, address)
+        if isinstance(message, cjt188.Reply):
+            values.update(cjt188.reading_values(message))
+    if not values:
+        raise FrameError("the pushed payload holds no CJ/T 188 reply with a reading")
+    return values
+
+
 # Protocol -> decoder of a pushed payload: (payload, model, address, ct_ratio) -> READING_FIELDS values.
 PAYLOAD_DECODERS: dict[Protocol, Callable[[bytes, MeterModel, str, int], Mapping[str, object]]] = {
     Protocol.DLT645_2007: _decode_dlt645,
+    Protocol.CJT188: _decode_cjt188,
 }
 
 
@@ -379,9 +398,11 @@ def decode_reading(
 ) -> Reading:
     """The :class:`Reading` a pushed message carries for one meter.
 
-    ``payload`` bytes are decoded by the meter model's protocol codec (a DL/T 645 or CJ/T 188 reply frame;
-    for Modbus, the register block of the model's map); platform-decoded ``values`` are taken as they are.
-    ``address``, when given, must match the address in the frame. ``read_at`` is the platform's timestamp.
+    ``payload`` bytes are decoded by the meter model's protocol (:data:`PAYLOAD_DECODERS`: DL/T 645-2007
+    read replies, CJ/T 188 replies; other protocols raise :class:`ConfigError`); platform-decoded
+    ``values`` are taken as they are. ``address``, when given, must be the address in the frames
+    (:class:`AddressError` otherwise). ``ct_ratio`` scales DL/T 645 energies, current and power to the
+    primary side, as the poller reports them. ``read_at`` is the platform's timestamp.
     """
     if message.payload:
         decoder = PAYLOAD_DECODERS.get(model.protocol)

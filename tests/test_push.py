@@ -225,6 +225,33 @@ def test_decode_dlt645_refuses_another_meter_and_a_bad_checksum():
         )
 
 
+def cjt_frame(di: bytes, status: bytes) -> bytes:
+    """A CJ/T 188 901F reply built by hand from the standard: meter 00000000001101, 123.45 m3 (BCD, least
+    significant byte first, unit 2C), settlement flow 100.00 m3, time 2026-03-02 08:00:00, status."""
+    body = (
+        bytes.fromhex("68 10 01 11 00 00 00 00 00 81 16")
+        + di
+        + bytes.fromhex("00 45 23 01 00 2C 00 00 01 00 2C 00 00 08 02 03 26 20")
+        + status
+    )
+    return b"\xfe\xfe" + body + bytes([sum(body) & 0xFF, 0x16])
+
+
+def test_decode_cjt188_flow_reply_in_the_model_di_order():
+    closed_low_battery = bytes.fromhex("05 00")
+    msb = PushMessage("onenet", PushKind.DATA, "m", ("d",), AT, cjt_frame(b"\x90\x1f", closed_low_battery))
+    reading = push.decode_reading(msb, MODELS["cjt188_water"], "7", address="00000000001101")
+    assert (reading.total, reading.supply, reading.battery_low) == (Decimal("123.45"), Supply.OFF, True)
+    assert reading.read_at == AT
+    lsb = PushMessage("onenet", PushKind.DATA, "m", ("d",), AT, cjt_frame(b"\x1f\x90", bytes(2)))
+    reading = push.decode_reading(lsb, MODELS["cjt188_water_lsb"], "7")
+    assert (reading.total, reading.supply, reading.battery_low) == (Decimal("123.45"), Supply.ON, False)
+    with pytest.raises(FrameError):  # read in the other order, the reply carries no flow
+        push.decode_reading(lsb, MODELS["cjt188_water"], "7")
+    with pytest.raises(AddressError):
+        push.decode_reading(msb, MODELS["cjt188_water"], "7", address="00000000001102")
+
+
 def test_decode_platform_values_and_refuse_bad_ones():
     message = PushMessage(
         "ctwing",

@@ -89,6 +89,14 @@ class CycleState:
 
     def __post_init__(self) -> None:
         start = self.cycle_start
+        if (
+            type(start) is datetime
+            and start.tzinfo is UTC
+            and type(self.consumed_total) is Decimal
+            and type(self.exact_charge) is Decimal
+            and type(self.consumed_by_band) is Bands
+        ):
+            return  # the shape rating itself produces: nothing to normalise
         if not isinstance(start, datetime) or start.tzinfo is not UTC:
             if not isinstance(start, datetime) or start.tzinfo is None or start.utcoffset() is None:
                 raise ConfigError(f"cycle_start must be a timezone-aware datetime, not {start!r}")

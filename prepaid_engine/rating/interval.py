@@ -285,5 +285,13 @@ def consumption(
                 f" {prev.at.isoformat()} and {curr.at.isoformat()}"
             )
         legs = [(prev, replacement.old_final), (replacement.new_initial, curr)]
-    total = _sum(_delta(a.total, b.total, rollover_at, "total register") for a, b in legs)
+    if replacement is None:
+        total = _delta(prev.total, curr.total, rollover_at, "total register")
+        if prev.band_registers() == _NO_REGISTERS == curr.band_registers():
+            return Interval(prev.at, curr.at, total)
+    else:
+        total = _sum(_delta(a.total, b.total, rollover_at, "total register") for a, b in legs)
     return Interval(prev.at, curr.at, total, _band_deltas(legs, total, rollover_at))
+
+
+_NO_REGISTERS = (None, None, None, None)

@@ -2,7 +2,7 @@ import datetime
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tools import SQL
+from odoo.tools import SQL, split_every
 
 LEVEL_SELECTION = [
     ("normal", "Normal"),
@@ -40,8 +40,27 @@ PROTECTED_FIELDS = ("balance", "period", "last_topup_date")
 FROZEN_WITH_LEDGER = ("partner_id", "company_id")
 # Context key set by the ledger API and the state buttons for their own writes.
 INTERNAL_WRITE = "prepaid_account_internal_write"
-# Context key that lets prepaid.ledger.create() through (set only by _post_ledger).
+# Context key that lets prepaid.ledger.create() through (the ledger API itself inserts in bulk).
 LEDGER_POST = "prepaid_ledger_post"
+# Vals keys of _post_ledger the API turns into columns itself (everything else is passed through).
+LEDGER_API_FIELDS = ("account_id", "kind", "amount", "idempotency_key", "date")
+# Ledger columns the API fills from the account (related fields, stored as copies).
+LEDGER_COPIED_FIELDS = ("partner_id", "company_id", "currency_id")
+# Columns whose values the API has already converted (ids, rounded amounts, naive UTC datetimes).
+RAW_COLUMNS = (
+    "account_id",
+    "partner_id",
+    "company_id",
+    "currency_id",
+    "amount",
+    "balance_after",
+    "date",
+    "period",
+)
+# Magic columns written by the bulk insert.
+LOG_COLUMNS = ("create_uid", "create_date", "write_uid", "write_date")
+# Rows per INSERT statement.
+LEDGER_INSERT_BATCH = 1000
 
 
 def _to_naive_utc(value):
@@ -51,6 +70,14 @@ def _to_naive_utc(value):
     if isinstance(value, datetime.datetime) and value.tzinfo:
         return value.astimezone(datetime.UTC).replace(tzinfo=None)
     return fields.Datetime.to_datetime(value)
+
+
+def _column_value(Ledger, field, row):
+    """The database value of ``field`` in a ledger row (None is NULL)."""
+    value = row.get(field.name)
+    if value is None or field.name in RAW_COLUMNS:
+        return value
+    return field.convert_to_column(value, Ledger, row, validate=False)
 
 
 class PrepaidAccount(models.Model):
@@ -465,6 +492,8 @@ class PrepaidAccount(models.Model):
             )
         }
 
+        # Records taken from the recordset keep its prefetch set: one query reads what the loop needs.
+        account_by_id = {account.id: account for account in accounts}
         old_balances = {aid: balance or 0.0 for aid, balance in locked.items()}
         balances = dict(old_balances)
         last_topup = {}
@@ -480,7 +509,7 @@ class PrepaidAccount(models.Model):
                     )
                 line_keys.append(key)
                 continue
-            account = accounts.browse(account_id)
+            account = account_by_id[account_id]
             if account.state == "closed":
                 raise UserError(
                     self.env._("Account %(account)s is closed: reopen it first.", account=account.name)
@@ -493,27 +522,27 @@ class PrepaidAccount(models.Model):
             date = _to_naive_utc(vals.get("date"))
             if vals["kind"] == "topup" and amount > 0:
                 last_topup[account_id] = max(last_topup.get(account_id, date), date)
-            to_create.append(
+            row = {fname: value for fname, value in vals.items() if fname not in LEDGER_API_FIELDS}
+            row.update(
                 {
                     "account_id": account_id,
+                    "partner_id": account.partner_id.id,
+                    "company_id": account.company_id.id,
+                    "currency_id": currency.id,
                     "kind": vals["kind"],
                     "amount": amount,
                     "balance_after": balances[account_id],
                     "idempotency_key": key,
                     "period": account.period,
                     "date": date,
-                    "description": vals.get("description"),
-                    "utility": vals.get("utility"),
-                    "res_model": vals.get("res_model"),
-                    "res_id": vals.get("res_id"),
                 }
             )
+            to_create.append(row)
             new_keys[key] = (None, account_id)
             line_keys.append(key)
 
-        created = Ledger.sudo().with_context(**{LEDGER_POST: True}).create(to_create)
         ids_by_key = {key: line_id for key, (line_id, _account) in existing.items()}
-        ids_by_key.update(zip(created.mapped("idempotency_key"), created.ids, strict=True))
+        ids_by_key.update(self._insert_ledger_rows(to_create))
 
         changed_ids = [aid for aid in account_ids if balances[aid] != old_balances[aid] or aid in last_topup]
         if changed_ids:
@@ -542,6 +571,54 @@ class PrepaidAccount(models.Model):
             changed.modified(["balance", "last_topup_date"])
             changed._on_balance_changed({aid: old_balances[aid] for aid in changed_ids})
         return Ledger.browse(list(dict.fromkeys(ids_by_key[key] for key in line_keys)))
+
+    @api.model
+    def _insert_ledger_rows(self, rows):
+        """Insert prepared ledger rows in bulk (the hot path of settlement); return ``{key: line id}``.
+
+        Every key of a row must be a stored, non-computed field of ``prepaid.ledger`` (modules that add
+        fields to the ledger, such as a meter, pass them in the vals given to :meth:`_post_ledger`).
+        """
+        if not rows:
+            return {}
+        Ledger = self.env["prepaid.ledger"]
+        fnames = sorted({fname for row in rows for fname in row})
+        unknown = [
+            fname
+            for fname in fnames
+            if fname not in Ledger._fields
+            or not Ledger._fields[fname].column_type
+            or (Ledger._fields[fname].compute and fname not in LEDGER_COPIED_FIELDS)
+        ]
+        if unknown:
+            raise ValidationError(
+                self.env._("Ledger lines have no field(s) %(fields)s.", fields=", ".join(unknown))
+            )
+        fields_ = [Ledger._fields[fname] for fname in fnames]
+        columns = SQL(", ").join(SQL.identifier(fname) for fname in [*fnames, *LOG_COLUMNS])
+        log_values = (self.env.uid, self.env.cr.now(), self.env.uid, self.env.cr.now())
+        ids_by_key = {}
+        for batch in split_every(LEDGER_INSERT_BATCH, rows):
+            values = SQL(", ").join(
+                SQL("%s", (*(_column_value(Ledger, field, row) for field in fields_), *log_values))
+                for row in batch
+            )
+            ids_by_key.update(
+                self.env.execute_query(
+                    SQL(
+                        "INSERT INTO prepaid_ledger (%s) VALUES %s RETURNING idempotency_key, id",
+                        columns,
+                        values,
+                    )
+                )
+            )
+        # Tell the ORM, as create() would: caches of the accounts' ledger and fields depending on it. The
+        # copies of the account's fields were written with the rows: nothing to recompute there.
+        lines = Ledger.browse(ids_by_key.values())
+        lines.modified(fnames, create=True)
+        for fname in LEDGER_COPIED_FIELDS:
+            self.env.remove_to_compute(Ledger._fields[fname], lines)
+        return ids_by_key
 
     @api.private
     def _on_balance_changed(self, old_balances):

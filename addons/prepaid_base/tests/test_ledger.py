@@ -76,6 +76,34 @@ class TestLedgerPosting(PrepaidCommon):
         self.assertEqual(consumption.company_id, self.company)
         self.assertEqual(consumption.currency_id, self.currency)
 
+    def test_a_large_batch_spanning_several_inserts_posts_every_line_once(self):
+        vals_list = [
+            {
+                "account_id": account.id,
+                "kind": "consumption",
+                "amount": -0.01 * (1 + n % 7),
+                "idempotency_key": f"bulk:{account.id}:{n}",
+            }
+            for n in range(650)
+            for account in (self.account_a101, self.account_b101)
+        ]
+        lines = self.env["prepaid.account"]._post_ledger(vals_list)
+        self.assertEqual(lines.mapped("idempotency_key"), [vals["idempotency_key"] for vals in vals_list])
+        for account in self.account_a101 | self.account_b101:
+            own = lines.filtered(lambda line, account=account: line.account_id == account)
+            self.assertEqual(len(own), 650)
+            self.assertAlmostEqual(own[-1].balance_after, self._ledger_sum(account), places=2)
+            self.assertAlmostEqual(self._db_value(account, "balance"), self._ledger_sum(account), places=2)
+            self.assertEqual(account.ledger_count, 650)
+        again = self.env["prepaid.account"]._post_ledger(vals_list)
+        self.assertEqual(again, lines)
+
+    def test_extra_vals_must_be_ledger_fields_and_api_fields_cannot_be_forced(self):
+        with self.assertRaises(ValidationError):
+            self._post(self.account_a101, 5.0, "extra1", meter_serial="X-1")
+        line = self._post(self.account_a101, 5.0, "extra2", balance_after=999.0, period=7)
+        self.assertEqual((line.balance_after, line.period), (5.0, 1))
+
     def test_amounts_are_rounded_with_the_currency(self):
         line = self._post(self.account_a101, Decimal("10.005"), "r1")
         self.assertEqual(line.amount, 10.01)

@@ -95,7 +95,6 @@ class PrepaidMeter(models.Model):
     )
     bus_id = fields.Many2one(
         "prepaid.gateway.bus",
-        string="Bus",
         domain="[('gateway_id', '=', gateway_id)]",
         index="btree_not_null",
         check_company=True,
@@ -113,7 +112,6 @@ class PrepaidMeter(models.Model):
     unit = fields.Char(string="Unit of Measure", compute="_compute_unit")
     unit_id = fields.Many2one(
         "prepaid.property",
-        string="Unit",
         domain="[('kind', '=', 'unit')]",
         index="btree_not_null",
         check_company=True,
@@ -233,11 +231,9 @@ class PrepaidMeter(models.Model):
                 [("unit_ids", "in", units.ids), ("state", "in", ("open", "suspended"))], order="id desc"
             )
         for meter in self:
-            if not meter.unit_id:
-                continue
-            account = accounts.filtered(lambda a, unit=meter.unit_id: unit in a.unit_ids)[:1]
-            if account:
-                meter.account_id = account
+            if meter.unit_id:
+                # The unit's live account; none when the unit has none (a meter never bills another unit).
+                meter.account_id = accounts.filtered(lambda a, unit=meter.unit_id: unit in a.unit_ids)[:1]
 
     def _compute_counts(self):
         def count(model, field):

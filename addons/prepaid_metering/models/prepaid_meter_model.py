@@ -1,6 +1,7 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
+from prepaid_engine.catalog import validate_model
 from prepaid_engine.errors import ConfigError
 from prepaid_engine.types import MeterModel, Protocol, Utility
 
@@ -49,7 +50,7 @@ class PrepaidMeterModel(models.Model):
     def _check_definition(self):
         for model in self:
             try:
-                engine_model = MeterModel.from_json(model.definition or "")
+                engine_model = validate_model(MeterModel.from_json(model.definition or ""))
             except ConfigError as exc:
                 raise ValidationError(
                     self.env._(

@@ -52,7 +52,7 @@ class PrepaidMeterReading(models.Model):
     _log_access = False
 
     meter_id = fields.Many2one("prepaid.meter", required=True, ondelete="cascade", index=False)
-    read_at = fields.Datetime(string="Read At", required=True, help="When the meter was read (UTC).")
+    read_at = fields.Datetime(required=True, help="When the meter was read (UTC).")
     ingested_at = fields.Datetime(string="Stored At", default=fields.Datetime.now, readonly=True)
     total = fields.Float(string="Index", digits=(16, 3), aggregator="max")
     sharp = fields.Float(digits=(16, 3), aggregator="max")
@@ -78,13 +78,14 @@ class PrepaidMeterReading(models.Model):
     ]
 
     def init(self):
-        super().init()
+        res = super().init()
         create_index(
             self.env.cr,
             "prepaid_meter_reading_meter_read_at_desc_idx",
             self._table,
             ["meter_id", "read_at DESC"],
         )
+        return res
 
     @api.model_create_multi
     def create(self, vals_list):

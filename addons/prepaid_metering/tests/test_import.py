@@ -1,7 +1,9 @@
 import base64
 
+import openpyxl
 from odoo.exceptions import UserError
-from odoo.tests import tagged
+from odoo.tests import new_test_user, tagged
+from odoo.tools.misc import file_path
 
 from prepaid_engine.catalog import builtin_models
 from prepaid_engine.simulator import default_site
@@ -143,6 +145,45 @@ class TestSiteMapImport(MeteringCommon):
         meter = self.env["prepaid.meter"].search([("gateway_id.code", "=", "g-generic")])
         self.assertEqual(meter.model_id, model)
         self.assertIn("modbus_generic", wizard.summary)
+
+    def test_the_shipped_spreadsheet_template_loads(self):
+        self._wizard().action_import()
+        manager = new_test_user(
+            self.env,
+            "import_mgr",
+            groups="prepaid_base.group_prepaid_manager",
+            company_id=self.company.id,
+            company_ids=self.company.ids,
+        )
+        Meter = (
+            self.env["prepaid.meter"].with_user(manager).with_context(allowed_company_ids=self.company.ids)
+        )
+        (template,) = Meter.get_import_templates()
+        path = file_path(template["template"].lstrip("/"))
+        sheet = openpyxl.load_workbook(path).active
+        rows = [[("" if v is None else str(v)) for v in row] for row in sheet.iter_rows(values_only=True)]
+        header, data = rows[0], rows[1:]
+        # The template's meters exist already (imported above): move them to new addresses to create new ones.
+        data = [[*row[:3], row[3][:-1] + "9", *row[4:]] for row in data]
+        result = Meter.with_context(import_file=True).load(header, data)
+        self.assertFalse(result["messages"], result["messages"])
+        created = Meter.browse(result["ids"])
+        self.assertEqual(len(created), 3)
+        a101 = self.units.filtered(lambda u: u.code == "A-101")
+        electricity = created.filtered(lambda m: m.utility == "electricity" and m.unit_id)
+        self.assertRecordValues(
+            electricity,
+            [
+                {
+                    "model_id": self.model_dlt.id,
+                    "unit_id": a101.id,
+                    "account_id": False,
+                    "company_id": self.company.id,
+                }
+            ],
+        )
+        self.assertEqual(electricity.bus_id.display_name, "sim-tg-1 / 1")
+        self.assertEqual(created.filtered(lambda m: m.utility == "water").bus_id.display_name, "sim-tg-1 / 2")
 
     def test_invalid_site_map_is_refused(self):
         wizard = self.env["prepaid.sitemap.import"].create(

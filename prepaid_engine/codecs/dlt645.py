@@ -281,6 +281,10 @@ class Deframer:
     def buffered(self) -> int:
         return self._stream.buffered
 
+    @property
+    def max_buffer(self) -> int:
+        return self._stream.max_buffer
+
     def clear(self) -> None:
         self._stream.clear()
 

@@ -71,12 +71,13 @@ class StreamDeframer:
     return decoded frames.
     """
 
-    __slots__ = ("_buf", "_layout", "_overflow", "max_buffer")
+    __slots__ = ("_buf", "_header", "_layout", "_overflow", "max_buffer")
 
     def __init__(self, layout: Layout, max_buffer: int = 8192):
         if max_buffer < layout.max_frame:
             raise FrameError(f"max_buffer {max_buffer} is below one {layout.name} frame ({layout.max_frame})")
         self._layout = layout
+        self._header = layout.length_at + 1
         self._buf = bytearray()
         self._overflow = 0
         self.max_buffer = max_buffer
@@ -115,8 +116,8 @@ class StreamDeframer:
             lost, self._overflow = self._overflow, 0
             raise FrameError(f"{self._layout.name} deframer buffer overflow: {lost} byte(s) discarded")
         layout = self._layout
-        header = layout.header
-        length_at = layout.length_at
+        header = self._header
+        length_at = header - 1
         while True:
             i = buf.find(START)
             if i < 0:

@@ -278,6 +278,10 @@ class Poller:
         self._adapters = dict(adapters or {})
         self._plans: dict[MeterSpec, tuple[Any, ReadPlan]] = {}
 
+    async def _sleep(self, seconds: float) -> None:
+        """Command backoff and confirmation delays (one place, so tests can see the schedule)."""
+        await asyncio.sleep(seconds)
+
     def _adapter(self, protocol: str) -> MeterAdapter:
         adapter = self._adapters.get(protocol)
         return adapter if adapter is not None else adapter_for(protocol)
@@ -517,13 +521,14 @@ class Poller:
                     and self._clock() + timedelta(seconds=delay) >= command.expires_at
                 ):
                     return _Outcome(CommandStatus.EXPIRED, False, attempts, f"expired; last attempt: {last}")
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
             if self._expired(command):
                 return _Outcome(CommandStatus.EXPIRED, False, attempts, f"expired; last attempt: {last}")
             attempts += 1
             duplicate = False
             try:
-                await self._step(run, link, plan.action, timeout, 1)
+                for action in plan.actions:
+                    await self._step(run, link, action, timeout, 1)
             except MeterError as exc:
                 if not _duplicate_is_success(plan, exc):
                     return _Outcome(CommandStatus.FAILED, False, attempts, f"meter refused: {_describe(exc)}")
@@ -540,7 +545,7 @@ class Poller:
             if plan.confirm is None:
                 return _Outcome(CommandStatus.DONE, False, attempts, f"{acked}; this model has no read-back")
             if self.confirm_delay:
-                await asyncio.sleep(self.confirm_delay)
+                await self._sleep(self.confirm_delay)
             try:
                 values = await self._read_values(run, link, plan.confirm, timeout, tries)
             except EngineError as exc:

@@ -117,19 +117,19 @@ class ToyAdapter:
         confirm = self.read_plan(meter)
         if command.kind is CommandKind.TRIP:
             return CommandPlan(
-                command.kind, action, confirm, lambda v: v.get("supply") is Supply.OFF, "supply off"
+                command.kind, (action,), confirm, lambda v: v.get("supply") is Supply.OFF, "supply off"
             )
         if command.kind is CommandKind.RECHARGE:
             count = command.purchase_count
             return CommandPlan(
                 command.kind,
-                action,
+                (action,),
                 confirm,
                 lambda v: v.get("purchase_count") == count,
                 f"purchase count {count}",
                 purchase_count=count,
             )
-        return CommandPlan(command.kind, action, None, None, "acknowledgement")
+        return CommandPlan(command.kind, (action,), None, None, "acknowledgement")
 
 
 # ----------------------------------------------------------------------------------------------- fake world
@@ -518,15 +518,24 @@ def test_command_attempts_and_exponential_backoff_for_a_dead_meter():
     world = FakeWorld()
     gateways = site(world, {"g1": {"1": addresses(1)}}, timeout=0.01, retries=0)
     world.meters[("g1", "1", "01")].dead = True
-    poller = poller_for(world, backoff=0.04)
-    [result] = run(poller.execute(gateways, [command("c1", "g1/1/01", CommandKind.TRIP, attempts=3)]))
-    assert (result.status, result.attempts) == (CommandStatus.FAILED, 3)
+    slept = []
+
+    class Recording(Poller):
+        async def _sleep(self, seconds):
+            slept.append(seconds)
+            await super()._sleep(seconds)
+
+    poller = Recording(
+        link_factory=world.factory,
+        adapters={Protocol.DLT645_2007: ToyAdapter()},
+        backoff=0.01,
+        backoff_max=0.03,
+    )
+    [result] = run(poller.execute(gateways, [command("c1", "g1/1/01", CommandKind.TRIP, attempts=4)]))
+    assert (result.status, result.attempts) == (CommandStatus.FAILED, 4)
     assert "timeout" in result.message
-    sent = [at for s, at in world.sent_at if s == "C01:TRIP"]
-    assert len(sent) == 3
-    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(sent)]
-    # each gap is the 10 ms timeout plus the backoff: 40 ms, then 80 ms (doubling)
-    assert gaps[0] >= 0.05 and gaps[1] >= 0.09 and gaps[1] > gaps[0]
+    assert [s for s, _ in world.sent_at] == ["C01:TRIP"] * 4
+    assert slept == [0.01, 0.02, 0.03]  # doubling from the base, capped at backoff_max
 
 
 def test_an_expired_command_is_never_sent():

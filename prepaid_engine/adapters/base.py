@@ -100,15 +100,16 @@ class ReadPlan:
 class CommandPlan:
     """How to perform and confirm one command.
 
-    ``action`` is sent once per attempt; for a :class:`FrameStep` its ``parse`` is the acknowledgement check
-    (it raises the meter's refusal as :class:`~prepaid_engine.errors.MeterError`, a duplicate recharge as
+    ``actions`` are sent in order, once per attempt (SET_PRICES writes one price per request); for a
+    :class:`FrameStep` its ``parse`` is the acknowledgement check (it raises the meter's refusal as
+    :class:`~prepaid_engine.errors.MeterError`, a duplicate recharge as
     :class:`~prepaid_engine.errors.DuplicateRecharge`). ``confirm`` is the read-back; ``check(values)`` says
     whether the values read back show the command took effect. ``confirm`` None: the acknowledgement alone
     completes the command, reported with ``confirmed=False``.
     """
 
     kind: CommandKind
-    action: Step
+    actions: tuple[Step, ...]
     confirm: ReadPlan | None
     check: Callable[[Values], bool] | None
     expectation: str  # what the read-back must show, for messages

@@ -55,9 +55,9 @@ class ModbusAdapter:
         confirmation = CONFIRMATIONS.get(command.kind)
         present = {f.name for f in meter.model.registers}
         if confirmation is None or confirmation[0] not in present:
-            return CommandPlan(command.kind, action, None, None, "acknowledgement")
+            return CommandPlan(command.kind, (action,), None, None, "acknowledgement")
         name, wanted = confirmation
         plan = self._plan(meter, (name,))
         return CommandPlan(
-            command.kind, action, plan, lambda values: values.get(name) == wanted, f"{name} = {wanted}"
+            command.kind, (action,), plan, lambda values: values.get(name) == wanted, f"{name} = {wanted}"
         )

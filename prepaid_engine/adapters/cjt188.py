@@ -1,0 +1,76 @@
+"""CJ/T 188-2004 water meter session: 901F reads and valve control (DI A017).
+
+Reading: one read (C=01) per identifier of the model's ``reads`` (normally ``901F``: cumulative flow in m3,
+valve state, battery). Valve commands: write C=04 DI A017 with 55 (open) or 99 (close); the write reply
+already carries the status word, and the read-back of 901F confirms the valve bits (open -> supply ON,
+closed -> supply OFF). Model options: ``meter_type`` (hex, default "10" cold water) and ``di_order``
+("msb" / "lsb").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..codecs import cjt188
+from ..errors import ConfigError
+from ..types import CommandKind, MeterCommand, MeterSpec, Supply
+from .base import CommandContext, CommandPlan, FrameStep, ReadPlan, Step, Values, merge_values
+
+READ = 0x01
+WRITE = 0x04
+VALVES: dict[CommandKind, tuple[bool, Supply]] = {
+    CommandKind.VALVE_OPEN: (True, Supply.ON),
+    CommandKind.VALVE_CLOSE: (False, Supply.OFF),
+}
+
+
+def _options(meter: MeterSpec) -> tuple[str, str]:
+    return meter.model.option("meter_type", "10"), meter.model.option("di_order", "msb")
+
+
+def _parser(address: str, di: str | None, function: int, di_order: str) -> Callable[[Any], Values]:
+    parse_reply, values_of = cjt188.parse_reply, cjt188.reading_values
+
+    def parse(frame: Any) -> Values:
+        return values_of(parse_reply(frame, address, di, function=function, di_order=di_order))
+
+    return parse
+
+
+class Cjt188Adapter:
+    link_kind = "framed"
+
+    def _read_step(self, meter: MeterSpec, di: str) -> FrameStep:
+        meter_type, di_order = _options(meter)
+        return FrameStep(
+            cjt188.read(meter.address, meter_type=meter_type, di=di, di_order=di_order),
+            cjt188.reply_filter(meter.address, READ, di, di_order=di_order),
+            _parser(meter.address, di, READ, di_order),
+            di,
+            cjt188.Deframer,
+        )
+
+    def read_plan(self, meter: MeterSpec) -> ReadPlan:
+        reads = meter.model.reads or (cjt188.DI_METER_DATA,)
+        return ReadPlan(tuple(self._read_step(meter, di) for di in reads), merge_values)
+
+    def command_plan(self, meter: MeterSpec, command: MeterCommand, ctx: CommandContext) -> CommandPlan:
+        kind = CommandKind(command.kind)
+        if kind not in VALVES:
+            raise ConfigError(f"{kind} is not a command CJ/T 188 water meters take (valve open/close only)")
+        open_valve, wanted = VALVES[kind]
+        meter_type, di_order = _options(meter)
+        action = FrameStep(
+            cjt188.valve(meter.address, open_valve, meter_type=meter_type, di_order=di_order),
+            cjt188.reply_filter(meter.address, WRITE, cjt188.DI_VALVE, di_order=di_order),
+            _parser(meter.address, cjt188.DI_VALVE, WRITE, di_order),
+            f"valve {'open' if open_valve else 'close'}",
+            cjt188.Deframer,
+        )
+        confirm = ReadPlan((self._read_step(meter, cjt188.DI_METER_DATA),), _fold)
+        return CommandPlan(kind, (action,), confirm, lambda v: v.get("supply") is wanted, f"supply {wanted}")
+
+
+def _fold(steps: Sequence[Step], replies: Sequence[Values]) -> Values:
+    return merge_values(steps, replies)

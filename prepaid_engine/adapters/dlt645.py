@@ -1,0 +1,271 @@
+"""DL/T 645-2007 meter session: reads, relay control, keep power, prices and recharge.
+
+Reading: one read (C=11) per data identifier of the model's ``reads``; the replies' values are merged with
+``dlt645.collect_reading`` (balance = remaining money, or minus the overdraft), then energies, current and
+power are multiplied by the meter's CT ratio (the registers are the CT's secondary side) unless the model
+option ``ct_scaling`` is ``"primary"`` (a meter that already reports primary values).
+
+Commands and how each is confirmed:
+
+- TRIP / CLOSE: relay control C=1C with N1 1A / 1C; confirmed by status word 3 (04000503) bit 4 (relay open).
+- KEEP_POWER_ON / _OFF: relay control N1 3A / 3B; confirmed by status word 3 bit 12 only when the model
+  option ``keep_power_bit`` is ``"12"`` (a State Grid extension); otherwise the acknowledgement alone
+  completes it (``confirmed=False``).
+- SET_PRICES: one write C=14 per price (04050101..04: sharp, peak, flat, valley); confirmed by reading the
+  same identifiers back equal to the prices sent.
+- RECHARGE: security command C=03, DI 070102FF, payload from ``security.build_recharge`` (the poller's master
+  key, the meter number, amount, purchase count, customer number); confirmed by 03330201 (purchase count)
+  equal to the count sent, with 00900200 (balance) when the model reads it. A model that does not read
+  03330201 has no read-back: the acknowledgement alone completes it (``confirmed=False``).
+
+The relay command's validity is the command's ``valid_until`` or now + the poller's relay window. Password
+level, password and operator code come from the model options (``password_level``, ``password``,
+``operator``; defaults 02 / 000000 / 00000000).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from ..codecs import dlt645
+from ..codecs.dlt645_di import StatusWord3, decode_value
+from ..errors import ConfigError, FrameError, SecurityError
+from ..security import RechargeOrder, build_recharge
+from ..types import CommandKind, MeterCommand, MeterModel, MeterSpec, Supply
+from .base import CommandContext, CommandPlan, FrameStep, ReadPlan, Step, Values
+
+READ = 0x11
+WRITE = 0x14
+RELAY = 0x1C
+SECURITY = 0x03
+
+STATUS3_DI = "04000503"
+PURCHASE_COUNT_DI = "03330201"
+REMAINING_MONEY_DI = "00900200"
+PRICE_DIS = ("04050101", "04050102", "04050103", "04050104")  # sharp, peak, flat, valley
+# Reading fields measured through the CT (primary = register x CT ratio)
+CT_FIELDS = ("total", "sharp", "peak", "flat", "valley", "current", "power")
+
+# What the read-back must show for a relay command: (values key, wanted value)
+RELAY_CONFIRMATIONS: dict[CommandKind, tuple[str, Any]] = {
+    CommandKind.TRIP: ("supply", Supply.OFF),
+    CommandKind.CLOSE: ("supply", Supply.ON),
+    CommandKind.KEEP_POWER_ON: ("keep_power", True),
+    CommandKind.KEEP_POWER_OFF: ("keep_power", False),
+}
+KEEP_POWER_KINDS = frozenset({CommandKind.KEEP_POWER_ON, CommandKind.KEEP_POWER_OFF})
+
+
+def _pair_parser(codec: Any, address: str, di: str, function: int) -> Callable[[Any], Values]:
+    """A read reply -> ``{"__raw__": [(di, value bytes)]}``, checked (address, function, DI, error reply)."""
+    parse_reply = codec.parse_reply
+
+    def parse(frame: Any) -> Values:
+        reply = parse_reply(frame, address, di, function=function)
+        if reply.more:
+            raise FrameError(f"{di}: the meter wants follow-up frames; a poll reads single-frame identifiers")
+        return {"__raw__": ((reply.di, reply.value),)}
+
+    return parse
+
+
+def _ack_parser(address: str, function: int) -> Callable[[Any], Values]:
+    def parse(frame: Any) -> Values:
+        dlt645.parse_reply(frame, address, function=function)  # raises the meter's refusal
+        return {}
+
+    return parse
+
+
+def _pairs(replies: Sequence[Values]) -> list[tuple[str, bytes]]:
+    return [pair for reply in replies for pair in reply.get("__raw__", ())]
+
+
+def _ct_scaler(meter: MeterSpec) -> Callable[[Values], Values]:
+    ct = meter.ct_ratio
+    if ct == 1 or meter.model.option("ct_scaling", "secondary") == "primary":
+        return lambda values: values
+
+    def scale(values: Values) -> Values:
+        for name in CT_FIELDS:
+            value = values.get(name)
+            if value is not None:
+                values[name] = value * ct
+        return values
+
+    return scale
+
+
+def _auth(model: MeterModel) -> dict[str, str]:
+    return {
+        "password_level": model.option("password_level", "02"),
+        "password": model.option("password", "000000"),
+        "operator": model.option("operator", "00000000"),
+    }
+
+
+class Dlt645Adapter:
+    """Meter sessions for DL/T 645-2007 meters (see the module docstring)."""
+
+    link_kind = "framed"
+    builders: dict[CommandKind, Any]
+    codec: Any = dlt645
+    read_function = READ
+
+    @staticmethod
+    def collect(pairs: Sequence[tuple[str, bytes]]) -> Values:
+        return dlt645.collect_reading(pairs)
+
+    def _read_step(self, address: str, di: str) -> FrameStep:
+        codec, function = self.codec, self.read_function
+        return FrameStep(
+            codec.read(address, di),
+            codec.reply_filter(address, function, di),
+            _pair_parser(codec, address, di, function),
+            di,
+            codec.Deframer,
+        )
+
+    def read_plan(self, meter: MeterSpec) -> ReadPlan:
+        if not meter.model.reads:
+            raise ConfigError(f"model {meter.model.code} lists no data identifier to read")
+        steps = tuple(self._read_step(meter.address, di) for di in meter.model.reads)
+        scale = _ct_scaler(meter)
+        collect = self.collect
+
+        def fold(steps: Sequence[Step], replies: Sequence[Values]) -> Values:
+            return scale(collect(_pairs(replies)))
+
+        return ReadPlan(steps, fold)
+
+    def _values_plan(self, meter: MeterSpec, dis: Sequence[str]) -> ReadPlan:
+        """A read-back of ``dis``: reading values plus ``keep_power`` (status word 3) and ``prices``."""
+        steps = tuple(self._read_step(meter.address, di) for di in dis)
+        scale = _ct_scaler(meter)
+        collect = self.collect
+
+        def fold(steps: Sequence[Step], replies: Sequence[Values]) -> Values:
+            pairs = _pairs(replies)
+            values = scale(collect(pairs))
+            prices = {}
+            for di, raw in pairs:
+                if di == STATUS3_DI:
+                    values["keep_power"] = StatusWord3.from_word(decode_value(di, raw)).keep_power
+                elif di in PRICE_DIS:
+                    prices[di] = decode_value(di, raw)
+            if prices:
+                values["prices"] = tuple(prices.get(di) for di in PRICE_DIS[: len(prices)])
+            return values
+
+        return ReadPlan(steps, fold)
+
+    def command_plan(self, meter: MeterSpec, command: MeterCommand, ctx: CommandContext) -> CommandPlan:
+        kind = CommandKind(command.kind)
+        builder = self.builders.get(kind)
+        if builder is None:
+            raise ConfigError(f"{kind} is not a command {self.codec.__name__.rsplit('.', 1)[-1]} meters take")
+        return builder(self, meter, command, ctx)
+
+    # --- builders ----------------------------------------------------------------------------------------
+    def _relay(self, meter: MeterSpec, command: MeterCommand, ctx: CommandContext) -> CommandPlan:
+        kind = CommandKind(command.kind)
+        valid_until = command.valid_until or ctx.now + ctx.relay_window
+        request = dlt645.relay(
+            meter.address, dlt645.COMMAND_RELAY_CODES[kind], valid_until, **_auth(meter.model)
+        )
+        action = FrameStep(
+            request,
+            dlt645.reply_filter(meter.address, RELAY),
+            _ack_parser(meter.address, RELAY),
+            f"relay {dlt645.COMMAND_RELAY_CODES[kind].name}",
+            dlt645.Deframer,
+        )
+        name, wanted = RELAY_CONFIRMATIONS[kind]
+        if kind in KEEP_POWER_KINDS and meter.model.option("keep_power_bit") != "12":
+            return CommandPlan(
+                kind, (action,), None, None, "acknowledgement (no keep-power bit on this model)"
+            )
+        confirm = self._values_plan(meter, (STATUS3_DI,))
+        return CommandPlan(kind, (action,), confirm, lambda v: v.get(name) == wanted, f"{name} = {wanted}")
+
+    def _prices(self, meter: MeterSpec, command: MeterCommand, ctx: CommandContext) -> CommandPlan:
+        prices = tuple(Decimal(p) for p in command.prices)
+        if not 1 <= len(prices) <= len(PRICE_DIS):
+            raise ConfigError(
+                f"SET_PRICES carries 1..4 prices (sharp, peak, flat, valley), not {len(prices)}"
+            )
+        auth = _auth(meter.model)
+        actions = tuple(
+            FrameStep(
+                dlt645.write(meter.address, di, price, **auth),
+                dlt645.reply_filter(meter.address, WRITE),
+                _ack_parser(meter.address, WRITE),
+                f"write {di}",
+                dlt645.Deframer,
+            )
+            for di, price in zip(PRICE_DIS, prices, strict=False)
+        )
+        confirm = self._values_plan(meter, PRICE_DIS[: len(prices)])
+        return CommandPlan(
+            CommandKind.SET_PRICES,
+            actions,
+            confirm,
+            lambda v: v.get("prices") == prices,
+            "prices " + " / ".join(str(p) for p in prices),
+        )
+
+    def _recharge(self, meter: MeterSpec, command: MeterCommand, ctx: CommandContext) -> CommandPlan:
+        if ctx.master_key is None:
+            raise SecurityError("no master key: recharges cannot be signed")
+        if command.amount is None or command.purchase_count is None:
+            raise ConfigError("a recharge needs an amount and a purchase count")
+        order = RechargeOrder(
+            meter.meter_number or meter.address,
+            Decimal(command.amount),
+            int(command.purchase_count),
+            meter.customer_number,
+        )
+        payload = build_recharge(ctx.master_key, order)
+        action = FrameStep(
+            dlt645.recharge(meter.address, payload, operator=_auth(meter.model)["operator"]),
+            dlt645.reply_filter(meter.address, SECURITY),
+            _ack_parser(meter.address, SECURITY),
+            f"recharge #{order.purchase_count}",
+            dlt645.Deframer,
+        )
+        count = order.purchase_count
+        if PURCHASE_COUNT_DI not in meter.model.reads:
+            return CommandPlan(
+                CommandKind.RECHARGE,
+                (action,),
+                None,
+                None,
+                "acknowledgement",
+                purchase_count=count,
+                amount=order.amount,
+            )
+        dis = [PURCHASE_COUNT_DI] + ([REMAINING_MONEY_DI] if REMAINING_MONEY_DI in meter.model.reads else [])
+        return CommandPlan(
+            CommandKind.RECHARGE,
+            (action,),
+            self._values_plan(meter, dis),
+            lambda v: v.get("purchase_count") == count,
+            f"purchase count {count}",
+            purchase_count=count,
+            amount=order.amount,
+        )
+
+
+Builder = Callable[[Dlt645Adapter, MeterSpec, MeterCommand, CommandContext], CommandPlan]
+Dlt645Adapter.builders = {
+    CommandKind.TRIP: Dlt645Adapter._relay,
+    CommandKind.CLOSE: Dlt645Adapter._relay,
+    CommandKind.KEEP_POWER_ON: Dlt645Adapter._relay,
+    CommandKind.KEEP_POWER_OFF: Dlt645Adapter._relay,
+    CommandKind.SET_PRICES: Dlt645Adapter._prices,
+    CommandKind.RECHARGE: Dlt645Adapter._recharge,
+}
+
+__all__ = ["Dlt645Adapter"]

@@ -103,7 +103,7 @@ class PrepaidAccount(models.Model):
     company_id = fields.Many2one(
         "res.company", required=True, index=True, default=lambda self: self.env.company, tracking=True
     )
-    currency_id = fields.Many2one(related="company_id.currency_id", store=True, string="Currency")
+    currency_id = fields.Many2one(related="company_id.currency_id", store=True)
     unit_ids = fields.Many2many(
         "prepaid.property",
         "prepaid_account_unit_rel",
@@ -177,7 +177,7 @@ class PrepaidAccount(models.Model):
         index=True,
         help="Where the balance stands against the warning and cut-off levels.",
     )
-    ledger_ids = fields.One2many("prepaid.ledger", "account_id", string="Ledger", readonly=True)
+    ledger_ids = fields.One2many("prepaid.ledger", "account_id", readonly=True)
     ledger_count = fields.Integer(compute="_compute_ledger_count")
     last_topup_date = fields.Datetime(string="Last Top-up", readonly=True, copy=False)
     period = fields.Integer(
@@ -217,7 +217,6 @@ class PrepaidAccount(models.Model):
             account.can_edit_levels = can_edit
 
     def _compute_access_url(self):
-        super()._compute_access_url()
         for account in self:
             account.access_url = f"/my/prepaid/accounts/{account.id}"
 

@@ -28,7 +28,7 @@ class PrepaidLedger(models.Model):
     _allow_sudo_commands = False
 
     account_id = fields.Many2one(
-        "prepaid.account", string="Account", required=True, index=True, ondelete="restrict", readonly=True
+        "prepaid.account", required=True, index=True, ondelete="restrict", readonly=True
     )
     partner_id = fields.Many2one(related="account_id.partner_id", store=True, string="Tenant")
     company_id = fields.Many2one(related="account_id.company_id", store=True, index=True)
@@ -38,7 +38,7 @@ class PrepaidLedger(models.Model):
     amount = fields.Monetary(
         required=True, readonly=True, aggregator="sum", help="Credits are positive, deductions negative."
     )
-    balance_after = fields.Monetary(string="Balance After", readonly=True, aggregator=None)
+    balance_after = fields.Monetary(readonly=True, aggregator=None)
     idempotency_key = fields.Char(
         required=True,
         readonly=True,
@@ -63,7 +63,7 @@ class PrepaidLedger(models.Model):
     ]
 
     def init(self):
-        super().init()
+        res = super().init()
         # "Latest lines of an account" (account form, statements, portal) reads this index in order.
         create_index(
             self.env.cr,
@@ -71,6 +71,7 @@ class PrepaidLedger(models.Model):
             tablename=self._table,
             expressions=["account_id", "date DESC", "id DESC"],
         )
+        return res
 
     @api.model
     def _selection_source_model(self):
@@ -97,7 +98,9 @@ class PrepaidLedger(models.Model):
         return super().create(vals_list)
 
     def write(self, vals):
-        raise UserError(self.env._("Ledger lines cannot be changed: post a correcting line instead."))
+        if self:
+            raise UserError(self.env._("Ledger lines cannot be changed: post a correcting line instead."))
+        return super().write(vals)
 
     @api.ondelete(at_uninstall=True)
     def _unlink_never(self):

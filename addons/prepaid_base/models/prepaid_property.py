@@ -40,7 +40,6 @@ class PrepaidProperty(models.Model):
     kind = fields.Selection(KIND_SELECTION, required=True, default="unit", tracking=True)
     parent_id = fields.Many2one(
         "prepaid.property",
-        string="Parent",
         index=True,
         ondelete="restrict",
         check_company=True,

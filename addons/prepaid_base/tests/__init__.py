@@ -7,4 +7,5 @@ from . import (
     test_security,
     test_tariff,
     test_tenancy,
+    test_ui,
 )

@@ -341,8 +341,11 @@ def float32_decimal(value: float) -> Decimal:
     (value,) = struct.unpack(">f", packed)  # the float32 itself, not the double handed in
     for digits in range(1, 10):
         text = f"{value:.{digits}g}"
-        if struct.pack(">f", float(text)) == packed:
-            return Decimal(text)
+        try:
+            if struct.pack(">f", float(text)) == packed:
+                return Decimal(text)
+        except OverflowError:  # near float32's maximum a short decimal can round past it: try more digits
+            continue
     return Decimal(repr(value))  # unreachable: 9 significant digits always round-trip a float32
 
 

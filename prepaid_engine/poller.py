@@ -499,8 +499,6 @@ class Poller:
             return _Outcome(CommandStatus.EXPIRED, False, 0, "expired before it could be sent")
         try:
             adapter = self._adapter(meter.model.protocol)
-            if command.kind is CommandKind.RECHARGE and self.master_key is None:
-                raise SecurityError("no master key: the poller cannot sign recharges")
             plan = adapter.command_plan(
                 meter,
                 command,

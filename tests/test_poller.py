@@ -27,6 +27,7 @@ from prepaid_engine.errors import (
     LinkTimeout,
     MeterError,
     RechargeRefused,
+    SecurityError,
 )
 from prepaid_engine.poller import Poller
 from prepaid_engine.transport import TransparentLink
@@ -112,6 +113,8 @@ class ToyAdapter:
         addr = _addr(meter)
         op = str(command.kind).upper()
         if command.kind is CommandKind.RECHARGE:
+            if ctx.master_key is None:
+                raise SecurityError("no master key: recharges cannot be signed")
             op += f"={command.purchase_count}"
         action = _step(addr, b"C" + addr + b":" + op.encode() + b"\n", op)
         confirm = self.read_plan(meter)

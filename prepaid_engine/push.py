@@ -330,16 +330,14 @@ def _reading_from_values(meter_key: str, read_at: datetime, values: Mapping[str,
     return Reading(meter_key=meter_key, read_at=read_at, **kwargs)
 
 
-# Values measured through the current transformer: primary = secondary x CT ratio (as the poller reports).
-CT_SCALED_FIELDS = frozenset({"total", "sharp", "peak", "flat", "valley", "current", "power"})
+def _ct_scaled(values: dict[str, object], model: MeterModel, ct_ratio: int) -> dict[str, object]:
+    """Primary-side values, as the poller's DL/T 645 adapter reports them: registers x CT ratio, unless the
+    model says its meter already reports primary values (option ``ct_scaling`` = ``primary``)."""
+    from .adapters.dlt645 import CT_FIELDS
 
-
-def _ct_scaled(values: dict[str, object], ct_ratio: int) -> dict[str, object]:
-    if ct_ratio == 1:
+    if ct_ratio == 1 or model.option("ct_scaling", "secondary") == "primary":
         return values
-    return {
-        k: v * ct_ratio if k in CT_SCALED_FIELDS and isinstance(v, Decimal) else v for k, v in values.items()
-    }
+    return {k: v * ct_ratio if k in CT_FIELDS and isinstance(v, Decimal) else v for k, v in values.items()}
 
 
 def _check_address(found: str, address: str) -> None:
@@ -361,7 +359,7 @@ def _decode_dlt645(payload: bytes, model: MeterModel, address: str, ct_ratio: in
             pairs.append((message.di, message.value))
     if not pairs:
         raise FrameError("the pushed payload holds no DL/T 645 read reply")
-    return _ct_scaled(dlt645_di.collect_reading(pairs), ct_ratio)
+    return _ct_scaled(dlt645_di.collect_reading(pairs), model, ct_ratio)
 
 
 def _decode_cjt188(payload: bytes, model: MeterModel, address: str, ct_ratio: int) -> dict[str, object]:

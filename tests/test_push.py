@@ -2,6 +2,7 @@
 
 import base64
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -206,6 +207,13 @@ def test_decode_dlt645_with_preamble_and_ct_ratio():
     message = PushMessage("ctwing", PushKind.DATA, "m", ("d",), AT, b"\xfe\xfe" + DLT_REPLY)
     reading = push.decode_reading(message, MODELS["dlt645_2007_basic"], "1", ct_ratio=20)
     assert reading.total == Decimal("246913.40")
+
+
+def test_decode_dlt645_primary_side_meter_is_not_scaled_again():
+    model = MODELS["dlt645_2007_basic"]
+    primary = replace(model, options=(*model.options, ("ct_scaling", "primary")))
+    message = PushMessage("ctwing", PushKind.DATA, "m", ("d",), AT, DLT_REPLY)
+    assert push.decode_reading(message, primary, "1", ct_ratio=20).total == Decimal("12345.67")
 
 
 def test_decode_dlt645_refuses_another_meter_and_a_bad_checksum():

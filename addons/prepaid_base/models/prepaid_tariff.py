@@ -33,7 +33,7 @@ class PrepaidTariff(models.Model):
     active = fields.Boolean(default=True, tracking=True)
     utility = fields.Selection(UTILITY_SELECTION, required=True, default="electricity", tracking=True)
     kind = fields.Selection(
-        [("flat", "Flat"), ("tou", "Time of Use"), ("tiered", "Tiered")],
+        [("flat", "Flat Rate"), ("tou", "Time of Use"), ("tiered", "Tiered")],
         required=True,
         default="flat",
         tracking=True,

@@ -1,25 +1,25 @@
 """Tariffs as data: flat, time-of-use (four bands, up to 8 periods a day) and tiered, with a free allowance.
 
 A :class:`Tariff` is validated when it is built (:class:`ConfigError` says what is wrong) and carries its
-precomputed tables (period table per zone, cumulative tier charges), so rating does no set-up per interval.
+precomputed tables (period table per zone, tier thresholds, cheapest-first band order), so rating does
+no set-up per interval.
 Per-meter price overrides are :meth:`Tariff.with_overrides`, which returns another validated tariff.
 """
 
 from __future__ import annotations
 
 import enum
-from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, time
-from decimal import Decimal, DecimalException, localcontext
+from decimal import Decimal
 from itertools import pairwise
 from typing import NamedTuple
 
 from ..calendar import zone as _zone
 from ..errors import ConfigError
 from ..types import Utility
-from .numbers import EXACT, ZERO, to_decimal, to_price, to_quantity
+from .numbers import ZERO, to_decimal, to_price, to_quantity
 from .periods import PeriodTable, period_table, to_us
 
 __all__ = [
@@ -194,7 +194,6 @@ class Tariff:
     _table: PeriodTable | None = field(init=False, repr=False, compare=False, default=None)
     _thresholds: tuple[Decimal, ...] = field(init=False, repr=False, compare=False, default=())
     _tier_prices: tuple[Decimal, ...] = field(init=False, repr=False, compare=False, default=())
-    _tier_base: tuple[Decimal, ...] = field(init=False, repr=False, compare=False, default=())
     _cheapest_first: tuple[int, ...] = field(init=False, repr=False, compare=False, default=())
 
     def __post_init__(self) -> None:
@@ -248,16 +247,8 @@ class Tariff:
             set_(self, "tiers", tiers)
             thresholds = tuple(t for t, _ in tiers)
             prices_ = tuple(p for _, p in tiers)
-            base = [ZERO]
-            try:
-                with localcontext(EXACT):
-                    for k in range(1, len(tiers)):
-                        base.append(base[-1] + prices_[k - 1] * (thresholds[k] - thresholds[k - 1]))
-            except DecimalException as exc:
-                raise ConfigError(f"tier table out of exact range: {exc!r}") from exc
             set_(self, "_thresholds", thresholds)
             set_(self, "_tier_prices", prices_)
-            set_(self, "_tier_base", tuple(base))
 
     # -- queries ------------------------------------------------------------------------------------------
 
@@ -268,11 +259,6 @@ class Tariff:
         if at.tzinfo is None or at.utcoffset() is None:
             raise ConfigError(f"band_at needs a timezone-aware datetime, got {at!r}")
         return BANDS[self._table.band_at_us(to_us(at))]
-
-    def tier_charge(self, quantity: Decimal) -> Decimal:
-        """Exact charge of the first ``quantity`` units of a cycle on the tier schedule (no allowance)."""
-        k = bisect_right(self._thresholds, quantity) - 1
-        return self._tier_base[k] + self._tier_prices[k] * (quantity - self._thresholds[k])
 
     # -- overrides ----------------------------------------------------------------------------------------
 

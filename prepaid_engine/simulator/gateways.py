@@ -107,6 +107,125 @@ def neighbour(address: str) -> str:
     return str(value).zfill(width)
 
 
+# ------------------------------------------------------------------------------------------- framed wires
+
+
+class _FrameParser:
+    """A connection's deframer: complete request frames, each with the bytes it took on the line.
+
+    Bytes that are not part of a frame (FE preambles, noise) are counted with the next frame. A frame with
+    a bad checksum is dropped, as a meter ignores it.
+    """
+
+    __slots__ = ("deframer", "pending")
+
+    def __init__(self, deframer) -> None:
+        self.deframer = deframer
+        self.pending = 0
+
+    def __call__(self, data: bytes) -> list[Request]:
+        deframer = self.deframer
+        deframer.feed(data)
+        self.pending += len(data)
+        out = []
+        while True:
+            try:
+                frame = deframer.next_frame()
+            except FrameError:
+                continue
+            if frame is None:
+                break
+            out.append(Request(frame=frame, wire_len=len(frame.raw), raw=frame.raw))
+        if out:
+            extra = self.pending - deframer.buffered - sum(r.wire_len for r in out)
+            if extra > 0:
+                out[0].wire_len += extra
+            self.pending = deframer.buffered
+        return out
+
+
+class FramedWire(Wire):
+    """A transparent bus of DL/T 645 (2007 and 1997 share the framing) or CJ/T 188 meters.
+
+    The addressed meter answers; a wildcard or shortened address reaches the one meter it matches (several:
+    they would collide on the bus, so nobody is heard); the broadcast address reaches every meter, which
+    never answer it.
+    """
+
+    deframer_class: type = None  # set by subclasses
+    broadcast = ""
+
+    def __init__(self, meters: Iterable[SimMeter]):
+        super().__init__(meters)
+        self._by_low: dict[str, list[SimMeter]] = {}
+
+    def new_parser(self):
+        return _FrameParser(self.deframer_class())
+
+    def _meter_for(self, address: str) -> SimMeter | None:
+        meter = self.meters.get(address)
+        if meter is not None:
+            return meter
+        from ..codecs.bcd import address_matches
+
+        if address == self.broadcast:
+            return None
+        if "A" in address:
+            found = [m for m in self.meters.values() if address_matches(address, m.address)]
+            if len(found) == 1:
+                return found[0]
+        return None
+
+    def answer(self, request: Request) -> Outcome | None:
+        frame = request.frame
+        address = frame.address
+        if address == self.broadcast:
+            for meter in self.meters.values():
+                meter.handle(frame)  # broadcast time: every meter sets its clock, none answers
+            return None
+        meter = self._meter_for(address)
+        if meter is None or meter.dead:
+            return None
+        answer = meter.handle(frame)
+        if answer is None:
+            return None
+        reply = meter.encode_reply(answer.reply)
+        return Outcome(meter, reply, answer.said, answer.error, answer.reply, meter.preamble)
+
+    def has_frame(self, data: bytes) -> bool:
+        deframer = self.deframer_class()
+        deframer.feed(data)
+        while True:
+            try:
+                return deframer.next_frame() is not None
+            except FrameError:
+                continue
+
+    def bad_checksum(self, outcome: Outcome, rng: random.Random) -> bytes:
+        return flip_byte(outcome.reply, len(outcome.reply) - 2, rng)
+
+    def wrong_address(self, outcome: Outcome) -> bytes:
+        return outcome.meter.encode_reply(outcome.reply_obj, address=neighbour(outcome.meter.address))
+
+
+class DltWire(FramedWire):
+    def __init__(self, meters: Iterable[SimMeter]):
+        from ..codecs import dlt645
+
+        self.deframer_class = dlt645.Deframer
+        self.broadcast = dlt645.BROADCAST
+        super().__init__(meters)
+
+
+class CjtWire(FramedWire):
+    def __init__(self, meters: Iterable[SimMeter]):
+        from ..codecs import cjt188
+
+        self.deframer_class = cjt188.Deframer
+        self.broadcast = ""
+        super().__init__(meters)
+
+
 # ------------------------------------------------------------------------------------------ Modbus wires
 
 

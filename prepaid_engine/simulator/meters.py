@@ -659,3 +659,389 @@ MODBUS_COMMANDS = {
     "valve_open": lambda m: m.set_valve(Valve.OPEN),
     "valve_close": lambda m: m.set_valve(Valve.CLOSED),
 }
+
+
+# ================================================================================================ DL/T 645
+
+
+@dataclass(frozen=True, slots=True)
+class FramedAnswer:
+    """A framed meter's answer: the typed reply (encoded by the wire), what it said, its error bits."""
+
+    reply: object
+    said: Mapping[str, object]
+    error: tuple[str, ...] = ()
+
+
+_ZERO = Decimal(0)
+_RECHARGE_OUTCOME_SERR = {
+    RechargeOutcome.DUPLICATE: "duplicate_recharge",
+    RechargeOutcome.COUNT_ERROR: "recharge_count_error",
+    RechargeOutcome.OVER_HOARDING_LIMIT: "over_hoarding_limit",
+}
+
+
+def _dlt_reader_table() -> tuple[dict[str, object], dict[str, object]]:
+    """DI -> function(meter, snapshot) -> value, as data. ``snapshot`` holds what one request needs."""
+
+    def energy(index):
+        return lambda m, s: s["energy"][index]
+
+    table: dict[str, object] = {}
+    for family in ("0000", "0001"):
+        for index in range(5):
+            table[f"{family}{index:02X}00"] = energy(index)
+        table[f"{family}FF00"] = lambda m, s: s["energy"]
+    table["00020000"] = lambda m, s: _ZERO
+    table.update(
+        {
+            "02010100": lambda m, s: s["voltage"],
+            "02010200": lambda m, s: _ZERO,
+            "02010300": lambda m, s: _ZERO,
+            "0201FF00": lambda m, s: (s["voltage"], _ZERO, _ZERO),
+            "02020100": lambda m, s: s["current"],
+            "02020200": lambda m, s: _ZERO,
+            "02020300": lambda m, s: _ZERO,
+            "0202FF00": lambda m, s: (s["current"], _ZERO, _ZERO),
+            "02030000": lambda m, s: s["power"],
+            "02030100": lambda m, s: s["power"],
+            "02030200": lambda m, s: _ZERO,
+            "02030300": lambda m, s: _ZERO,
+            "0203FF00": lambda m, s: (s["power"], s["power"], _ZERO, _ZERO),
+            "02060000": lambda m, s: s["power_factor"],
+            "02060100": lambda m, s: s["power_factor"],
+            "02060200": lambda m, s: _ZERO,
+            "02060300": lambda m, s: _ZERO,
+            "0206FF00": lambda m, s: (s["power_factor"], s["power_factor"], _ZERO, _ZERO),
+            "02800002": lambda m, s: s["frequency"],
+            "04000101": lambda m, s: m.meter_local().date(),
+            "04000102": lambda m, s: m.meter_local().time().replace(microsecond=0),
+            "04000401": lambda m, s: m.address,
+            "04000402": lambda m, s: m.meter_number[-12:].zfill(12),
+            "0400040E": lambda m, s: m.customer_number,
+            "04000501": lambda m, s: 0,
+            "04000502": lambda m, s: 0,
+            "04000503": lambda m, s: m.status_word3(),
+            "04000504": lambda m, s: 0,
+            "04000505": lambda m, s: 0,
+            "04000506": lambda m, s: 0,
+            "04000507": lambda m, s: 0,
+            "040005FF": lambda m, s: (0, 0, m.status_word3(), 0, 0, 0, 0),
+        }
+    )
+    prepaid = {
+        "00900100": lambda m, s: _ZERO,
+        "00900101": lambda m, s: _ZERO,
+        "00900200": lambda m, s: max(m.balance, _ZERO),
+        "00900201": lambda m, s: max(-m.balance, _ZERO),
+        "04001001": lambda m, s: micro_money(m.alarm1_micro),
+        "04001002": lambda m, s: micro_money(m.alarm2_micro),
+        "04001003": lambda m, s: micro_money(m.overdraft_micro),
+        "04001004": lambda m, s: m.ledger.hoarding_limit or Decimal("999999.99"),
+        "04001005": lambda m, s: micro_money(m.close_threshold_micro),
+        "03330201": lambda m, s: m.purchase_count % 10_000,
+        **{f"040501{n:02X}": (lambda i: lambda m, s: m.prices[i])(n - 1) for n in range(1, 5)},
+    }
+    return table, prepaid
+
+
+def _set_money(attribute: str):
+    def setter(meter: SimMeter, value: Decimal) -> None:
+        meter.advance()
+        setattr(meter, attribute, money_micro(value))
+
+    return setter
+
+
+def _set_price(index: int):
+    def setter(meter: SimMeter, value: Decimal) -> None:
+        prices = list(meter.prices)
+        prices[index] = value
+        meter.set_prices(prices)
+
+    return setter
+
+
+def _set_hoarding(meter: SimMeter, value: Decimal) -> None:
+    meter.ledger.hoarding_limit = value
+
+
+def _set_date(meter: SimMeter, value) -> None:
+    local = meter.meter_local()
+    meter.set_meter_time(local.replace(year=value.year, month=value.month, day=value.day))
+
+
+def _set_time(meter: SimMeter, value) -> None:
+    local = meter.meter_local()
+    meter.set_meter_time(local.replace(hour=value.hour, minute=value.minute, second=value.second))
+
+
+# DI -> setter(meter, decoded value): what a password-checked write (C=14) may change.
+DLT645_WRITERS = {
+    "04001001": _set_money("alarm1_micro"),
+    "04001002": _set_money("alarm2_micro"),
+    "04001003": _set_money("overdraft_micro"),
+    "04001004": _set_hoarding,
+    "04001005": _set_money("close_threshold_micro"),
+    "04000101": _set_date,
+    "04000102": _set_time,
+    **{f"040501{n:02X}": _set_price(n - 1) for n in range(1, 5)},
+}
+DLT645_PREPAID_WRITES = frozenset(di for di in DLT645_WRITERS if di.startswith(("040010", "040501")))
+
+
+class _FramedMeter(SimMeter):
+    """What DL/T 645 and CJ/T 188 meters share: the codec module, the clock zone, passwords."""
+
+    codec = None  # the codec module (set by subclasses)
+
+    def __init__(self, config: MeterConfig, model: MeterModel, env: MeterEnv):
+        from zoneinfo import ZoneInfo
+
+        super().__init__(config, model, env)
+        self.clock_tz = ZoneInfo(env.config.meter_timezone)
+        # Password level -> password (6 hex digits). The model's level and password, and level 04 (the
+        # second-class password many meters accept for parameters), both "000000" unless the model says.
+        level = int(model.option("password_level", "02") or "2")
+        self.passwords = {4: "000000", level: model.option("password", "000000").upper()}
+
+    def meter_local(self) -> datetime:
+        return from_ms(self.meter_time_ms()).astimezone(self.clock_tz)
+
+    def set_meter_time(self, when: datetime) -> None:
+        """Set the meter's clock (broadcast time, date/time writes); simulated time is not affected."""
+        self.clock_offset_ms = int(when.timestamp() * 1000) - self.env.clock.now_ms()
+
+    def password_ok(self, level: int, password: str) -> bool:
+        return self.passwords.get(level) == str(password).upper()
+
+    def encode_reply(self, reply: object, address: str | None = None) -> bytes:
+        if address is not None:
+            reply = _replace(reply, address=address)
+        return self.codec.encode(reply, preamble=self.preamble, tz=self.clock_tz)
+
+
+def _replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)
+
+
+class Dlt645Meter(_FramedMeter):
+    """A DL/T 645-2007 meter: reads (single DIs and blocks), password-checked writes and relay control,
+    broadcast time, read address, and the recharge security command (C=03, DI 070102FF)."""
+
+    protocol_name = "dlt645_2007"
+
+    def __init__(self, config: MeterConfig, model: MeterModel, env: MeterEnv):
+        from ..codecs import dlt645, dlt645_di
+
+        self.codec = dlt645
+        super().__init__(config, model, env)
+        self._di = dlt645_di
+        readers, prepaid = _dlt_reader_table()
+        self.readers = {**readers, **prepaid} if self.billing else readers
+        self.writers = (
+            DLT645_WRITERS
+            if self.billing
+            else {di: f for di, f in DLT645_WRITERS.items() if di not in DLT645_PREPAID_WRITES}
+        )
+        r = dlt645.RelayCode
+        self.relay_actions = {
+            r.TRIP: lambda m: m.command_trip(),
+            r.CLOSE_ALLOWED: lambda m: m.command_allow_closing(),
+            r.CLOSE: lambda m: m.command_close(),
+            r.TRIP_AUTO_RESTORE: lambda m: m.command_trip(int(m.env.config.auto_restore * 1000)),
+            r.TRIP_AUTO_RESTORE_2: lambda m: m.command_trip(int(m.env.config.auto_restore * 1000)),
+            r.ALARM: lambda m: m.command_alarm(True),
+            r.ALARM_CLEAR: lambda m: m.command_alarm(False),
+            r.KEEP_POWER: lambda m: m.command_keep_power(True),
+            r.KEEP_POWER_CLEAR: lambda m: m.command_keep_power(False),
+        }
+        self.handlers = {
+            dlt645.ReadRequest: Dlt645Meter._on_read,
+            dlt645.WriteRequest: Dlt645Meter._on_write,
+            dlt645.RelayControl: Dlt645Meter._on_relay,
+            dlt645.SecurityRequest: Dlt645Meter._on_security,
+            dlt645.ReadAddress: Dlt645Meter._on_read_address,
+            dlt645.BroadcastTime: Dlt645Meter._on_broadcast_time,
+            dlt645.Freeze: lambda m, msg: FramedAnswer(dlt645.AckReply(m.address, 0x16), {}),
+        }
+
+    # -- truth in protocol shape ----------------------------------------------------------------------------
+    def status_word3(self) -> int:
+        """Running status word 3 now (relay bits, alarm, meter type, keep power) as the 16-bit word."""
+        self.advance()
+        return self._di.StatusWord3(
+            relay_open=self.relay_open,
+            relay_command=self.relay_commanded_open,
+            pretrip_alarm=self.alarm,
+            meter_type=2 if self.billing else 0,
+            keep_power=self.keep_power,
+        ).to_word()
+
+    def snapshot(self) -> dict[str, object]:
+        total, bands = self.secondary_registers()
+        values = {"energy": (total, *bands)}
+        instant = self.instantaneous()
+        ct = self.ct_ratio
+        values["voltage"] = instant["voltage"]
+        values["current"] = (instant["current"] / ct).quantize(Decimal("0.001"), rounding="ROUND_DOWN")
+        values["power"] = (instant["power"] / ct).quantize(Decimal("0.0001"), rounding="ROUND_DOWN")
+        values["power_factor"] = instant["power_factor"]
+        values["frequency"] = instant["frequency"]
+        return values
+
+    # -- requests -------------------------------------------------------------------------------------------
+    def handle(self, frame) -> FramedAnswer | None:
+        """The answer to one request frame addressed to this meter (``None``: no reply)."""
+        from ..errors import FrameError
+
+        if frame.is_reply:
+            return None
+        try:
+            message = self.codec.decode(frame, tz=self.clock_tz)
+        except FrameError:
+            return None  # a frame the meter cannot parse: it stays silent
+        handler = self.handlers.get(type(message))
+        if handler is None:
+            function = frame.function
+            if function in self.codec.ERROR_FUNCTIONS:
+                return self._error(function, "unauthorised")
+            return None
+        return handler(self, message)
+
+    def _error(self, function: int, *names: str) -> FramedAnswer:
+        err = sum(1 << self.codec.ERR_BITS.index(name) for name in names)
+        return FramedAnswer(self.codec.ErrorReply(self.address, function, err), {}, names)
+
+    def _on_read(self, message) -> FramedAnswer:
+        reader = self.readers.get(message.di)
+        if reader is None or message.count is not None:
+            return self._error(0x11, "no_data")
+        self.advance()
+        snapshot = self.snapshot() if message.di[:2] in ("00", "02") else None
+        value = reader(self, snapshot)
+        item = self._di.DI_TABLE[message.di]
+        raw = self._di.encode_item(item, value)
+        said = self._di.values_of(item, value)
+        return FramedAnswer(self.codec.ReadReply(self.address, message.di, raw), said)
+
+    def _on_write(self, message) -> FramedAnswer:
+        if not self.password_ok(message.password_level, message.password):
+            return self._error(0x14, "unauthorised")
+        writer = self.writers.get(message.di)
+        if writer is None:
+            return self._error(0x14, "unauthorised" if message.di in self._di.DI_TABLE else "no_data")
+        from ..errors import ConfigError, FrameError
+
+        try:
+            value = self._di.decode_value(message.di, message.value)
+            writer(self, value)
+        except (FrameError, ConfigError, ValueError):
+            return self._error(0x14, "other")
+        return FramedAnswer(self.codec.AckReply(self.address, 0x14), {})
+
+    def _on_relay(self, message) -> FramedAnswer:
+        if not self.password_ok(message.password_level, message.password):
+            return self._error(0x1C, "unauthorised")
+        if message.valid_until < self.meter_local():
+            return self._error(0x1C, "other")  # the command's validity has expired
+        refused = self.relay_actions[message.code](self)
+        if refused:
+            return self._error(0x1C, refused)
+        return FramedAnswer(self.codec.AckReply(self.address, 0x1C), {"supply": self.supply})
+
+    def _on_read_address(self, message) -> FramedAnswer:
+        return FramedAnswer(self.codec.AddressReply(self.address), {})
+
+    def _on_broadcast_time(self, message) -> None:
+        self.set_meter_time(message.when)
+        return None
+
+    def _on_security(self, message) -> FramedAnswer:
+        from ..errors import ConfigError, FrameError, SecurityError
+        from ..security import verify_recharge
+
+        codec = self.codec
+        if message.di != codec.RECHARGE_DI or not self.billing:
+            return self._security_error("other")
+        try:
+            order = verify_recharge(self.env.config.master_key, self.meter_number, message.payload)
+        except SecurityError:
+            return self._security_error("authentication_failed")
+        except (FrameError, ConfigError):
+            return self._security_error("other")
+        if int(self.customer_number or "0") and order.customer_number != self.customer_number:
+            return self._security_error("customer_number_mismatch")
+        outcome = self.recharge(order)
+        if outcome is not RechargeOutcome.APPLIED:
+            return self._security_error(_RECHARGE_OUTCOME_SERR[outcome])
+        said = {"balance": self.balance, "purchase_count": self.purchase_count}
+        return FramedAnswer(codec.SecurityReply(self.address, message.di), said)
+
+    def _security_error(self, name: str) -> FramedAnswer:
+        codec = self.codec
+        return FramedAnswer(codec.SecurityErrorReply(self.address, codec.serr_word(name)), {}, (name,))
+
+
+def _dlt1997_readers() -> dict[str, object]:
+    def energy(index):
+        return lambda m, s: s["energy"][index]
+
+    table = {f"901{n}": energy(n) for n in range(5)}
+    volts = lambda m, s: s["voltage"].quantize(Decimal(1), rounding="ROUND_DOWN")  # noqa: E731
+    amps = lambda m, s: s["current"].quantize(Decimal("0.01"), rounding="ROUND_DOWN")  # noqa: E731
+    table.update(
+        {
+            "901F": lambda m, s: s["energy"],
+            "B611": volts,
+            "B612": lambda m, s: _ZERO,
+            "B613": lambda m, s: _ZERO,
+            "B61F": lambda m, s: (volts(m, s), _ZERO, _ZERO),
+            "B621": amps,
+            "B622": lambda m, s: _ZERO,
+            "B623": lambda m, s: _ZERO,
+            "B62F": lambda m, s: (amps(m, s), _ZERO, _ZERO),
+            "B630": lambda m, s: s["power"],
+            "B631": lambda m, s: s["power"],
+            "B632": lambda m, s: _ZERO,
+            "B633": lambda m, s: _ZERO,
+            "B63F": lambda m, s: (s["power"], s["power"], _ZERO, _ZERO),
+            "B650": lambda m, s: s["power_factor"],
+            "C010": lambda m, s: m.meter_local().date(),
+            "C011": lambda m, s: m.meter_local().time().replace(microsecond=0),
+            "C032": lambda m, s: m.meter_number[-12:].zfill(12),
+        }
+    )
+    return table
+
+
+class Dlt1997Meter(Dlt645Meter):
+    """A DL/T 645-1997 meter: reads of the 1997 identifiers (energies, V/I/P/PF, date, time, meter number)
+    and broadcast time. Writes are refused (unauthorised); the 1997 edition has no relay control."""
+
+    protocol_name = "dlt645_1997"
+
+    def __init__(self, config: MeterConfig, model: MeterModel, env: MeterEnv):
+        from ..codecs import dlt645_1997
+
+        super().__init__(config, model, env)
+        self.codec = dlt645_1997
+        self.readers = _dlt1997_readers()
+        self.handlers = {
+            dlt645_1997.ReadRequest: Dlt1997Meter._on_read,
+            dlt645_1997.BroadcastTime: Dlt645Meter._on_broadcast_time,
+        }
+        self._table = dlt645_1997.DI_TABLE
+
+    def _on_read(self, message) -> FramedAnswer:
+        reader = self.readers.get(message.di)
+        if reader is None:
+            return self._error(0x01, "no_data")
+        self.advance()
+        value = reader(self, self.snapshot())
+        item = self._table[message.di]
+        raw = self._di.encode_item(item, value, table=self._table)
+        said = self._di.values_of(item, value, self._table)
+        return FramedAnswer(self.codec.ReadReply(self.address, message.di, raw), said)

@@ -31,20 +31,20 @@ from .clock import SimClock
 from .config import WIRE_FAMILY, SiteConfig
 from .faults import FaultInjector, FaultRates
 from .gateways import BusServer, MbapWire, RtuWire, Wire
-from .meters import MeterEnv, ModbusMeter, SimMeter
+from .meters import MeterEnv, SimMeter
 from .profile import Calendar, stable_seed, unit
 
 
 def _meter_classes() -> dict[Protocol, type[SimMeter]]:
-    classes: dict[Protocol, type[SimMeter]] = {Protocol.MODBUS: ModbusMeter}
-    try:
-        from .meters import CjtMeter, Dlt645Meter, Dlt1997Meter
-    except ImportError:  # pragma: no cover - the framed codecs are not there yet
-        return classes
-    classes.update(
-        {Protocol.DLT645_2007: Dlt645Meter, Protocol.DLT645_1997: Dlt1997Meter, Protocol.CJT188: CjtMeter}
-    )
-    return classes
+    from . import meters
+
+    names = {
+        Protocol.MODBUS: "ModbusMeter",
+        Protocol.DLT645_2007: "Dlt645Meter",
+        Protocol.DLT645_1997: "Dlt1997Meter",
+        Protocol.CJT188: "CjtMeter",
+    }
+    return {protocol: getattr(meters, name) for protocol, name in names.items() if hasattr(meters, name)}
 
 
 def _wire(transport: Transport, family: str | None, meters: list[SimMeter]) -> Wire:

@@ -219,7 +219,7 @@ def _frame_of(body: bytes) -> Frame:
     return Frame(body[1], decode_address(body[2:9]), body[9], body[11:-2], body)
 
 
-class Deframer:
+class Deframer(StreamDeframer):
     """Stream deframer for CJ/T 188 (``68 T A0..A6 C L DATA CS 16``), h11-style.
 
     ``feed(data)``; ``next_frame()`` -> :class:`Frame` or ``None``; iteration. Strips any FE, resynchronises
@@ -228,34 +228,17 @@ class Deframer:
     CS raises :class:`ChecksumError`; the next call continues. Raises only :class:`FrameError` subclasses.
     """
 
-    __slots__ = ("_stream",)
+    __slots__ = ()
     layout: ClassVar[Layout] = LAYOUT
 
     def __init__(self, max_buffer: int = 8192):
-        self._stream = StreamDeframer(LAYOUT, max_buffer)
-
-    def feed(self, data: bytes) -> None:
-        self._stream.feed(data)
+        StreamDeframer.__init__(self, LAYOUT, max_buffer)
 
     def next_frame(self) -> Frame | None:
-        raw = self._stream.next_raw()
+        raw = self.next_raw()
         return None if raw is None else _frame_of(raw)
 
-    def next_raw(self) -> bytes | None:
-        return self._stream.next_raw()
-
-    @property
-    def buffered(self) -> int:
-        return self._stream.buffered
-
-    @property
-    def max_buffer(self) -> int:
-        return self._stream.max_buffer
-
-    def clear(self) -> None:
-        self._stream.clear()
-
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Iterator[Frame]:  # type: ignore[override]
         while (frame := self.next_frame()) is not None:
             yield frame
 

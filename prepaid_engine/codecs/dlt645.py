@@ -250,7 +250,7 @@ def _frame_of(body: bytes) -> Frame:
     return Frame(decode_address(body[1:7]), body[8], body[10:-2].translate(_SUB33), body)
 
 
-class Deframer:
+class Deframer(StreamDeframer):
     """Stream deframer for DL/T 645 (2007 and 1997 share the framing), h11-style.
 
     ``feed(data)``; ``next_frame()`` -> :class:`Frame` or ``None`` (needs more bytes); ``for frame in
@@ -260,35 +260,17 @@ class Deframer:
     continues after it. Raises nothing but :class:`FrameError` and its subclasses.
     """
 
-    __slots__ = ("_stream",)
+    __slots__ = ()
     layout: ClassVar[Layout] = LAYOUT
 
     def __init__(self, max_buffer: int = 8192):
-        self._stream = StreamDeframer(LAYOUT, max_buffer)
-
-    def feed(self, data: bytes) -> None:
-        self._stream.feed(data)
+        StreamDeframer.__init__(self, LAYOUT, max_buffer)
 
     def next_frame(self) -> Frame | None:
-        raw = self._stream.next_raw()
+        raw = self.next_raw()
         return None if raw is None else _frame_of(raw)
 
-    def next_raw(self) -> bytes | None:
-        """The next frame's wire bytes (68 .. 16), validated, without decoding."""
-        return self._stream.next_raw()
-
-    @property
-    def buffered(self) -> int:
-        return self._stream.buffered
-
-    @property
-    def max_buffer(self) -> int:
-        return self._stream.max_buffer
-
-    def clear(self) -> None:
-        self._stream.clear()
-
-    def __iter__(self) -> Iterator[Frame]:
+    def __iter__(self) -> Iterator[Frame]:  # type: ignore[override]
         while (frame := self.next_frame()) is not None:
             yield frame
 

@@ -59,7 +59,7 @@ from .dlt645 import (
     encode_frame,
     frame_filter,
 )
-from .dlt645_di import DataItem, Kind, decode_item, encode_item, values_of
+from .dlt645_di import DataItem, Kind, compile_table, encode_item
 
 __all__ = [
     "BROADCAST",
@@ -140,6 +140,7 @@ def _build_table() -> dict[str, DataItem]:
 
 
 DI_TABLE: dict[str, DataItem] = _build_table()
+_COMPILED = compile_table(DI_TABLE)
 
 
 def _item(di: str) -> DataItem:
@@ -153,7 +154,10 @@ def _item(di: str) -> DataItem:
 
 def decode_value(di: str, raw: bytes):
     """The typed value of a 1997 reply's data (after the DI): Decimal, int, date, time, str or tuple."""
-    return decode_item(_item(di), raw, DI_TABLE)
+    decoder = _COMPILED.decoders.get(di)
+    if decoder is None:
+        decoder = _COMPILED.decoders[_item(di).di]
+    return decoder(raw)
 
 
 def encode_value(di: str, value, *, rounding: str | None = None) -> bytes:
@@ -164,8 +168,10 @@ def encode_value(di: str, value, *, rounding: str | None = None) -> bytes:
 def reading_values(di: str, raw: bytes) -> dict[str, object]:
     """``{READING_FIELDS name: value}`` of a 1997 reply: 9010..9014/901F energies, B611 voltage, B621 current,
     B630 power, B650 power factor."""
-    item = _item(di)
-    return values_of(item, decode_item(item, raw, DI_TABLE), DI_TABLE)
+    reader = _COMPILED.readers.get(di)
+    if reader is None:
+        reader = _COMPILED.readers[_item(di).di]
+    return reader(raw)
 
 
 _di_cache: dict[str, bytes] = {}

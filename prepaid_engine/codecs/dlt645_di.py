@@ -349,8 +349,10 @@ def encode_item(
 
 def decode_value(di: str, raw: bytes) -> Decimal | int | date | time | str | tuple:
     """The value of a DL/T 645-2007 reply's data (after the DI), typed per :data:`DI_TABLE`."""
-    item = DI_TABLE.get(di) or lookup(di)
-    return _DECODERS[item.kind](item, raw, DI_TABLE)
+    decoder = _COMPILED.decoders.get(di)
+    if decoder is None:
+        decoder = _COMPILED.decoders[lookup(di).di]
+    return decoder(raw)
 
 
 def encode_value(di: str, value, *, rounding: str | None = None) -> bytes:
@@ -473,8 +475,10 @@ def reading_values(di: str, raw: bytes) -> dict[str, object]:
     purchase_count; ``04000503`` (and the block ``040005FF``) supply from the relay bit. Identifiers that
     fill no field return ``{}``.
     """
-    item = DI_TABLE.get(di) or lookup(di)
-    return values_of(item, _DECODERS[item.kind](item, raw, DI_TABLE), DI_TABLE)
+    reader = _COMPILED.readers.get(di)
+    if reader is None:
+        reader = _COMPILED.readers[lookup(di).di]
+    return reader(raw)
 
 
 def collect_reading(pairs: Iterable[tuple[str, bytes]]) -> dict[str, object]:
@@ -495,3 +499,104 @@ def collect_reading(pairs: Iterable[tuple[str, bytes]]) -> dict[str, object]:
     if overdraft is not None and not values.get("balance"):
         values["balance"] = overdraft
     return values
+
+
+# --- compiled tables: one closure per identifier, built once (the poller's hot path) --------------
+@dataclass(frozen=True, slots=True)
+class CompiledTable:
+    """Per-identifier decoders (raw -> value) and readers (raw -> reading values) of one table."""
+
+    items: Mapping[str, DataItem]
+    decoders: dict[str, Callable[[bytes], object]]
+    readers: dict[str, Callable[[bytes], dict[str, object]]]
+
+    def decode(self, di: str, raw: bytes):
+        decoder = self.decoders.get(di)
+        if decoder is None:
+            decoder = self.decoders[lookup(di, self.items).di]
+        return decoder(raw)
+
+    def reading(self, di: str, raw: bytes) -> dict[str, object]:
+        reader = self.readers.get(di)
+        if reader is None:
+            reader = self.readers[lookup(di, self.items).di]
+        return reader(raw)
+
+
+def _number_decoder(item: DataItem) -> Callable[[bytes], Decimal]:
+    length, decimals, signed = item.length, item.decimals, item.signed
+    exponent = -decimals
+
+    def decode(raw: bytes) -> Decimal:
+        if len(raw) != length:
+            _expect_length(item, raw)
+        if signed and raw[-1] & 0x80:
+            return bcd_to_decimal(raw, decimals, signed=True)
+        digits = raw[::-1].hex()
+        if not digits.isdigit():
+            raise FrameError(f"{item.di} ({item.name}): not BCD: {bytes(raw).hex(' ')}")
+        return Decimal(int(digits)).scaleb(exponent) if exponent else Decimal(int(digits))
+
+    return decode
+
+
+def _block_decoder(item: DataItem, decoders: Mapping[str, Callable], table: Mapping[str, DataItem]):
+    members = [decoders[m] for m in item.members]
+    size = table[item.members[0]].length
+    named = len(members)
+
+    def decode(raw: bytes) -> tuple:
+        n = len(raw)
+        if not n or n % size:
+            raise FrameError(f"{item.di}: {n} bytes is not a whole number of {size}-byte values")
+        count = n // size
+        fns = members if count == named else (members + [members[-1]] * (count - named))[:count]
+        return tuple([fn(raw[k * size : (k + 1) * size]) for k, fn in enumerate(fns)])
+
+    return decode
+
+
+def _value_reader(item: DataItem, table: Mapping[str, DataItem]) -> Callable[[object], dict[str, object]]:
+    """value -> reading values (the decoded-value half of a reader)."""
+    special = _SPECIAL_READERS.get(item.di)
+    if special is not None:
+        return lambda value: special(item, value)
+    if item.kind is Kind.BLOCK:
+        members = [table[m] for m in item.members]
+        if all(m.kind is not Kind.BLOCK and m.di not in _SPECIAL_READERS for m in members):
+            pairs = [(k, m.field) for k, m in enumerate(members) if m.field]
+            return lambda values: {name: values[k] for k, name in pairs if k < len(values)}
+        readers = [_value_reader(m, table) for m in members]
+
+        def read_block(values: tuple) -> dict[str, object]:
+            out: dict[str, object] = {}
+            for reader, value in zip(readers, values, strict=False):
+                out.update(reader(value))
+            return out
+
+        return read_block
+    name = item.field
+    if name:
+        return lambda value: {name: value}
+    return lambda value: {}
+
+
+def compile_table(table: Mapping[str, DataItem]) -> CompiledTable:
+    """Build the decoders and readers of ``table`` (members of blocks must be in the table)."""
+    decoders: dict[str, Callable[[bytes], object]] = {}
+    for item in table.values():
+        if item.kind is Kind.NUMBER:
+            decoders[item.di] = _number_decoder(item)
+        elif item.kind is not Kind.BLOCK:
+            decoders[item.di] = (lambda it: lambda raw: _DECODERS[it.kind](it, raw, table))(item)
+    for item in table.values():
+        if item.kind is Kind.BLOCK:
+            decoders[item.di] = _block_decoder(item, decoders, table)
+    readers: dict[str, Callable[[bytes], dict[str, object]]] = {}
+    for item in table.values():
+        decode, to_values = decoders[item.di], _value_reader(item, table)
+        readers[item.di] = (lambda d, v: lambda raw: v(d(raw)))(decode, to_values)
+    return CompiledTable(table, decoders, readers)
+
+
+_COMPILED = compile_table(DI_TABLE)

@@ -68,16 +68,15 @@ class StreamDeframer:
 
     ``feed(data)`` appends bytes; ``next_raw()`` returns the next complete, checksum-valid frame (start byte
     through ``16``, preamble excluded) or ``None`` when more bytes are needed. Protocol modules wrap it to
-    return decoded frames.
+    return decoded frames. Construction is cheap: links make one per exchange.
     """
 
-    __slots__ = ("_buf", "_header", "_layout", "_overflow", "max_buffer")
+    __slots__ = ("_buf", "_layout", "_overflow", "max_buffer")
 
     def __init__(self, layout: Layout, max_buffer: int = 8192):
-        if max_buffer < layout.max_frame:
+        if max_buffer < layout.length_at + layout.max_data + 3:
             raise FrameError(f"max_buffer {max_buffer} is below one {layout.name} frame ({layout.max_frame})")
         self._layout = layout
-        self._header = layout.length_at + 1
         self._buf = bytearray()
         self._overflow = 0
         self.max_buffer = max_buffer
@@ -92,47 +91,59 @@ class StreamDeframer:
         self._overflow = 0
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise FrameError(f"a deframer is fed bytes, not {type(data).__name__}")
-        if isinstance(data, memoryview):
+        if not isinstance(data, bytes | bytearray):
+            if not isinstance(data, memoryview):
+                raise FrameError(f"a deframer is fed bytes, not {type(data).__name__}")
             data = data.tobytes()
         buf = self._buf
-        if not buf:
+        if buf:
+            buf += data
+        else:
             # fast path: skip leading noise and preambles without copying them
             start = data.find(START)
             if start < 0:
                 return
-            buf += data[start:]
-        else:
-            buf += data
-        excess = len(buf) - self.max_buffer
-        if excess > 0:
+            buf += data[start:] if start else data
+        if len(buf) > self.max_buffer:
+            excess = len(buf) - self.max_buffer
             del buf[:excess]
             self._overflow += excess
 
     def next_raw(self) -> bytes | None:
-        buf = self._buf
         if self._overflow:
             lost, self._overflow = self._overflow, 0
             raise FrameError(f"{self._layout.name} deframer buffer overflow: {lost} byte(s) discarded")
+        buf = self._buf
         layout = self._layout
-        header = self._header
-        length_at = header - 1
+        length_at = layout.length_at
+        second = layout.second_start
+        address_from = layout.address_from
+        address_to = layout.address_to
+        max_data = layout.max_data
         while True:
             i = buf.find(START)
-            if i < 0:
-                buf.clear()
-                return None
             if i:
+                if i < 0:
+                    buf.clear()
+                    return None
                 del buf[:i]
             n = len(buf)
-            verdict = _check_header(buf, 0, n, layout)
-            if verdict < 0:  # not a candidate
-                del buf[0]
-                continue
-            if verdict == 0:  # header incomplete
+            if n <= length_at:  # header incomplete: reject early what can already be rejected
+                if (second is not None and n > second and buf[second] != START) or buf[
+                    address_from : min(n, address_to)
+                ].translate(None, _ADDRESS_DELETE):
+                    del buf[0]
+                    continue
                 return None
-            total = header + buf[length_at] + 2
+            length = buf[length_at]
+            if (
+                (second is not None and buf[second] != START)
+                or length > max_data
+                or buf[address_from:address_to].translate(None, _ADDRESS_DELETE)
+            ):
+                del buf[0]  # not a candidate
+                continue
+            total = length_at + length + 3
             if n < total:
                 later = _later_frame(buf, 1, layout)
                 if later < 0:

@@ -1045,3 +1045,84 @@ class Dlt1997Meter(Dlt645Meter):
         raw = self._di.encode_item(item, value, table=self._table)
         said = self._di.values_of(item, value, self._table)
         return FramedAnswer(self.codec.ReadReply(self.address, message.di, raw), said)
+
+
+# ================================================================================================ CJ/T 188
+
+
+class CjtMeter(_FramedMeter):
+    """A CJ/T 188 water meter: 901F reads (cumulative and settlement-day flow, meter time, valve and battery
+    status), read address and valve control (A017). Requests for another meter type (not ``AA``) are not
+    for it: it stays silent. Other identifiers are answered with an abnormal reply carrying the status."""
+
+    protocol_name = "cjt188"
+
+    def __init__(self, config: MeterConfig, model: MeterModel, env: MeterEnv):
+        from ..codecs import cjt188
+
+        self.codec = cjt188
+        super().__init__(config, model, env)
+        self.meter_type = int(model.option("meter_type", "10") or "10", 16)
+        self.di_order = model.option("di_order", "msb") or "msb"
+        self.valve_states = {
+            Valve.OPEN: cjt188.ValveState.OPEN,
+            Valve.CLOSED: cjt188.ValveState.CLOSED,
+            Valve.ABNORMAL: cjt188.ValveState.ABNORMAL,
+        }
+        self.handlers = {
+            cjt188.ReadRequest: CjtMeter._on_read,
+            cjt188.ReadAddress: CjtMeter._on_read_address,
+            cjt188.ValveControl: CjtMeter._on_valve,
+            cjt188.WriteRequest: lambda m, msg: m._error(0x04, msg.ser),
+        }
+
+    def status(self) -> int:
+        self.advance()
+        return self.codec.status_word(self.valve_states[self.valve], self.battery_low)
+
+    def encode_reply(self, reply: object, address: str | None = None) -> bytes:
+        if address is not None:
+            reply = _replace(reply, address=address)
+        return self.codec.encode(reply, di_order=self.di_order, preamble=self.preamble, tz=self.clock_tz)
+
+    def handle(self, frame) -> FramedAnswer | None:
+        from ..errors import FrameError
+
+        if frame.is_reply or frame.meter_type not in (self.meter_type, 0xAA):
+            return None
+        try:
+            message = self.codec.decode(frame, di_order=self.di_order, tz=self.clock_tz)
+        except FrameError:
+            return None
+        handler = self.handlers.get(type(message))
+        return None if handler is None else handler(self, message)
+
+    def _error(self, function: int, ser: int) -> FramedAnswer:
+        reply = self.codec.ErrorReply(self.meter_type, self.address, function, self.status(), ser)
+        return FramedAnswer(reply, {}, ("abnormal",))
+
+    def _on_read(self, message) -> FramedAnswer:
+        if message.di != self.codec.DI_METER_DATA:
+            return self._error(0x01, message.ser)
+        self.advance()
+        reply = self.codec.FlowReply(
+            self.meter_type,
+            self.address,
+            self.total,
+            self.settlement_total,
+            self.meter_local(),
+            self.status(),
+            message.ser,
+        )
+        return FramedAnswer(reply, self.codec.reading_values(reply))
+
+    def _on_read_address(self, message) -> FramedAnswer:
+        return FramedAnswer(self.codec.AddressReply(self.meter_type, self.address, message.ser), {})
+
+    def _on_valve(self, message) -> FramedAnswer:
+        if self.valve != Valve.ABNORMAL:  # a stuck valve does not move; the status says so
+            self.set_valve(Valve.OPEN if message.action == self.codec.ValveAction.OPEN else Valve.CLOSED)
+        reply = self.codec.WriteReply(
+            self.meter_type, self.address, self.codec.DI_VALVE, self.status(), message.ser
+        )
+        return FramedAnswer(reply, self.codec.reading_values(reply))

@@ -26,6 +26,12 @@ VALUE_FIELDS = (
     "purchase_count",
 )
 SUPPLY_INDEX = VALUE_FIELDS.index("supply")
+# Insert row layout: meter_id, read_at, ingested_at, source, company_id, utility, building_id, *VALUE_FIELDS.
+ROW_PREFIX = 7
+# Where the values a meter keeps (total, supply, balance, purchase count) sit in an insert row.
+UPDATE_COLUMNS = tuple(
+    ROW_PREFIX + VALUE_FIELDS.index(f) for f in ("total", "supply", "balance", "purchase_count")
+)
 SOURCE_SELECTION = [("poll", "Poll"), ("push", "Push"), ("manual", "Manual"), ("import", "Import")]
 
 
@@ -95,7 +101,15 @@ class PrepaidMeterReading(models.Model):
         readings = super().create(vals_list)
         # Readings entered by hand or imported count like ingested ones: the meter and billing follow.
         readings.flush_recordset()
-        self._update_meters_from(readings.ids, mark_online=False)
+        # Read back as stored: values left empty are NULL there (the ORM would show 0.0 / False).
+        stored = self.env.execute_query(
+            SQL(
+                """SELECT meter_id, read_at, total, supply, balance, purchase_count
+                     FROM prepaid_meter_reading WHERE id = ANY(%s)""",
+                readings.ids,
+            )
+        )
+        self._update_meters(stored, mark_online=False)
         self._after_ingest(readings.ids)
         return readings
 
@@ -185,35 +199,50 @@ class PrepaidMeterReading(models.Model):
             )
         new_ids = [row[0] for row in inserted]
         if new_ids:
-            self._update_meters_from(new_ids, mark_online=source in ("poll", "push"))
+            meter_values = {(row[0], row[1]): row for row in rows}
+            self._update_meters(
+                [
+                    (meter_id, read_at, *(meter_values[meter_id, read_at][i] for i in UPDATE_COLUMNS))
+                    for _id, meter_id, read_at in inserted
+                ],
+                mark_online=source in ("poll", "push"),
+            )
             self.invalidate_model()
         self._after_ingest(new_ids)
         return new_ids
 
     @api.model
-    def _update_meters_from(self, reading_ids, mark_online=True):
-        """Bring meters up to date with the newest of the given readings (newer than what they hold); with
-        ``mark_online`` the meters also go online (they just answered)."""
-        self.env.execute_query(
-            SQL(
-                """UPDATE prepaid_meter m
-                      SET last_reading_at = v.read_at,
-                          last_total = COALESCE(v.total, m.last_total),
-                          supply = COALESCE(v.supply, m.supply),
-                          meter_balance = COALESCE(v.balance, m.meter_balance),
-                          purchase_count = COALESCE(v.purchase_count, m.purchase_count),
-                          online = m.online OR %s
-                     FROM (SELECT DISTINCT ON (meter_id)
-                                  meter_id, read_at, total, supply, balance, purchase_count
-                             FROM prepaid_meter_reading
-                            WHERE id = ANY(%s)
-                         ORDER BY meter_id, read_at DESC) AS v
-                    WHERE m.id = v.meter_id
-                      AND (m.last_reading_at IS NULL OR m.last_reading_at <= v.read_at)""",
-                bool(mark_online),
-                reading_ids,
+    def _update_meters(self, values, mark_online=True):
+        """Bring meters up to date with readings ``values``: ``(meter_id, read_at, total, supply, balance,
+        purchase_count)`` tuples. Per meter the newest one counts, and only when it is not older than what
+        the meter holds; with ``mark_online`` the meters also go online (they just answered). One
+        ``UPDATE .. FROM (VALUES ..)`` per chunk of meters."""
+        latest = {}
+        for row in values:
+            if row[0] not in latest or latest[row[0]][1] < row[1]:
+                latest[row[0]] = row
+        rows = list(latest.values())
+        for start in range(0, len(rows), INGEST_CHUNK):
+            chunk = SQL(", ").join(
+                SQL("(%s, %s::timestamp, %s::numeric, %s::varchar, %s::numeric, %s::integer)", *row)
+                for row in rows[start : start + INGEST_CHUNK]
             )
-        )
+            self.env.execute_query(
+                SQL(
+                    """UPDATE prepaid_meter m
+                          SET last_reading_at = v.read_at,
+                              last_total = COALESCE(v.total, m.last_total),
+                              supply = COALESCE(v.supply, m.supply),
+                              meter_balance = COALESCE(v.balance, m.meter_balance),
+                              purchase_count = COALESCE(v.purchase_count, m.purchase_count),
+                              online = m.online OR %s
+                         FROM (VALUES %s) AS v(meter_id, read_at, total, supply, balance, purchase_count)
+                        WHERE m.id = v.meter_id
+                          AND (m.last_reading_at IS NULL OR m.last_reading_at <= v.read_at)""",
+                    bool(mark_online),
+                    chunk,
+                )
+            )
         self.env["prepaid.meter"].invalidate_model(
             ["last_reading_at", "last_total", "supply", "meter_balance", "purchase_count", "online"]
         )

@@ -1,4 +1,5 @@
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from odoo import fields
 from odoo.exceptions import ValidationError
@@ -7,7 +8,7 @@ from odoo.tools import mute_logger
 from psycopg2 import IntegrityError
 
 from prepaid_engine.catalog import builtin_models
-from prepaid_engine.types import MeterModel
+from prepaid_engine.types import MeterModel, Reading, Supply
 
 from .common import MeteringCommon
 
@@ -134,6 +135,58 @@ class TestMeter(MeteringCommon):
         older = at - timedelta(hours=1)
         self.env["prepaid.meter.reading"].create({"meter_id": meter.id, "read_at": older, "total": 40.0})
         self.assertEqual(meter.last_total, 42.5, "an older reading does not move the meter back")
+
+
+@tagged("post_install", "-at_install")
+class TestIngest(MeteringCommon):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        gateway = cls._create_gateway("ingest-gw")
+        cls.meters = [cls._create_meter(gateway.bus_ids, str(unit)) for unit in (1, 2, 3)]
+
+    def _readings(self, count, start=datetime(2026, 1, 1, tzinfo=UTC)):
+        return [
+            Reading(
+                meter_key=str(self.meters[i % 3].id),
+                read_at=start + timedelta(minutes=15 * (i // 3)),
+                total=Decimal(i).scaleb(-2),
+                supply=Supply.ON,
+            )
+            for i in range(count)
+        ]
+
+    def _queries(self, readings):
+        Reading_ = self.env["prepaid.meter.reading"]
+        self.env.flush_all()
+        before = self.cr.sql_log_count
+        ids = Reading_._ingest(readings, "import")
+        return ids, self.cr.sql_log_count - before
+
+    def test_bulk_ingest_costs_one_insert_per_chunk_not_per_row(self):
+        small_ids, small_queries = self._queries(self._readings(30))
+        self.assertEqual(len(small_ids), 30)
+        big = self._readings(4500, start=datetime(2026, 2, 1, tzinfo=UTC))
+        big_ids, big_queries = self._queries(big)
+        self.assertEqual(len(big_ids), 4500)
+        # 4500 rows = 3 INSERT chunks of 2000 instead of 1: two statements more, whatever the row count.
+        self.assertEqual(big_queries - small_queries, 2)
+        last = max(big, key=lambda r: (r.meter_key == str(self.meters[0].id), r.read_at))
+        self.assertEqual(self.meters[0].last_reading_at, last.read_at.replace(tzinfo=None))
+        self.assertEqual(Decimal(str(self.meters[0].last_total)), last.total)
+        self.assertFalse(self.meters[0].online, "imported readings do not say the meter is online")
+        again, _queries = self._queries(big)
+        self.assertEqual(again, [])
+
+    def test_readings_of_unknown_meters_are_skipped(self):
+        start = datetime(2026, 1, 1, tzinfo=UTC)
+        strangers = [
+            Reading(meter_key="999999999", read_at=start),
+            Reading(meter_key="not-an-id", read_at=start),
+        ]
+        readings = [*self._readings(3), *strangers]
+        with mute_logger("odoo.addons.prepaid_metering.models.prepaid_meter_reading"):
+            self.assertEqual(len(self.env["prepaid.meter.reading"]._ingest(readings, "poll")), 3)
 
 
 @tagged("post_install", "-at_install")

@@ -1,1 +1,9 @@
-from . import test_commands, test_import, test_meter, test_polling, test_push, test_security
+from . import (
+    test_commands,
+    test_default_site,
+    test_import,
+    test_meter,
+    test_polling,
+    test_push,
+    test_security,
+)

@@ -153,6 +153,7 @@ class PrepaidSitemapImport(models.TransientModel):
                 "host": site_gateway.host,
                 "transport": str(site_gateway.transport),
                 "timeout": site_gateway.timeout,
+                "active": True,
             }
             if self.property_id:
                 gateway_vals["property_id"] = self.property_id.id
@@ -191,6 +192,7 @@ class PrepaidSitemapImport(models.TransientModel):
                         "meter_number": site_meter.meter_number or site_meter.address,
                         "customer_number": site_meter.customer_number or False,
                         "ct_ratio": site_meter.ct_ratio,
+                        "active": True,
                     }
                     if site_meter.name:
                         meter_vals["name"] = site_meter.name

@@ -114,7 +114,7 @@ def test_exchange_returns_the_first_accepted_frame_and_discards_strays_and_garba
 
 def test_a_late_reply_is_drained_and_never_answers_the_next_request():
     def script(request):
-        return [(0.15, b"ok " + request + b"\n")] if request == b"slow" else [(0, b"ok " + request + b"\n")]
+        return [(0.12, b"ok " + request + b"\n")] if request == b"slow" else [(0, b"ok " + request + b"\n")]
 
     async def scenario(drain_quiet):
         async with Gateway(script) as gw:
@@ -125,7 +125,7 @@ def test_a_late_reply_is_drained_and_never_answers_the_next_request():
             await link.close()
             return frame, link.discarded_bytes
 
-    frame, discarded = run(scenario(drain_quiet=0.1))
+    frame, discarded = run(scenario(drain_quiet=0.2))
     assert frame == b"ok next"
     assert discarded == len(b"ok slow\n")
     # the same without the drain takes the late reply: the drain is what protects the next request
@@ -153,6 +153,26 @@ def test_a_line_that_never_goes_quiet_after_a_timeout_makes_the_link_reconnect()
     frame, connects, connections = run(scenario())
     assert frame == b"ok after"
     assert connects == 2 and connections == 2
+
+
+def test_a_shorter_timeout_after_a_longer_one_still_expires_on_time():
+    """One watchdog per link: a request with a shorter timeout than the previous one must not wait for the
+    previous deadline. The reply comes at 0.5 s; the 0.1 s timeout must win."""
+
+    def script(request):
+        return [(0.5, b"ok late\n")] if request == b"late" else [(0, b"ok " + request + b"\n")]
+
+    async def scenario():
+        async with Gateway(script) as gw:
+            link = TransparentLink("127.0.0.1", gw.port, deframer_factory=Lines, drain_quiet=0.6)
+            first = await link.exchange(b"fast\n", timeout=5)
+            with pytest.raises(LinkTimeout):
+                await link.exchange(b"late\n", timeout=0.1)
+            after = await link.exchange(b"again\n", timeout=5)  # the drain swallowed "ok late"
+            await link.close()
+            return first, after
+
+    assert run(scenario()) == (b"ok fast", b"ok again")
 
 
 def test_a_refused_connection_is_a_link_error_at_once():

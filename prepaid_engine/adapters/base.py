@@ -143,4 +143,6 @@ _FIELDS = frozenset(READING_FIELDS)
 
 def make_reading(meter_key: str, read_at: datetime, values: Mapping[str, Any]) -> Reading:
     """A :class:`Reading` from folded values (names outside :data:`READING_FIELDS` are left out)."""
-    return Reading(meter_key, read_at, **{k: v for k, v in values.items() if k in _FIELDS and v is not None})
+    if values.keys() <= _FIELDS:  # the usual case: nothing to filter (None is every field's default)
+        return Reading(meter_key, read_at, **values)
+    return Reading(meter_key, read_at, **{k: v for k, v in values.items() if k in _FIELDS})

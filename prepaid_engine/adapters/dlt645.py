@@ -59,10 +59,21 @@ KEEP_POWER_KINDS = frozenset({CommandKind.KEEP_POWER_ON, CommandKind.KEEP_POWER_
 
 
 def _pair_parser(codec: Any, address: str, di: str, function: int) -> Callable[[Any], Values]:
-    """A read reply -> ``{"__raw__": [(di, value bytes)]}``, checked (address, function, DI, error reply)."""
+    """A read reply -> ``{"__raw__": ((di, value bytes),)}``, checked (address, function, DI, error reply).
+
+    Hot path: the link only hands over frames the codec's ``reply_filter`` accepted (this meter, this
+    function, this DI); a plain normal reply (control ``0x80 | function``: no error, no follow-up) then
+    carries the value right after the DI in the codec's de-scrambled ``Frame.data``. Everything else
+    (error replies, follow-ups, frames that did not come through the filter) goes through ``parse_reply``.
+    """
     parse_reply = codec.parse_reply
+    plain = 0x80 | function
+    accepts = codec.reply_filter(address, function, di)
+    di_len = len(di) // 2
 
     def parse(frame: Any) -> Values:
+        if frame.control == plain and accepts(frame):
+            return {"__raw__": ((di, frame.data[di_len:]),)}
         reply = parse_reply(frame, address, di, function=function)
         if reply.more:
             raise FrameError(f"{di}: the meter wants follow-up frames; a poll reads single-frame identifiers")
@@ -79,8 +90,32 @@ def _ack_parser(address: str, function: int) -> Callable[[Any], Values]:
     return parse
 
 
-def _pairs(replies: Sequence[Values]) -> list[tuple[str, bytes]]:
-    return [pair for reply in replies for pair in reply.get("__raw__", ())]
+def _pairs(replies: Sequence[Values]) -> tuple[tuple[str, bytes], ...]:
+    if len(replies) == 1:
+        return replies[0].get("__raw__", ())
+    return tuple(pair for reply in replies for pair in reply.get("__raw__", ()))
+
+
+class _Memo:
+    """Decoded values by the (identifier, value bytes) pairs they came from: decoding is a pure function of
+    them, and most of a fleet's registers (energy blocks of idle meters, status words, balances, counts) read
+    the same bytes cycle after cycle. Bounded: emptied when full."""
+
+    __slots__ = ("_collect", "_values", "limit")
+
+    def __init__(self, collect: Callable[[Sequence[tuple[str, bytes]]], Values], limit: int = 65536):
+        self._collect = collect
+        self._values: dict[tuple[tuple[str, bytes], ...], Values] = {}
+        self.limit = limit
+
+    def __call__(self, pairs: tuple[tuple[str, bytes], ...]) -> Values:
+        values = self._values.get(pairs)
+        if values is None:
+            values = self._collect(pairs)
+            if len(self._values) >= self.limit:
+                self._values.clear()
+            self._values[pairs] = values
+        return dict(values)
 
 
 def _ct_scaler(meter: MeterSpec) -> Callable[[Values], Values]:
@@ -128,12 +163,15 @@ class Dlt645Adapter:
             codec.Deframer,
         )
 
+    def __init__(self) -> None:
+        self._memo = _Memo(self.collect)
+
     def read_plan(self, meter: MeterSpec) -> ReadPlan:
         if not meter.model.reads:
             raise ConfigError(f"model {meter.model.code} lists no data identifier to read")
         steps = tuple(self._read_step(meter.address, di) for di in meter.model.reads)
         scale = _ct_scaler(meter)
-        collect = self.collect
+        collect = self._memo
 
         def fold(steps: Sequence[Step], replies: Sequence[Values]) -> Values:
             return scale(collect(_pairs(replies)))

@@ -9,8 +9,9 @@ that window and is dropped), and if the line never goes quiet within ``max_drain
 So a late reply is never taken for the next request's answer; the caller's ``expect`` (address, function, data
 identifier) is the second fence.
 
-Everything is callback driven (``asyncio.Protocol``), not stream based: one exchange costs one future, one
-timer and the deframer's work, which keeps the poller's CPU time per reading small.
+Everything is callback driven (``asyncio.Protocol``), not stream based: one exchange costs one future and the
+deframer's work (the request timeout is one watchdog timer per link, re-armed only when it fires), which keeps
+the poller's CPU time per reading small.
 """
 
 from __future__ import annotations
@@ -96,6 +97,10 @@ class FramedLink:
         self._waiter: asyncio.Future | None = None
         self._expect: Expect | None = None
         self._deframer: Deframer | None = None
+        self._deframers: dict[DeframerFactory, Deframer] = {}
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._timeout = 0.0
         self._last_rx = 0.0
         self._loop_time: Callable[[], float] = _no_time
         self._dirty = False
@@ -148,10 +153,10 @@ class FramedLink:
             factory = deframer or self.deframer_factory
             if factory is None:
                 raise ConfigError(f"{self.describe()}: no deframer for this exchange")
-            self._deframer = factory()
+            self._deframer = self._fresh_deframer(factory)
             self._expect = expect
             self._waiter = waiter
-            timer = loop.call_later(timeout, _expire, waiter, timeout)
+            self._arm(loop, loop.time() + timeout, timeout)
             try:
                 if self.trace is not None:
                     self.trace("tx", request)
@@ -167,7 +172,6 @@ class FramedLink:
                 self._last_rx = loop.time()
                 raise
             finally:
-                timer.cancel()
                 self._waiter = None
                 self._expect = None
                 self._deframer = None
@@ -185,8 +189,45 @@ class FramedLink:
     def _protocol_factory(self) -> _LinkProtocol:
         return _LinkProtocol(self)
 
+    def _arm(self, loop: asyncio.AbstractEventLoop, deadline: float, timeout: float) -> None:
+        """Set the pending request's deadline. One watchdog timer per link, re-armed only when it fires
+        early (a later request's deadline) or would fire late (a shorter timeout): most requests create no
+        timer at all, which matters at thousands of requests per second."""
+        self._deadline = deadline
+        self._timeout = timeout
+        watchdog = self._watchdog
+        if watchdog is not None and watchdog.when() > deadline:
+            watchdog.cancel()
+            watchdog = None
+        if watchdog is None:
+            self._watchdog = loop.call_at(deadline, self._on_watchdog)
+
+    def _on_watchdog(self) -> None:
+        self._watchdog = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        loop = waiter.get_loop()
+        if loop.time() >= self._deadline:
+            waiter.set_exception(LinkTimeout(f"no reply within {self._timeout:g} s"))
+        else:
+            self._watchdog = loop.call_at(self._deadline, self._on_watchdog)
+
+    def _fresh_deframer(self, factory: DeframerFactory) -> Deframer:
+        """An empty deframer of ``factory``'s kind: one is kept per kind and emptied with its ``clear()``."""
+        deframer = self._deframers.get(factory)
+        clear = getattr(deframer, "clear", None)
+        if clear is None:
+            deframer = self._deframers[factory] = factory()
+        else:
+            clear()
+        return deframer  # type: ignore[return-value]
+
     # --- internals ------------------------------------------------------------------------------------------
     def _drop_transport(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         transport, self._transport, self._protocol = self._transport, None, None
         if transport is not None:
             transport.close()
@@ -242,11 +283,6 @@ class FramedLink:
                 self.discarded_frames += 1
         except FrameError as exc:
             waiter.set_exception(exc)
-
-
-def _expire(waiter: asyncio.Future, timeout: float) -> None:
-    if not waiter.done():
-        waiter.set_exception(LinkTimeout(f"no reply within {timeout:g} s"))
 
 
 def _no_time() -> float:

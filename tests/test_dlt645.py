@@ -297,7 +297,7 @@ def test_recharge_request_is_c03_with_di_operator_and_payload():
     frame = dlt645.decode_frame(wire)
     assert frame.control == 0x03
     assert frame.data == bytes.fromhex("FF 02 01 07 01 00 00 00") + payload
-    assert dlt645.decode(wire) == SecurityRequest(METER, "070102FF", payload, "00000001")
+    assert dlt645.decode(wire) == SecurityRequest(METER, "070102FF", "00000001", payload)
 
 
 def test_security_reply_is_accepted_for_the_recharge_di():
@@ -595,7 +595,7 @@ requests = st.one_of(
     st.builds(
         RelayControl, addresses, st.sampled_from(list(RelayCode)), moments, levels, passwords, operators
     ),
-    st.builds(SecurityRequest, addresses, dis, st.binary(max_size=100), operators),
+    st.builds(SecurityRequest, addresses, dis, operators, st.binary(max_size=100)),
 )
 replies = st.one_of(
     st.builds(ReadReply, addresses, dis, st.binary(max_size=150), st.booleans()),

@@ -574,8 +574,8 @@ class SecurityRequest(Request):
 
     address: str
     di: str
-    payload: bytes
     operator: str = "00000000"
+    payload: bytes = b""
 
     def to_frame(self, tz: tzinfo = UTC) -> Frame:
         return Frame(
@@ -807,7 +807,7 @@ def _d_relay(frame: Frame, tz: tzinfo) -> RelayControl:
 def _d_security(frame: Frame, tz: tzinfo) -> SecurityRequest:
     _at_least(frame, 8, "security request")
     data = frame.data
-    return SecurityRequest(frame.address, _di_text(data[:4]), data[8:], data[4:8][::-1].hex().upper())
+    return SecurityRequest(frame.address, _di_text(data[:4]), data[4:8][::-1].hex().upper(), data[8:])
 
 
 def _d_read_reply(frame: Frame, tz: tzinfo) -> ReadReply:
@@ -1032,7 +1032,7 @@ def recharge(
     address: str, payload: bytes, *, operator: str = "00000000", di: str = RECHARGE_DI, preamble: int = 4
 ) -> bytes:
     """Recharge request bytes: C=03, DI 070102FF, operator, ``payload`` (built by :mod:`..security`)."""
-    return encode(SecurityRequest(address, di, payload, operator), preamble=preamble)
+    return encode(SecurityRequest(address, di, operator, payload), preamble=preamble)
 
 
 def reply_filter(expect_address: str, function: int, di: str | None = None) -> Callable[[Frame], bool]:

@@ -1,0 +1,17 @@
+from . import (
+    account_chart_template,
+    account_move,
+    prepaid_account,
+    prepaid_meter,
+    prepaid_meter_command,
+    prepaid_meter_reading,
+    prepaid_meter_replacement,
+    prepaid_property,
+    prepaid_settlement,
+    prepaid_settlement_cursor,
+    prepaid_summary,
+    prepaid_tariff,
+    prepaid_topup,
+    res_company,
+    res_config_settings,
+)

@@ -1,0 +1,105 @@
+from decimal import Decimal, InvalidOperation
+
+from odoo import api, fields, models
+from odoo.exceptions import ValidationError
+from odoo.tools import SQL
+
+SETTLE_BATCH = 2000  # meters per settlement cron call
+
+
+class PrepaidMeter(models.Model):
+    _inherit = "prepaid.meter"
+
+    rollover_at = fields.Char(
+        string="Register Limit",
+        help="The largest value the index register shows before it wraps to zero, written to the register's "
+        "resolution (e.g. 999999.99). Empty: a falling index is never read as a roll-over.",
+    )
+    settlement_cursor_ids = fields.One2many("prepaid.settlement.cursor", "meter_id", readonly=True)
+    settled_until = fields.Datetime(compute="_compute_settlement", string="Settled Until")
+    settlement_error = fields.Char(compute="_compute_settlement")
+    cycle_quantity = fields.Float(compute="_compute_settlement", string="Cycle Consumption", digits=(16, 3))
+    cycle_amount = fields.Monetary(compute="_compute_settlement", string="Cycle Charge")
+    replacement_ids = fields.One2many("prepaid.meter.replacement", "meter_id", string="Replacements")
+
+    @api.depends("settlement_cursor_ids")
+    def _compute_settlement(self):
+        for meter in self:
+            cursor = meter.settlement_cursor_ids[:1]
+            meter.settled_until = cursor.read_at
+            meter.settlement_error = cursor.last_error
+            meter.cycle_quantity = cursor.cycle_quantity
+            meter.cycle_amount = cursor.cycle_amount
+
+    @api.constrains("rollover_at")
+    def _check_rollover_at(self):
+        for meter in self.filtered("rollover_at"):
+            try:
+                value = Decimal(meter.rollover_at.strip())
+            except InvalidOperation:
+                value = None
+            if value is None or not value.is_finite() or value <= 0:
+                raise ValidationError(
+                    self.env._(
+                        "The register limit of %(meter)s must be a positive number such as 999999.99.",
+                        meter=meter.display_name,
+                    )
+                )
+
+    # ------------------------------------------------------------------ settlement
+
+    @api.private
+    def _settle(self):
+        """Settle the new readings of these meters (all meters with unsettled readings when empty): one ledger
+        deduction per rated interval, cursors moved in the same transaction. See ``prepaid.settlement``."""
+        meters = self or self.browse(self.env["prepaid.settlement"]._get_meter_ids_to_settle())
+        return self.env["prepaid.settlement"].sudo()._settle_meters(meters.ids)
+
+    @api.model
+    def _cron_settle(self, batch=SETTLE_BATCH):
+        """Settle a batch of meters that have unsettled readings; the cron runner commits after each call and
+        calls again while progress reports work remaining."""
+        Settlement = self.env["prepaid.settlement"].sudo()
+        todo = Settlement._get_meter_ids_to_settle(limit=batch)
+        if todo:
+            Settlement._settle_meters(todo)
+        remaining = len(Settlement._get_meter_ids_to_settle(limit=None)) if len(todo) == batch else 0
+        self.env["ir.cron"]._notify_progress(done=len(todo), remaining=remaining)
+        return len(todo)
+
+    def action_settle_now(self):
+        self.check_access("write")
+        stats = self._settle()
+        return self.env["prepaid.gateway"]._notify(
+            self.env._("Settlement"),
+            self.env._(
+                "%(readings)s readings settled into %(lines)s ledger lines, %(errors)s errors.",
+                readings=stats["readings"],
+                lines=stats["lines"],
+                errors=stats["errors"],
+            ),
+            "warning" if stats["errors"] else "success",
+        )
+
+    def _prepaid_next_purchase_count(self):
+        """The purchase count the next recharge of this meter carries: one more than the highest the meter
+        confirmed or any live recharge already carries."""
+        self.ensure_one()
+        self.env["prepaid.meter.command"].flush_model(["meter_id", "kind", "state", "purchase_count"])
+        queued = self.env.execute_query(
+            SQL(
+                """SELECT COALESCE(MAX(purchase_count), 0) FROM prepaid_meter_command
+                    WHERE meter_id = %s AND kind = 'recharge' AND state IN ('queued', 'sent', 'done')""",
+                self.id,
+            )
+        )[0][0]
+        return max(self.purchase_count or 0, queued) + 1
+
+    def action_view_replacements(self):
+        self.ensure_one()
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "prepaid_billing.prepaid_meter_replacement_action"
+        )
+        action["domain"] = [("meter_id", "=", self.id)]
+        action["context"] = {"default_meter_id": self.id}
+        return action

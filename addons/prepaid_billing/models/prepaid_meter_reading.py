@@ -1,0 +1,39 @@
+import logging
+
+from odoo import api, models
+from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
+from odoo.tools import SQL
+
+_logger = logging.getLogger(__name__)
+
+
+class PrepaidMeterReading(models.Model):
+    _inherit = "prepaid.meter.reading"
+
+    @api.model
+    @api.private
+    def _after_ingest(self, new_reading_ids):
+        """Settle the meters of the new readings right away, in the ingesting transaction. If another
+        transaction holds their cursors or accounts, the readings stay stored and the settlement cron settles
+        them on its next run (a conflict must not lose the readings)."""
+        result = super()._after_ingest(new_reading_ids)
+        if not new_reading_ids:
+            return result
+        meter_ids = [
+            row[0]
+            for row in self.env.execute_query(
+                SQL(
+                    "SELECT DISTINCT meter_id FROM prepaid_meter_reading WHERE id = ANY(%s)",
+                    list(new_reading_ids),
+                )
+            )
+        ]
+        try:
+            with self.env.cr.savepoint():
+                self.env["prepaid.settlement"].sudo()._settle_meters(meter_ids)
+        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY as exc:
+            self.env.invalidate_all()
+            _logger.warning(
+                "settlement of %s meters deferred to the settlement cron: %s", len(meter_ids), exc.pgerror
+            )
+        return result

@@ -1,0 +1,68 @@
+from datetime import UTC, datetime
+
+from odoo import api, fields, models
+
+from prepaid_engine.calendar import Cycle, SettlementCalendar, cycle_bounds
+
+from .prepaid_tariff import local_time
+
+CLOSE_BATCH = 20  # buildings whose meters are settled per cron call
+
+
+def naive_utc(value):
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+class PrepaidProperty(models.Model):
+    _inherit = "prepaid.property"
+
+    settlement_closed_at = fields.Datetime(
+        string="Cycle Closed At",
+        readonly=True,
+        copy=False,
+        help="Start of the current settlement cycle once the previous one is closed: every meter of the "
+        "building was settled up to its last reading and tiers and free allowances restarted.",
+    )
+
+    def _prepaid_settlement_calendar(self):
+        """The engine's settlement calendar of this building (its cycle, day and local time, in its zone)."""
+        self.ensure_one()
+        return SettlementCalendar(
+            cycle=Cycle(self.settlement_cycle or "monthly"),
+            day=self.settlement_day or 1,
+            time=local_time(self.settlement_time),
+            tz=self.effective_tz or "UTC",
+        )
+
+    @api.model
+    def _prepaid_default_calendar(self, company):
+        """Calendar of meters without a building: monthly, on the 1st at midnight, in the company's zone."""
+        return SettlementCalendar(cycle=Cycle.MONTHLY, day=1, tz=company.partner_id.tz or "UTC")
+
+    def _prepaid_current_cycle_start(self, now=None):
+        self.ensure_one()
+        now = now or datetime.now(UTC)
+        return cycle_bounds(self._prepaid_settlement_calendar(), now)[0]
+
+    @api.model
+    def _cron_close_cycles(self, batch=CLOSE_BATCH):
+        """Close the settlement cycles that ended: settle every meter of each such building up to its last
+        reading (the intervals before the cycle start are rated in the old cycle, those after it from a fresh
+        state: tiers and free allowances restart) and remember the new cycle's start."""
+        now = datetime.now(UTC)
+        buildings = self.sudo().search([("kind", "in", ("building", "site"))], order="id")
+        due = buildings.filtered(
+            lambda b: (
+                not b.settlement_closed_at
+                or b.settlement_closed_at < naive_utc(b._prepaid_current_cycle_start(now))
+            )
+        )
+        todo = due[:batch]
+        Meter = self.env["prepaid.meter"].sudo()
+        for building in todo:
+            meters = Meter.search([("building_id", "=", building.id)])
+            if meters:
+                meters._settle()
+            building.settlement_closed_at = naive_utc(building._prepaid_current_cycle_start(now))
+        self.env["ir.cron"]._notify_progress(done=len(todo), remaining=len(due) - len(todo))
+        return len(todo)

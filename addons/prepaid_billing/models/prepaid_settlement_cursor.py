@@ -1,0 +1,40 @@
+from odoo import fields, models
+
+
+class PrepaidSettlementCursor(models.Model):
+    """Where a meter's settlement stands: the last settled reading (time and registers) and the rating
+    engine's cycle state (consumption and exact charge so far in the cycle). One row per meter, written in
+    bulk by the settlement in the same transaction as the ledger lines it books."""
+
+    _name = "prepaid.settlement.cursor"
+    _description = "Settlement Cursor"
+    _order = "meter_id"
+    _rec_name = "meter_id"
+    _log_access = False
+
+    meter_id = fields.Many2one("prepaid.meter", required=True, ondelete="cascade", readonly=True)
+    company_id = fields.Many2one("res.company", required=True, readonly=True, index=True)
+    read_at = fields.Datetime(string="Settled Until", readonly=True, help="Time of the last settled reading.")
+    total = fields.Float(string="Index", digits=(16, 3), readonly=True)
+    sharp = fields.Float(digits=(16, 3), readonly=True)
+    peak = fields.Float(digits=(16, 3), readonly=True)
+    flat = fields.Float(digits=(16, 3), readonly=True)
+    valley = fields.Float(digits=(16, 3), readonly=True)
+    cycle_state = fields.Json(readonly=True, help="The rating engine's cycle state, restored exactly.")
+    cycle_start = fields.Datetime(readonly=True)
+    cycle_quantity = fields.Float(string="Cycle Consumption", digits=(16, 3), readonly=True)
+    cycle_amount = fields.Float(string="Cycle Charge", digits=(16, 2), readonly=True)
+    unbilled_quantity = fields.Float(
+        digits=(16, 3),
+        readonly=True,
+        help="Consumption settled without a charge: no open account, or the meter bills itself.",
+    )
+    settled_at = fields.Datetime(readonly=True)
+    attempted_at = fields.Datetime(
+        readonly=True, help="The meter's last reading time when the settlement last looked at it."
+    )
+    last_error = fields.Char(readonly=True, help="Why the last settlement of this meter charged nothing.")
+
+    _sql_constraints = [
+        ("meter_uniq", "UNIQUE(meter_id)", "A meter has one settlement cursor."),
+    ]

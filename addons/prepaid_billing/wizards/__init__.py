@@ -1,0 +1,1 @@
+from . import prepaid_refund_wizard, prepaid_reverse_wizard, prepaid_topup_wizard

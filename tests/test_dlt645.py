@@ -645,6 +645,33 @@ def _value_strategy(item):
     return st.tuples(*members)
 
 
+def _extremes(item):
+    """The smallest and largest values of an identifier's format (and the most negative, if signed)."""
+    if item.kind is Kind.NUMBER:
+        top = Decimal(10 ** (2 * item.length - (1 if item.signed else 0)) - 1).scaleb(-item.decimals)
+        return [Decimal(0), top] + ([-top] if item.signed else [])
+    if item.kind is Kind.COUNT:
+        return [0, 10 ** (2 * item.length) - 1]
+    if item.kind is Kind.DATE:
+        return [date(2000, 1, 1), date(2099, 12, 31)]
+    if item.kind is Kind.TIME:
+        return [time(0, 0, 0), time(23, 59, 59)]
+    if item.kind is Kind.DIGITS:
+        return ["0" * 2 * item.length, "9" * 2 * item.length]
+    if item.kind is Kind.WORD:
+        return [0, (1 << (8 * item.length)) - 1]
+    return [tuple(values) for values in zip(*(_extremes(DI_TABLE[m])[:2] for m in item.members), strict=True)]
+
+
+@pytest.mark.parametrize("di", sorted(DI_TABLE))
+def test_every_identifier_round_trips_the_ends_of_its_range(di):
+    item = DI_TABLE[di]
+    for value in _extremes(item):
+        raw = dlt645.encode_value(di, value)
+        assert len(raw) == item.length
+        assert dlt645.decode_value(di, raw) == value
+
+
 def test_the_value_strategies_cover_every_identifier_kind():
     assert {item.kind for item in DI_TABLE.values()} == set(Kind)
 

@@ -222,6 +222,25 @@ def _values(item):
     return st.tuples(*(_values(DI_TABLE[m]) for m in item.members))
 
 
+@pytest.mark.parametrize("di", sorted(DI_TABLE))
+def test_every_1997_identifier_round_trips_the_ends_of_its_range(di):
+    item = DI_TABLE[di]
+    members = [DI_TABLE[m] for m in item.members] or [item]
+    ends = []
+    for member in members:
+        if member.kind is Kind.NUMBER:
+            ends.append((Decimal(0), Decimal(10 ** (2 * member.length) - 1).scaleb(-member.decimals)))
+        elif member.kind is Kind.DATE:
+            ends.append((date(2000, 1, 1), date(2099, 12, 31)))
+        elif member.kind is Kind.TIME:
+            ends.append((time(0, 0, 0), time(23, 59, 59)))
+        else:
+            ends.append(("0" * 12, "9" * 12))
+    for k in (0, 1):
+        value = tuple(end[k] for end in ends) if item.members else ends[0][k]
+        assert dlt645_1997.decode_value(di, dlt645_1997.encode_value(di, value)) == value
+
+
 @settings(max_examples=200)
 @given(data=st.data())
 def test_every_1997_identifier_format_round_trips(data):

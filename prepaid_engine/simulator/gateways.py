@@ -49,6 +49,7 @@ class Request:
     wire_len: int
     raw: bytes = b""
     tag: int = 0  # Modbus-TCP transaction id
+    arrived: float = 0.0  # loop time the request was read
 
 
 @dataclass(slots=True)
@@ -189,7 +190,7 @@ class FramedWire(Wire):
         answer = meter.handle(frame)
         if answer is None:
             return None
-        reply = meter.encode_reply(answer.reply)
+        reply = answer.wire or meter.encode_reply(answer.reply)
         return Outcome(meter, reply, answer.said, answer.error, answer.reply, meter.preamble)
 
     def has_frame(self, data: bytes) -> bool:
@@ -366,8 +367,11 @@ class _Connection(asyncio.Protocol):
         except FrameError:
             self.close()  # a stream we cannot follow (e.g. not MBAP): a real gateway drops it too
             return
-        for request in requests:
-            bus.submit(self, request)
+        if requests:
+            now = bus.now()
+            for request in requests:
+                request.arrived = now
+                bus.submit(self, request)
 
     def connection_lost(self, exc) -> None:
         self.closed = True
@@ -407,6 +411,7 @@ class BusServer:
         self.counters = counters
         self.queue: collections.deque[tuple[_Connection, Request]] = collections.deque()
         self.busy = False
+        self.free_at = 0.0  # loop time the last exchange was scheduled to end
         self.silent = False
         self.connections: set[_Connection] = set()
         self.server: asyncio.AbstractServer | None = None
@@ -441,7 +446,13 @@ class BusServer:
         if not self.busy:
             self._pump()
 
+    def now(self) -> float:
+        return self._loop.time()
+
     def _pump(self) -> None:
+        """Start queued requests while the bus is free. A request starts when it arrived or when the bus
+        became free (the previous exchange's scheduled end), whichever is later; its reply is due ``delay``
+        after that start, so late timers never shorten an exchange and never accumulate along a queue."""
         queue = self.queue
         while queue and not self.busy:
             conn, request = queue.popleft()
@@ -449,8 +460,10 @@ class BusServer:
                 continue
             out, action, delay = self._process(request)
             if delay > 0.0:
+                start = request.arrived if request.arrived > self.free_at else self.free_at
+                self.free_at = start + delay
                 self.busy = True
-                self._loop.call_later(delay, self._done, conn, out, action)
+                self._loop.call_at(self.free_at, self._done, conn, out, action)
             else:
                 self._deliver(conn, out, action)
 

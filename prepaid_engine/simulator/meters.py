@@ -46,6 +46,8 @@ MICRO = 1_000_000  # micro-yuan per yuan
 NEVER = 1 << 62
 
 _HUNDREDTH = Decimal("0.01")
+_MILLI = Decimal("0.001")
+_TENTH_MILLI = Decimal("0.0001")
 _PRICE_QUANTUM = Decimal("0.0001")
 
 
@@ -139,12 +141,14 @@ class SimMeter:
         preamble = site.preamble if config.preamble is None else config.preamble
         self.preamble = preamble if preamble is not None else int(unit(self.seed ^ 0xFE) * 5)
         self.log: collections.deque[Exchange] = collections.deque(maxlen=site.log_size)
+        self._instant_cache: tuple | None = None
+        self._read_cache: dict[str, tuple[object, int, FramedAnswer]] = {}
         # -- registers --------------------------------------------------------------------------------------
         self.acc = [0, 0, 0, 0]
         self._init_registers(config.total)
         self.t_ms = env.clock.now_ms()
         # -- relay / valve ----------------------------------------------------------------------------------
-        self.relay_open = False
+        self._relay_open = False
         self.relay_commanded_open = False
         self.keep_power = False
         self.alarm = False
@@ -196,7 +200,7 @@ class SimMeter:
     def flowing(self) -> bool:
         if self.is_water:
             return self.valve == Valve.OPEN
-        return not self.relay_open
+        return not self._relay_open
 
     def advance(self, now_ms: int | None = None) -> None:
         """Bring the registers, balance and timers up to ``now_ms`` (default: the clock's now)."""
@@ -314,6 +318,22 @@ class SimMeter:
             "frequency": Decimal(self.load.frequency_centi(slot)).scaleb(-2),
         }
 
+    def secondary_instantaneous(self) -> dict[str, Decimal]:
+        """:meth:`instantaneous` as the meter's registers hold it: current and power divided by the CT ratio
+        (truncated to the register resolution). Constant within a load slot, so it is cached per slot."""
+        self.advance()
+        key = (self.env.clock.now_ms() // SLOT_MS, self.flowing)
+        cached = self._instant_cache
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        values = self.instantaneous()
+        ct = self.ct_ratio
+        if ct != 1:
+            values["current"] = (values["current"] / ct).quantize(_MILLI, rounding=ROUND_FLOOR)
+            values["power"] = (values["power"] / ct).quantize(_TENTH_MILLI, rounding=ROUND_FLOOR)
+        self._instant_cache = (key, values)
+        return values
+
     # --------------------------------------------------------------------------------------------- truth
 
     @property
@@ -326,11 +346,17 @@ class SimMeter:
         return {name: values[name] for name in BANDS if name in values}
 
     @property
+    def relay_open(self) -> bool:
+        """The relay is open (supply cut) now, after any self-trip or auto-restore up to now."""
+        self.advance()
+        return self._relay_open
+
+    @property
     def supply(self) -> Supply:
         self.advance()
         if self.is_water:
             return {Valve.OPEN: Supply.ON, Valve.CLOSED: Supply.OFF}.get(self.valve, Supply.FAULT)
-        return Supply.OFF if self.relay_open else Supply.ON
+        return Supply.OFF if self._relay_open else Supply.ON
 
     @property
     def balance(self) -> Decimal:
@@ -431,13 +457,13 @@ class SimMeter:
     def press_button(self) -> bool:
         """The tenant presses the meter's button: closes the relay if closing was allowed (1B)."""
         self.advance()
-        if self.closing_allowed and self.relay_open:
+        if self.closing_allowed and self._relay_open:
             self._set_relay(False)
             return True
         return False
 
     def _set_relay(self, open_: bool) -> None:
-        self.relay_open = open_
+        self._relay_open = open_
         if not open_:
             self.closing_allowed = False
             self.self_tripped = False
@@ -465,7 +491,7 @@ class SimMeter:
     def command_allow_closing(self) -> str | None:
         self.advance()
         self.relay_commanded_open = False
-        if self.relay_open:
+        if self._relay_open:
             self.closing_allowed = True
             if self.env.config.button == "immediate":
                 self._set_relay(False)
@@ -479,7 +505,7 @@ class SimMeter:
     def command_keep_power(self, on: bool) -> str | None:
         self.advance()
         self.keep_power = on
-        if not on and self.billing and not self.relay_open and self.balance_micro <= -self.overdraft_micro:
+        if not on and self.billing and not self._relay_open and self.balance_micro <= -self.overdraft_micro:
             self._set_relay(True)
             self.self_tripped = True
         return None
@@ -493,7 +519,7 @@ class SimMeter:
         outcome = self.ledger.apply(order)
         if outcome is RechargeOutcome.APPLIED:
             self.balance_micro += money_micro(order.amount)
-            if self.self_tripped and self.relay_open and self.balance_micro > self.close_threshold_micro:
+            if self.self_tripped and self._relay_open and self.balance_micro > self.close_threshold_micro:
                 self.closing_allowed = True
                 if self.env.config.button == "immediate":
                     self._set_relay(False)
@@ -671,9 +697,32 @@ class FramedAnswer:
     reply: object
     said: Mapping[str, object]
     error: tuple[str, ...] = ()
+    wire: bytes = b""  # the encoded reply (with the meter's preamble), when the meter cached it
 
 
 _ZERO = Decimal(0)
+
+
+class _Snapshot:
+    """The values one read needs, computed on first use: ``energy`` (secondary registers: total and the
+    four bands) or the instantaneous values (secondary side)."""
+
+    __slots__ = ("_instant", "meter")
+
+    def __init__(self, meter: SimMeter):
+        self.meter = meter
+        self._instant = None
+
+    def __getitem__(self, key: str):
+        meter = self.meter
+        if key == "energy":
+            total, bands = meter.secondary_registers()
+            return (total, *bands)
+        if self._instant is None:
+            self._instant = meter.secondary_instantaneous()
+        return self._instant[key]
+
+
 _RECHARGE_OUTCOME_SERR = {
     RechargeOutcome.DUPLICATE: "duplicate_recharge",
     RechargeOutcome.COUNT_ERROR: "recharge_count_error",
@@ -873,24 +922,15 @@ class Dlt645Meter(_FramedMeter):
         """Running status word 3 now (relay bits, alarm, meter type, keep power) as the 16-bit word."""
         self.advance()
         return self._di.StatusWord3(
-            relay_open=self.relay_open,
+            relay_open=self._relay_open,
             relay_command=self.relay_commanded_open,
             pretrip_alarm=self.alarm,
             meter_type=2 if self.billing else 0,
             keep_power=self.keep_power,
         ).to_word()
 
-    def snapshot(self) -> dict[str, object]:
-        total, bands = self.secondary_registers()
-        values = {"energy": (total, *bands)}
-        instant = self.instantaneous()
-        ct = self.ct_ratio
-        values["voltage"] = instant["voltage"]
-        values["current"] = (instant["current"] / ct).quantize(Decimal("0.001"), rounding="ROUND_DOWN")
-        values["power"] = (instant["power"] / ct).quantize(Decimal("0.0001"), rounding="ROUND_DOWN")
-        values["power_factor"] = instant["power_factor"]
-        values["frequency"] = instant["frequency"]
-        return values
+    def snapshot(self) -> _Snapshot:
+        return _Snapshot(self)
 
     # -- requests -------------------------------------------------------------------------------------------
     def handle(self, frame) -> FramedAnswer | None:
@@ -920,12 +960,20 @@ class Dlt645Meter(_FramedMeter):
         if reader is None or message.count is not None:
             return self._error(0x11, "no_data")
         self.advance()
-        snapshot = self.snapshot() if message.di[:2] in ("00", "02") else None
-        value = reader(self, snapshot)
-        item = self._di.DI_TABLE[message.di]
-        raw = self._di.encode_item(item, value)
-        said = self._di.values_of(item, value)
-        return FramedAnswer(self.codec.ReadReply(self.address, message.di, raw), said)
+        return self._read_answer(message.di, reader(self, _Snapshot(self)), self._di.DI_TABLE)
+
+    def _read_answer(self, di: str, value, table) -> FramedAnswer:
+        """The read reply for ``value`` of ``di``; encoded once and reused while the value stays the same
+        (registers move in 0.01 steps, so most reads of a meter repeat the previous bytes)."""
+        cached = self._read_cache.get(di)
+        if cached is not None and cached[0] == value and cached[1] == self.preamble:
+            return cached[2]
+        item = table[di]
+        raw = self._di.encode_item(item, value, table=table)
+        reply = self.codec.ReadReply(self.address, di, raw)
+        answer = FramedAnswer(reply, self._di.values_of(item, value, table), (), self.encode_reply(reply))
+        self._read_cache[di] = (value, self.preamble, answer)
+        return answer
 
     def _on_write(self, message) -> FramedAnswer:
         if not self.password_ok(message.password_level, message.password):
@@ -1040,11 +1088,7 @@ class Dlt1997Meter(Dlt645Meter):
         if reader is None:
             return self._error(0x01, "no_data")
         self.advance()
-        value = reader(self, self.snapshot())
-        item = self._table[message.di]
-        raw = self._di.encode_item(item, value, table=self._table)
-        said = self._di.values_of(item, value, self._table)
-        return FramedAnswer(self.codec.ReadReply(self.address, message.di, raw), said)
+        return self._read_answer(message.di, reader(self, _Snapshot(self)), self._table)
 
 
 # ================================================================================================ CJ/T 188

@@ -47,7 +47,6 @@ from ..types import Supply
 from .bcd import (
     CJT188_WILDCARD,
     address_matches,
-    bcd_byte,
     bcd_to_decimal,
     decimal_to_bcd,
     decode_address,
@@ -341,11 +340,20 @@ def _clock_bytes(when: datetime, tz: tzinfo) -> bytes:
 
 
 def _clock_of(raw: bytes, tz: tzinfo) -> datetime:
-    second, minute, hour, day, month, year_low, year_high = (bcd_byte(b) for b in raw)
+    digits = raw[::-1].hex()  # YYYYMMDDhhmmss
+    if not digits.isdigit():
+        raise FrameError(f"meter time is not BCD: {raw.hex(' ')}")
     try:
-        return datetime(year_high * 100 + year_low, month, day, hour, minute, second, tzinfo=tz).astimezone(
-            UTC
+        moment = datetime(
+            int(digits[0:4]),
+            int(digits[4:6]),
+            int(digits[6:8]),
+            int(digits[8:10]),
+            int(digits[10:12]),
+            int(digits[12:14]),
+            tzinfo=tz,
         )
+        return moment if tz is UTC else moment.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
         raise FrameError(f"{raw.hex(' ')} is not a date and time") from exc
 

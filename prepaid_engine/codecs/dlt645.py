@@ -344,14 +344,22 @@ def _minute_bytes(when: datetime, tz: tzinfo) -> bytes:
 
 def _time_of(raw: bytes, tz: tzinfo) -> datetime:
     """ss mm hh DD MM YY (or mm hh DD MM YY) in ``tz`` -> aware UTC datetime."""
-    values = [bcd_byte(b) for b in raw]
-    if len(values) == 5:
-        values.insert(0, 0)
-    second, minute, hour, day, month, year = values
+    digits = raw[::-1].hex()  # YYMMDDhhmm[ss]
+    if not digits.isdigit():
+        raise FrameError(f"date and time are not BCD: {raw.hex(' ')}")
     try:
-        return datetime(2000 + year, month, day, hour, minute, second, tzinfo=tz).astimezone(UTC)
+        moment = datetime(
+            2000 + int(digits[0:2]),
+            int(digits[2:4]),
+            int(digits[4:6]),
+            int(digits[6:8]),
+            int(digits[8:10]),
+            int(digits[10:12] or 0),
+            tzinfo=tz,
+        )
     except ValueError as exc:
         raise FrameError(f"{raw.hex(' ')} is not a date and time") from exc
+    return moment if tz is UTC else moment.astimezone(UTC)
 
 
 def _need(frame: Frame, size: int, what: str) -> None:
@@ -979,9 +987,28 @@ def raise_for(reply: object) -> None:
 
 
 # --- poller side ----------------------------------------------------------------------------------
+_read_cache: dict[str, tuple[bytes, int]] = {}
+_prefix_cache: dict[str, tuple[bytes, int]] = {}
+
+
 def read(address: str, di: str, *, preamble: int = 4) -> bytes:
     """Read request bytes for ``di`` (hex, as the standard writes it, e.g. ``"0001FF00"``)."""
-    return encode_frame(Frame(address, 0x11, _di_bytes(di)), preamble)
+    # the poller's most frequent call: header and scrambled DI (with their sums) are cached
+    head = _prefix_cache.get(address)
+    if head is None:
+        prefix = b"\x68" + _address_bytes(address) + b"\x68\x11\x04"
+        head = (prefix, sum(prefix))
+        if len(_prefix_cache) < 65536:
+            _prefix_cache[address] = head
+    tail = _read_cache.get(di)
+    if tail is None:
+        scrambled = _di_bytes(di).translate(_ADD33)
+        tail = (scrambled, sum(scrambled))
+        if len(_read_cache) < 4096:
+            _read_cache[di] = tail
+    if not 0 <= preamble < len(_PREAMBLES):
+        raise ConfigError(f"preamble of {preamble} FE bytes is out of range 0..{len(_PREAMBLES) - 1}")
+    return _PREAMBLES[preamble] + head[0] + tail[0] + bytes(((head[1] + tail[1]) & 0xFF, 0x16))
 
 
 def read_follow_up(address: str, di: str, seq: int, *, preamble: int = 4) -> bytes:

@@ -525,7 +525,7 @@ class CompiledTable:
 
 def _number_decoder(item: DataItem) -> Callable[[bytes], Decimal]:
     length, decimals, signed = item.length, item.decimals, item.signed
-    exponent = -decimals
+    suffix = f"E-{decimals}" if decimals else ""  # Decimal("01234567E-2") == Decimal("12345.67"), parsed in C
 
     def decode(raw: bytes) -> Decimal:
         if len(raw) != length:
@@ -535,23 +535,47 @@ def _number_decoder(item: DataItem) -> Callable[[bytes], Decimal]:
         digits = raw[::-1].hex()
         if not digits.isdigit():
             raise FrameError(f"{item.di} ({item.name}): not BCD: {bytes(raw).hex(' ')}")
-        return Decimal(int(digits)).scaleb(exponent) if exponent else Decimal(int(digits))
+        return Decimal(digits + suffix)
 
     return decode
 
 
 def _block_decoder(item: DataItem, decoders: Mapping[str, Callable], table: Mapping[str, DataItem]):
-    members = [decoders[m] for m in item.members]
-    size = table[item.members[0]].length
-    named = len(members)
+    members = [table[m] for m in item.members]
+    size = members[0].length
+    first = members[0]
+    if all(
+        m.kind is Kind.NUMBER and not m.signed and m.length == size and m.decimals == first.decimals
+        for m in members
+    ):
+        return _uniform_block_decoder(item, size, f"E-{first.decimals}" if first.decimals else "")
+    fns = [decoders[m.di] for m in members]
+    named = len(fns)
 
     def decode(raw: bytes) -> tuple:
         n = len(raw)
         if not n or n % size:
             raise FrameError(f"{item.di}: {n} bytes is not a whole number of {size}-byte values")
         count = n // size
-        fns = members if count == named else (members + [members[-1]] * (count - named))[:count]
-        return tuple([fn(raw[k * size : (k + 1) * size]) for k, fn in enumerate(fns)])
+        use = fns if count == named else (fns + [fns[-1]] * (count - named))[:count]
+        return tuple([fn(raw[k * size : (k + 1) * size]) for k, fn in enumerate(use)])
+
+    return decode
+
+
+def _uniform_block_decoder(item: DataItem, size: int, suffix: str) -> Callable[[bytes], tuple]:
+    """A block of unsigned numbers of one format (energies): one hex conversion for the whole block."""
+    width = 2 * size
+
+    def decode(raw: bytes) -> tuple:
+        n = len(raw)
+        if not n or n % size:
+            raise FrameError(f"{item.di}: {n} bytes is not a whole number of {size}-byte values")
+        digits = raw[::-1].hex()  # the last value first
+        if not digits.isdigit():
+            raise FrameError(f"{item.di} ({item.name}): not BCD: {bytes(raw).hex(' ')}")
+        end = len(digits)
+        return tuple([Decimal(digits[i - width : i] + suffix) for i in range(end, 0, -width)])
 
     return decode
 

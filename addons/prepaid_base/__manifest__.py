@@ -24,6 +24,11 @@
     "demo": [
         "demo/prepaid_base_demo.xml",
     ],
+    "assets": {
+        "web.assets_tests": [
+            "prepaid_base/static/tests/tours/*.js",
+        ],
+    },
     "application": True,
     "installable": True,
 }

@@ -15,6 +15,12 @@ class PrepaidProperty(models.Model):
     _inherit = "prepaid.property"
 
     meter_ids = fields.One2many("prepaid.meter", "unit_id", string="Meters")
+    board_group = fields.Char(
+        string="Building / Floor",
+        compute="_compute_board_group",
+        store=True,
+        help="Column of the room status board: the building, then the floor.",
+    )
     meter_count = fields.Integer(compute="_compute_meter_count")
     electricity_state = fields.Selection(
         BOARD_STATE_SELECTION,
@@ -43,6 +49,12 @@ class PrepaidProperty(models.Model):
         string="Balance Level",
         compute="_compute_board",
     )
+
+    @api.depends("building_id.name", "floor_id.name")
+    def _compute_board_group(self):
+        for prop in self:
+            names = [name for name in (prop.building_id.name, prop.floor_id.name) if name]
+            prop.board_group = " / ".join(names) or False
 
     def _compute_meter_count(self):
         counts = dict(

@@ -6,4 +6,5 @@ from . import (
     test_polling,
     test_push,
     test_security,
+    test_ui,
 )

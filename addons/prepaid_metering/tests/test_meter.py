@@ -215,3 +215,39 @@ class TestCommLogRetention(MeteringCommon):
         self.assertGreaterEqual(Log._gc_comm_log(), 1)
         self.assertFalse(old.exists())
         self.assertTrue(recent.exists())
+
+
+@tagged("post_install", "-at_install")
+class TestRoomStatusBoard(MeteringCommon):
+    def test_board_shows_the_worst_meter_state_and_the_account_level(self):
+        gateway = self._create_gateway("board-gw")
+        electricity = self._create_meter(gateway.bus_ids, "1", unit_id=self.unit_101.id)
+        water = self.env["prepaid.meter"].create(
+            {
+                "name": "w",
+                "utility": "water",
+                "model_id": self.model_cjt.id,
+                "address": "00000000000001",
+                "unit_id": self.unit_101.id,
+            }
+        )
+        (electricity | water).write({"online": True, "supply": "on"})
+        self.assertEqual(self.unit_101.board_group, "Block M / M1")
+        self.assertRecordValues(
+            self.unit_101,
+            [
+                {
+                    "electricity_state": "on",
+                    "water_state": "on",
+                    "board_account_id": self.account_101.id,
+                    "board_partner_id": self.tenant_101.id,
+                    "board_level": self.account_101.level,
+                }
+            ],
+        )
+        electricity.supply = "off"
+        water.online = False
+        self.assertEqual((self.unit_101.electricity_state, self.unit_101.water_state), ("off", "offline"))
+        self.assertEqual((self.unit_102.electricity_state, self.unit_102.water_state), ("none", "none"))
+        board = self.env["prepaid.property"].search([("meter_ids.supply", "=", "off")])
+        self.assertIn(self.unit_101, board)

@@ -206,7 +206,12 @@ class _BusRun:
         link = self.links.get(kind)
         if link is None:
             trace = self.trace if self.poller.trace else None
-            link = self.links[kind] = self.poller._link_factory(self.gateway, self.bus, kind, trace)
+            link = self.poller._checkout(self.gateway, self.bus, kind)
+            if link is None:
+                link = self.poller._link_factory(self.gateway, self.bus, kind, trace)
+            else:
+                link.trace = trace
+            self.links[kind] = link
         return link
 
     def error(self, meter_key: str | None, kind: ErrorKind, message: str) -> None:
@@ -218,6 +223,12 @@ class _BusRun:
         links, self.links = self.links, {}
         for link in links.values():
             await link.close()
+
+    def release(self) -> None:
+        """Hand the links back to the poller's pool (``keep_links``) after a run that finished normally."""
+        links, self.links = self.links, {}
+        for kind, link in links.items():
+            self.poller._checkin(self.gateway, self.bus, kind, link)
 
 
 @dataclass(slots=True)
@@ -241,6 +252,12 @@ class Poller:
     command's acknowledgement and its read-back. ``link_factory`` replaces the transports and ``adapters``
     (protocol -> adapter) the meter sessions (tests, extensions); ``drain_quiet`` is the framed links' quiet
     period after a failed request.
+
+    ``keep_links``: keep each bus's connection open from one ``poll``/``execute`` to the next (an edge
+    collector polling in one event loop; a gateway that takes one client and reconnects slowly over 4G). Links
+    of a bus that was cancelled or failed are closed, never pooled; ``await poller.close()`` closes the
+    pool. Without it (the default) every call opens and closes its links. ``poll_sync``/``execute_sync``
+    always close what they opened.
     """
 
     def __init__(
@@ -257,6 +274,7 @@ class Poller:
         drain_quiet: float = 0.05,
         link_factory: LinkFactory | None = None,
         adapters: Mapping[str, MeterAdapter] | None = None,
+        keep_links: bool = False,
     ):
         if master_key is not None and len(master_key) not in (16, 24):
             raise ConfigError("the master key is 16 (or 24) bytes")
@@ -277,6 +295,40 @@ class Poller:
         self._link_factory = link_factory
         self._adapters = dict(adapters or {})
         self._plans: dict[MeterSpec, tuple[Any, ReadPlan]] = {}
+        self.keep_links = keep_links
+        self._pool: dict[tuple, Any] = {}
+        self._pool_loop: asyncio.AbstractEventLoop | None = None
+
+    # --- link pool ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _pool_key(gateway: GatewaySpec, bus: BusSpec, kind: str) -> tuple:
+        return (
+            gateway.key,
+            bus.key,
+            kind,
+            str(gateway.transport),
+            gateway.host,
+            bus.port,
+            bus.device,
+            bus.baud,
+        )
+
+    def _checkout(self, gateway: GatewaySpec, bus: BusSpec, kind: str) -> Any:
+        if not self.keep_links:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._pool_loop is not loop:  # links belong to the loop that opened them
+            self._pool, self._pool_loop = {}, loop
+        return self._pool.pop(self._pool_key(gateway, bus, kind), None)
+
+    def _checkin(self, gateway: GatewaySpec, bus: BusSpec, kind: str, link: Any) -> None:
+        self._pool[self._pool_key(gateway, bus, kind)] = link
+
+    async def close(self) -> None:
+        """Close the links kept open by ``keep_links``."""
+        pool, self._pool = self._pool, {}
+        for link in pool.values():
+            await link.close()
 
     async def _sleep(self, seconds: float) -> None:
         """Command backoff and confirmation delays (one place, so tests can see the schedule)."""
@@ -289,13 +341,19 @@ class Poller:
     # --- sync wrappers ------------------------------------------------------------------------------------
     def poll_sync(self, gateways: Sequence[GatewaySpec]) -> PollResult:
         """:meth:`poll` in a fresh event loop (for threads without one, e.g. an Odoo cron worker)."""
-        return asyncio.run(self.poll(gateways))
+        return asyncio.run(self._closing(self.poll(gateways)))
 
     def execute_sync(
         self, gateways: Sequence[GatewaySpec], commands: Sequence[MeterCommand]
     ) -> list[CommandResult]:
         """:meth:`execute` in a fresh event loop."""
-        return asyncio.run(self.execute(gateways, commands))
+        return asyncio.run(self._closing(self.execute(gateways, commands)))
+
+    async def _closing(self, work: Any) -> Any:
+        try:
+            return await work
+        finally:
+            await self.close()
 
     # --- polling ------------------------------------------------------------------------------------------
     async def poll(self, gateways: Sequence[GatewaySpec]) -> PollResult:
@@ -347,11 +405,15 @@ class Poller:
                 raise outcome  # a bug, not field trouble: never swallowed
         del pending
 
-    @staticmethod
-    async def _guarded(run: _BusRun, work: Callable[[_BusRun], Any]) -> None:
+    async def _guarded(self, run: _BusRun, work: Callable[[_BusRun], Any]) -> None:
         try:
             await work(run)
-        finally:
+        except BaseException:
+            await run.close()
+            raise
+        if self.keep_links:
+            run.release()
+        else:
             await run.close()
 
     def _plan(self, meter: MeterSpec) -> tuple[Any, ReadPlan]:

@@ -446,6 +446,45 @@ def test_cancelling_the_poll_closes_every_link():
     assert world.total_in_flight == 0
 
 
+def test_kept_links_are_reused_by_the_next_poll_and_closed_on_request():
+    world = FakeWorld()
+    gateways = site(world, {"g1": {"1": addresses(2), "2": addresses(2, 10)}})
+
+    async def scenario():
+        poller = poller_for(world, keep_links=True, trace=True)
+        first = await poller.poll(gateways)
+        open_after_first = [link.closed for link in world.links]
+        second = await poller.poll(gateways)
+        await poller.close()
+        return first, second, open_after_first
+
+    first, second, open_after_first = run(scenario())
+    assert len(world.links) == 2  # one per bus, opened once, used by both polls
+    assert open_after_first == [False, False]
+    assert all(link.closed for link in world.links)
+    assert world.connect_attempts == {"g1": 2}
+    assert len(first.readings) == len(second.readings) == 4
+    # the pooled link traces into the poll that uses it
+    assert len(second.traces) == 8 and {t.meter_key for t in second.traces} == {
+        r.meter_key for r in second.readings
+    }
+
+
+def test_links_of_a_cancelled_bus_are_closed_even_when_kept():
+    world = FakeWorld()
+    gateways = site(world, {"g1": {"1": addresses(30)}})
+    for meter in world.meters.values():
+        meter.latency = 0.01
+
+    async def scenario():
+        poller = poller_for(world, keep_links=True, cycle_timeout=0.05)
+        await poller.poll(gateways)
+        return poller._pool
+
+    pool = run(scenario())
+    assert pool == {} and all(link.closed for link in world.links)
+
+
 def test_read_at_is_the_time_of_the_meters_reply_with_microseconds():
     ticks = itertools.count()
     base = datetime(2026, 1, 1, tzinfo=UTC)

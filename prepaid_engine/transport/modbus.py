@@ -187,5 +187,5 @@ class ModbusLink(_ModbusLinkBase):
             timeout=self.timeout,
             retries=0,
             reconnect_delay=0,
-            trace_packet=self._trace_packet if self.trace is not None else None,
+            trace_packet=self._trace_packet,
         )

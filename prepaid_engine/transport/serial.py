@@ -195,5 +195,5 @@ class SerialModbusLink(_ModbusLinkBase):
             timeout=self.timeout,
             retries=0,
             reconnect_delay=0,
-            trace_packet=self._trace_packet if self.trace is not None else None,
+            trace_packet=self._trace_packet,
         )

@@ -34,6 +34,8 @@ MANAGER_FIELDS = (
     "overdraft_limit",
     "keep_power",
 )
+# Money-risk settings whose defaults come from the account's company (res.company prepaid_* fields).
+COMPANY_DEFAULT_FIELDS = ("warn_level_1", "warn_level_2", "warn_level_3", "cutoff_level", "overdraft_limit")
 # Fields nobody writes directly: the ledger API and the state buttons maintain them.
 PROTECTED_FIELDS = ("balance", "period", "last_topup_date")
 # Fields frozen once the account has ledger lines (the ledger copies them).
@@ -287,11 +289,12 @@ class PrepaidAccount(models.Model):
 
     # ------------------------------------------------------------------ ORM
 
-    def _get_company_default(self, fname):
+    @api.model
+    def _get_company_default(self, fname, company):
         """The company default of a money-risk setting (what an operator may create accounts with)."""
         if fname == "keep_power":
             return False
-        return self.env.company[f"prepaid_{fname}"] if fname in MANAGER_FIELDS else None
+        return company[f"prepaid_{fname}"]
 
     def _get_accounts_with_ledger(self):
         """The accounts of ``self`` that have ledger lines (whoever can see them)."""
@@ -322,9 +325,18 @@ class PrepaidAccount(models.Model):
                 if any(vals.get(fname) for fname in PROTECTED_FIELDS):
                     raise UserError(self.env._("A new account starts empty: post ledger lines to fund it."))
         for vals in vals_list:
+            company = self.env["res.company"].browse(vals.get("company_id")) or self.env.company
+            defaults = {fname: self._get_company_default(fname, company) for fname in MANAGER_FIELDS}
+            # Levels not given come from the account's company (field defaults use the current company).
+            for fname in COMPANY_DEFAULT_FIELDS:
+                vals.setdefault(fname, defaults[fname])
             # An operator may create accounts with the company's default levels, not with others.
             self._check_manager_fields(
-                {fname: value for fname, value in vals.items() if value != self._get_company_default(fname)}
+                {
+                    fname: vals[fname]
+                    for fname in MANAGER_FIELDS
+                    if fname in vals and vals[fname] != defaults[fname]
+                }
             )
         for vals in vals_list:
             if not vals.get("name") or vals["name"] == self.env._("New"):

@@ -1,6 +1,6 @@
 from odoo import api, fields, models
 from odoo.addons.base.models.res_partner import _tz_get
-from odoo.exceptions import ValidationError
+from odoo.exceptions import UserError, ValidationError
 
 KIND_SELECTION = [("site", "Site"), ("building", "Building"), ("floor", "Floor"), ("unit", "Unit")]
 # The kinds a property of each kind may hang under; False stands for "no parent".
@@ -261,6 +261,28 @@ class PrepaidProperty(models.Model):
                             property=prop.display_name,
                         )
                     )
+
+    @api.ondelete(at_uninstall=False)
+    def _unlink_except_in_use(self):
+        # sudo: the account or tenancy may be invisible to the current user, it still uses the unit.
+        accounts = (
+            self.env["prepaid.account"]
+            .sudo()
+            .search([("unit_ids", "in", self.ids), ("state", "!=", "closed")], limit=1)
+        )
+        tenancies = (
+            self.env["prepaid.tenancy"]
+            .sudo()
+            .search([("unit_ids", "in", self.ids), ("state", "in", ("draft", "active"))], limit=1)
+        )
+        if accounts or tenancies:
+            raise UserError(
+                self.env._(
+                    "%(properties)s cannot be deleted: an account or a tenancy still uses it. "
+                    "Archive it instead.",
+                    properties=", ".join(self.mapped("display_name")),
+                )
+            )
 
     def _get_ancestor_chain_ids(self):
         """The ids from this property up to its root, nearest first (from ``parent_path``)."""

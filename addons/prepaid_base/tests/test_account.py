@@ -24,6 +24,18 @@ class TestAccountLevels(PrepaidCommon):
         fresh = self._create_account(self.tenant_b101, self.unit_a102, state="draft")
         self.assertEqual((fresh.warn_level_1, fresh.warn_level_2, fresh.warn_level_3), (100.0, 60.0, 30.0))
 
+    def test_defaults_come_from_the_account_company_not_the_current_one(self):
+        other = self.env["res.company"].create(
+            {"name": "Other Co", "prepaid_warn_level_1": 90.0, "prepaid_warn_level_2": 45.0}
+        )
+        self.env.user.company_ids |= other
+        account = self.env["prepaid.account"].create(
+            {"partner_id": self.tenant_b101.id, "company_id": other.id}
+        )
+        self.assertEqual(
+            (account.warn_level_1, account.warn_level_2, account.warn_level_3), (90.0, 45.0, 10.0)
+        )
+
     def test_level_follows_balance_at_each_boundary(self):
         account = self.account_a101
         expected = [

@@ -1,7 +1,7 @@
 from odoo.exceptions import UserError, ValidationError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
-from psycopg2.errors import CheckViolation, UniqueViolation
+from psycopg2.errors import CheckViolation, ForeignKeyViolation, UniqueViolation
 
 from .common import PrepaidCommon
 
@@ -96,6 +96,16 @@ class TestPropertyHierarchy(PrepaidCommon):
             )
         with self.assertRaises(ValidationError):
             self.building_a.company_id = other
+
+    def test_a_unit_in_use_cannot_be_deleted(self):
+        with self.assertRaises(UserError):
+            self.unit_a101.unlink()
+        self.account_a101.action_close()
+        self.unit_a101.unlink()
+        self.assertFalse(self.unit_a101.exists())
+        # A property with children cannot be deleted either (they would be orphans).
+        with mute_logger("odoo.sql_db"), self.assertRaises(ForeignKeyViolation), self.env.cr.savepoint():
+            self.building_b.unlink()
 
     def test_settlement_day_range_depends_on_cycle(self):
         self.building_a.write({"settlement_cycle": "monthly", "settlement_day": 31})

@@ -257,7 +257,7 @@ class PrepaidGateway(models.Model):
         now = datetime.now(UTC)
         for gateway, exc in failures:
             result.errors.append(PollError(str(gateway.id), "", None, ErrorKind.UNSUPPORTED, str(exc), now))
-        self._apply_poll_result(result, polled_at=started)
+        self._apply_poll_result(result, polled_at=started, meters=meters)
         return result
 
     @api.model
@@ -291,9 +291,12 @@ class PrepaidGateway(models.Model):
             merged.finished_at = part.finished_at
         return merged
 
-    def _apply_poll_result(self, result, polled_at=None, source="poll"):
+    def _apply_poll_result(self, result, polled_at=None, meters=None, source="poll"):
         """Store a poll result for these gateways: readings (idempotent), errors and traces in the
-        communication log, gateway and meter online states, next poll time."""
+        communication log, gateway and meter online states, next poll time.
+
+        ``meters``: the meters a partial poll asked ("Read now" on meters); such a poll does not move the
+        gateways' schedule nor their failure count."""
         Reading = self.env["prepaid.meter.reading"].sudo()
         Reading._ingest(result.readings, source)
         meter_ids = {int(r.meter_key) for r in result.readings if r.meter_key.isdecimal()}
@@ -301,7 +304,7 @@ class PrepaidGateway(models.Model):
         # Meters: online with a reading this cycle; offline with an error and no reading this cycle.
         Meter = self.env["prepaid.meter"].sudo().with_context(tracking_disable=True)
         errored = set()
-        polled = self._get_pollable_meters()
+        polled = self._get_pollable_meters() if meters is None else meters
         for error in result.errors:
             if error.meter_key is not None and error.meter_key.isdecimal():
                 errored.add(int(error.meter_key))
@@ -316,11 +319,10 @@ class PrepaidGateway(models.Model):
         for gateway in self:
             state = result.gateways.get(str(gateway.id))
             online = bool(state and state.online)
-            vals = {
-                "online": online,
-                "last_poll_at": polled_at or fields.Datetime.now(),
-                "failure_count": 0 if online else gateway.failure_count + 1,
-            }
+            vals = {"online": online}
+            if meters is None:
+                vals["last_poll_at"] = polled_at or fields.Datetime.now()
+                vals["failure_count"] = 0 if online else gateway.failure_count + 1
             if state and state.last_contact:
                 vals["last_contact"] = _utc(state.last_contact)
             gateway.write(vals)

@@ -569,6 +569,178 @@ def test_cjt188_flow_reply_is_byte_correct_and_the_valve_stops_the_flow():
     run(scenario())
 
 
+# ============================================================================ timing, faults, dead things
+
+
+def test_dlt645_bus_serialises_requests_and_never_answers_faster_than_the_wire():
+    from prepaid_engine.codecs import dlt645
+
+    latency = 0.02
+    config = dlt_site(latency=latency, instant=False, preamble=2)
+
+    async def scenario():
+        site = frozen_site(config)
+        site_map = await site.start()
+        port = site_map.gateways[0].buses[0].port
+        addresses = ["123456789012", "123456789013", "000000000777"]
+        requests = [dlt645.read(a, "0001FF00") for a in addresses]
+        reply_len = 2 + 12 + 4 + 20
+        try:
+            started = time.perf_counter()
+            results = await asyncio.gather(*(_timed(port, r, reply_len) for r in requests))
+            elapsed = time.perf_counter() - started
+        finally:
+            await site.stop()
+        floor = exchange_time(len(requests[0]), reply_len, 9600, latency)
+        return floor, [rtt for rtt, _ in results], elapsed
+
+    floor, rtts, elapsed = run(scenario())
+    assert floor == pytest.approx((20 + 38) * 11 / 9600 + latency)
+    assert min(rtts) / floor >= 0.999
+    assert max(rtts) / (3 * floor) >= 0.999  # one at a time: the last reply waited for the other two
+    assert elapsed / (3 * floor) >= 0.999
+
+
+def _fault_run(rates: FaultRates, requests: int = 200) -> tuple[collections.Counter, list[str], dict]:
+    """Send ``requests`` reads one at a time; classify what came back. Returns (site counters, classes,
+    values wrongly accepted)."""
+    from prepaid_engine.codecs import dlt645
+    from prepaid_engine.errors import AddressError, ChecksumError, FrameError
+
+    async def scenario():
+        site = frozen_site(dlt_site(faults=rates))
+        site_map = await site.start()
+        port = site_map.gateways[0].buses[0].port
+        addresses = ["123456789012", "123456789013"]
+        classes, wrong = [], {}
+        client = await Client(dlt645.Deframer).connect(port)
+        try:
+            for i in range(requests):
+                address = addresses[i % 2]
+                try:
+                    frame = await client.ask(dlt645.read(address, "0001FF00"), timeout=0.05)
+                    if frame is None:  # reconnect, as the poller does, so a late reply cannot be misread
+                        classes.append("silence")
+                        client.close()
+                        client = await Client(dlt645.Deframer).connect(port)
+                        continue
+                    reply = dlt645.parse_reply(frame, address, "0001FF00")
+                except ChecksumError:
+                    classes.append("checksum")
+                except AddressError:
+                    classes.append("address")
+                except FrameError:
+                    classes.append("frame")
+                except ConnectionResetError:
+                    classes.append("disconnect")
+                    client.close()
+                    client = await Client(dlt645.Deframer).connect(port)
+                else:
+                    values = dlt645.reading_values(reply.di, reply.value)
+                    truth = {"total": site.meter(address).total, **site.meter(address).bands}
+                    classes.append("ok")
+                    if values != truth:
+                        wrong[i] = values
+        finally:
+            client.close()
+            await site.stop()
+        return collections.Counter(site.counters), classes, wrong
+
+    return run(scenario())
+
+
+def test_faults_come_at_the_configured_rates_are_seeded_and_never_carry_a_wrong_value():
+    rates = FaultRates(timeout=0.1, garbled=0.1, bad_checksum=0.1, wrong_address=0.1, disconnect=0.05)
+    counters, classes, wrong = _fault_run(rates)
+    assert wrong == {}
+    assert counters["requests"] == 200
+    for kind in ("timeout", "garbled", "bad_checksum", "wrong_address", "disconnect"):
+        expected = getattr(rates, kind) * 200
+        assert 0.4 * expected <= counters[kind] <= 1.6 * expected, (kind, counters[kind])
+    seen = collections.Counter(classes)
+    assert seen["ok"] == counters["answered"]
+    assert seen["address"] == counters["wrong_address"]
+    assert seen["disconnect"] == counters["disconnect"]
+    # a bad checksum is a checksum error; garbage is a checksum error or no frame at all
+    assert seen["checksum"] >= counters["bad_checksum"]
+    assert seen["silence"] + seen["checksum"] + seen["frame"] == (
+        counters["timeout"] + counters["garbled"] + counters["bad_checksum"]
+    )
+    again = _fault_run(rates)
+    assert (again[0], again[1]) == (counters, classes)  # the same seed gives the same faults
+
+
+def test_a_lost_reply_to_a_trip_still_trips():
+    from prepaid_engine.codecs import dlt645
+
+    async def scenario(site, client):
+        meter = site.meter("123456789012")
+        site.set_faults(FaultRates(timeout=1.0))
+        frame = await client.ask(
+            dlt645.relay(meter.address, dlt645.RelayCode.TRIP, START + timedelta(minutes=5)), 0.1
+        )
+        assert frame is None
+        assert meter.relay_open
+        assert meter.last_exchange.fault == "timeout"
+
+    run(_dlt_session(dlt_site(), scenario))
+
+
+def test_dead_meters_are_chosen_by_the_seed_and_never_answer():
+    config = generate_site(1, 1, 40, base_port=0, faults=FaultRates(dead_meters=0.25), **FAST)
+    dead = sorted(address for address, m in frozen_site(config).meters() if m.dead)
+    assert dead == sorted(address for address, m in frozen_site(config).meters() if m.dead)
+    assert 4 <= len(dead) <= 18
+
+    from prepaid_engine.codecs import dlt645
+
+    async def scenario():
+        site = frozen_site(config)
+        site_map = await site.start()
+        client = await Client(dlt645.Deframer).connect(site_map.gateways[0].buses[0].port)
+        try:
+            answered = {}
+            for meter in site_map.gateways[0].buses[0].meters:
+                answered[meter.address] = (
+                    await client.ask(dlt645.read(meter.address, "00010000"), 0.05) is not None
+                )
+        finally:
+            client.close()
+            await site.stop()
+        return answered
+
+    answered = run(scenario())
+    assert sorted(f"gen-1/1/{a}" for a, ok in answered.items() if not ok) == dead
+
+
+@pytest.mark.parametrize("mode", ["silent", "refused"])
+def test_a_killed_gateway_goes_dead_and_comes_back(mode):
+    from prepaid_engine.codecs import dlt645
+
+    async def scenario():
+        site = frozen_site(dlt_site())
+        site_map = await site.start()
+        port = site_map.gateways[0].buses[0].port
+        request = dlt645.read("123456789012", "00010000")
+        try:
+            await site.kill_gateway("tg", mode)
+            if mode == "silent":
+                client = await Client(dlt645.Deframer).connect(port)
+                assert await client.ask(request, 0.1) is None
+                client.close()
+            else:
+                with pytest.raises(OSError):
+                    await Client(dlt645.Deframer).connect(port)
+            await site.revive_gateway("tg")
+            client = await Client(dlt645.Deframer).connect(port)
+            assert await client.ask(request) is not None
+            client.close()
+        finally:
+            await site.stop()
+
+    run(scenario())
+
+
 # ================================================================================================ Modbus
 
 
@@ -759,27 +931,40 @@ def test_site_thread_serves_and_reads_truth_from_another_thread():
 # ============================================================================================= the CLI
 
 
-def test_cli_prints_a_site_map_and_stops_on_sigterm():
+@pytest.mark.parametrize(
+    ("flags", "meters"),
+    [
+        ([], 50),  # the demo site
+        (["--gateways", "2", "--buses", "2", "--meters", "3", "--protocol", "modbus"], 12),
+        (
+            [
+                "--gateways",
+                "1",
+                "--buses",
+                "2",
+                "--meters",
+                "3",
+                "--protocol",
+                "cjt188",
+                "--fault-rate",
+                "0.2",
+            ],
+            6,
+        ),
+    ],
+)
+def test_cli_prints_a_site_map_and_stops_on_sigterm(flags, meters, tmp_path):
+    from prepaid_engine.sitemap import load_site_map
+
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = [
-        sys.executable,
-        "-m",
-        "prepaid_engine.simulator",
-        "--gateways",
-        "2",
-        "--buses",
-        "2",
-        "--meters",
-        "3",
-    ]
-    args += ["--protocol", "modbus", "--base-port", "0", "--instant", "--latency", "0"]
+    out_file = tmp_path / "site.json"
+    args = [sys.executable, "-m", "prepaid_engine.simulator", *flags, "--base-port", "0", "--baud", "instant"]
+    args += ["--latency", "0", "--site-map-out", str(out_file)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     try:
-        lines = []
         while True:
             line = proc.stderr.readline()
             assert line, "the simulator exited before it was ready"
-            lines.append(line)
             if line.strip() == "# simulator ready":
                 break
         proc.send_signal(signal.SIGTERM)
@@ -788,11 +973,16 @@ def test_cli_prints_a_site_map_and_stops_on_sigterm():
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    from prepaid_engine.sitemap import load_site_map
-
     site_map = load_site_map(out)
-    assert site_map.meter_count == 12
+    assert site_map.meter_count == meters
     assert all(b.port > 0 for g in site_map.gateways for b in g.buses)
+    assert load_site_map(out_file.read_text()) == site_map
+    if not flags:
+        expected = default_site().site_map().to_dict()
+        for gateway in expected["gateways"]:
+            for bus in gateway["buses"]:
+                bus["port"] = site_map.gateway(gateway["key"]).buses[int(bus["key"]) - 1].port
+        assert site_map.to_dict() == expected
     assert "simulator stopped" in err
 
 

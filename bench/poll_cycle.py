@@ -65,6 +65,12 @@ def parse_args(argv=None):
     parser.add_argument("--timeout", type=float, default=1.0, help="per-request timeout, s")
     parser.add_argument("--skip-cycle", action="store_true", help="skip phase 1")
     parser.add_argument("--skip-cpu", action="store_true", help="skip phase 2")
+    parser.add_argument(
+        "--stagger",
+        default="auto",
+        help="spread the buses' starts over this many seconds ('auto': one read's bus time in phase 1, 0 in "
+        "phase 2)",
+    )
     parser.add_argument("--profile", metavar="FILE", help="cProfile phase 2's measured cycles into FILE")
     return parser.parse_args(argv)
 
@@ -196,8 +202,8 @@ def summarise(result, cycle_s: float) -> dict:
     return {"readings": len(result.readings), "errors": len(result.errors), "kinds": kinds, "cycle": cycle_s}
 
 
-async def measure(gateways, cycles: int, profile: str | None = None):
-    poller = Poller()
+async def measure(gateways, cycles: int, profile: str | None = None, stagger: float = 0.0):
+    poller = Poller(keep_links=True, stagger=stagger)  # an edge collector keeps its bus connections
     t0 = time.perf_counter()
     warm = await poller.poll(gateways)
     warm_s = time.perf_counter() - t0
@@ -214,6 +220,7 @@ async def measure(gateways, cycles: int, profile: str | None = None):
             profiler.disable()
         runs.append(summarise(result, elapsed))
     cpu = time.process_time() - cpu0
+    await poller.close()
     if profiler:
         profiler.dump_stats(profile)
         pstats.Stats(profile).sort_stats("tottime").print_stats(25)
@@ -235,10 +242,13 @@ def phase_cycle(args) -> None:
     with Simulator(args, latency_ms=args.latency, baud=args.baud) as sim:
         gateways = gateway_specs(sim.site_map, args)
         counts = asyncio.run(wire_bytes(gateways[0]))
-        warm, runs, _cpu = asyncio.run(measure(gateways, args.cycles))
+        per_read = 0.0 if instant else floor_seconds(gateways, counts, baud, args.latency / 1000)[1]
+        stagger = per_read if args.stagger == "auto" else float(args.stagger)
+        warm, runs, _cpu = asyncio.run(measure(gateways, args.cycles, stagger=stagger))
     meters, buses = meters_and_buses(gateways)
     print(f"meters:   {meters}")
     print(f"buses:    {buses}")
+    print(f"stagger:  bus starts spread over {stagger * 1000:.1f} ms")
     print("per read: " + ", ".join(f"{req} request + {rep} reply bytes" for req, rep in counts))
     print(line("warm-up:", warm))
     for i, run in enumerate(runs, 1):
@@ -262,7 +272,8 @@ def phase_cpu(args) -> None:
     )
     with Simulator(args, latency_ms=0, baud="instant") as sim:
         gateways = gateway_specs(sim.site_map, args)
-        _warm, runs, cpu = asyncio.run(measure(gateways, args.cycles, args.profile))
+        stagger = 0.0 if args.stagger == "auto" else float(args.stagger)
+        _warm, runs, cpu = asyncio.run(measure(gateways, args.cycles, args.profile, stagger))
     readings = sum(run["readings"] for run in runs)
     for i, run in enumerate(runs, 1):
         print(line(f"cycle {i}:", run))
@@ -275,12 +286,19 @@ def phase_cpu(args) -> None:
         print("cpu:      no readings")
 
 
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    print(f"machine:  {load()}")
     if not args.skip_cycle:
         phase_cycle(args)
     if not args.skip_cpu:
         phase_cpu(args)
+    print(f"machine:  {load()}")
     return 0
 
 

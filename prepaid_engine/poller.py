@@ -258,6 +258,11 @@ class Poller:
     of a bus that was cancelled or failed are closed, never pooled; ``await poller.close()`` closes the
     pool. Without it (the default) every call opens and closes its links. ``poll_sync``/``execute_sync``
     always close what they opened.
+
+    ``stagger``: start the buses spread evenly over this many seconds instead of all at once. Thousands of
+    identical buses started together stay in lockstep all cycle, so every round of requests and replies hits
+    the gateways (and this process) as one burst; spreading the starts over about one request's bus time
+    evens the load out, at the cost of at most ``stagger`` seconds on the cycle. Default 0.
     """
 
     def __init__(
@@ -275,6 +280,7 @@ class Poller:
         link_factory: LinkFactory | None = None,
         adapters: Mapping[str, MeterAdapter] | None = None,
         keep_links: bool = False,
+        stagger: float = 0.0,
     ):
         if master_key is not None and len(master_key) not in (16, 24):
             raise ConfigError("the master key is 16 (or 24) bytes")
@@ -296,6 +302,7 @@ class Poller:
         self._adapters = dict(adapters or {})
         self._plans: dict[MeterSpec, tuple[Any, ReadPlan]] = {}
         self.keep_links = keep_links
+        self.stagger = stagger
         self._pool: dict[tuple, Any] = {}
         self._pool_loop: asyncio.AbstractEventLoop | None = None
 
@@ -391,7 +398,11 @@ class Poller:
 
     async def _run_all(self, runs: Sequence[_BusRun], work: Callable[[_BusRun], Any]) -> None:
         """Run ``work(run)`` for every bus concurrently, within ``cycle_timeout``; close every link after."""
-        tasks = [asyncio.create_task(self._guarded(run, work)) for run in runs]
+        n = len(runs)
+        tasks = [
+            asyncio.create_task(self._guarded(run, work, self.stagger * i / n if self.stagger else 0.0))
+            for i, run in enumerate(runs)
+        ]
         if not tasks:
             return
         try:
@@ -405,8 +416,10 @@ class Poller:
                 raise outcome  # a bug, not field trouble: never swallowed
         del pending
 
-    async def _guarded(self, run: _BusRun, work: Callable[[_BusRun], Any]) -> None:
+    async def _guarded(self, run: _BusRun, work: Callable[[_BusRun], Any], delay: float = 0.0) -> None:
         try:
+            if delay:
+                await asyncio.sleep(delay)
             await work(run)
         except BaseException:
             await run.close()

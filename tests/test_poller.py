@@ -485,6 +485,21 @@ def test_links_of_a_cancelled_bus_are_closed_even_when_kept():
     assert pool == {} and all(link.closed for link in world.links)
 
 
+@pytest.mark.parametrize("stagger", [0.0, 0.3])
+def test_stagger_spreads_the_bus_starts(stagger):
+    world = FakeWorld()
+    gateways = site(world, {"g1": {"1": addresses(1), "2": addresses(1, 10), "3": addresses(1, 20)}})
+    result = run(poller_for(world, stagger=stagger).poll(gateways))
+    assert len(result.readings) == 3
+    order = [(bus, what) for bus, _, what in world.events]
+    if stagger:  # bus n starts 0.1 s after bus n - 1: each is done before the next begins
+        assert order == [(f"g1/{b}", what) for b in "123" for what in ("start", "end")]
+    else:  # all start at once
+        assert [bus for bus, what in order[:3]] == ["g1/1", "g1/2", "g1/3"] and {w for _, w in order[:3]} == {
+            "start"
+        }
+
+
 def test_read_at_is_the_time_of_the_meters_reply_with_microseconds():
     ticks = itertools.count()
     base = datetime(2026, 1, 1, tzinfo=UTC)

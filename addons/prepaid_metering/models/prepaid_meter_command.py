@@ -144,8 +144,8 @@ class PrepaidMeterCommand(models.Model):
 
         A state command (trip, close, keep-power, valve) already queued for the meter is returned instead of
         a new one, and queuing it cancels a queued opposite (a close supersedes a queued trip). A set-prices
-        command replaces the prices of the queued one. A recharge is new unless one with the same purchase
-        count is queued. With ``urgent`` the executor cron is triggered now.
+        command replaces the prices of the queued one. A recharge is new unless a queued one has the same
+        purchase count, amount and origin record. With ``urgent`` the executor cron is triggered now.
         """
         result = self.browse()
         for vals in vals_list:
@@ -163,7 +163,15 @@ class PrepaidMeterCommand(models.Model):
                 )
             same = queued.filtered(lambda c, kind=kind: c.kind == kind)
             if kind == "recharge":
-                same = same.filtered(lambda c, vals=vals: c.purchase_count == vals.get("purchase_count"))
+                # Money: only the very same recharge (count, amount, origin) is the same command.
+                same = same.filtered(
+                    lambda c, vals=vals: (
+                        c.purchase_count == vals.get("purchase_count", 0)
+                        and c.currency_id.compare_amounts(c.amount, vals.get("amount", 0.0)) == 0
+                        and (c.res_model or False, c.res_id or False)
+                        == (vals.get("res_model") or False, vals.get("res_id") or False)
+                    )
+                )
             if same:
                 command = same[:1]
                 updates = {"urgent": True} if vals["urgent"] and not command.urgent else {}

@@ -86,6 +86,9 @@ class TestCommands(SimulatorCommon):
         self.assertEqual(self.Command._enqueue([vals]), first)
         second = self.Command._enqueue([dict(vals, purchase_count=4)])
         self.assertNotEqual(first, second)
+        # Another amount (another top-up) with the same count is another command, never merged.
+        third = self.Command._enqueue([dict(vals, amount=20.0)])
+        self.assertNotIn(third, first | second)
 
     def test_failed_command_is_retried_with_backoff_then_failed(self):
         command = self.Command._enqueue(

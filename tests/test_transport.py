@@ -488,6 +488,37 @@ def test_serial_link_reports_a_port_it_cannot_open_as_a_link_error():
     run(scenario())
 
 
+def test_serial_modbus_link_reads_a_meter_over_a_pty_pair():
+    master, slave = os.openpty()
+    tty.setraw(master)
+
+    async def meter():
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        pipe = os.fdopen(os.dup(master), "rb", 0)
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
+        request = await reader.readexactly(8)
+        unit, function, address, count = struct.unpack(">BBHH", request[:6])
+        values = [address + i for i in range(count)]
+        os.write(master, rtu_frame(unit, bytes([function, 2 * count]) + struct.pack(f">{count}H", *values)))
+        return request
+
+    async def scenario():
+        meter_task = asyncio.create_task(meter())
+        link = SerialModbusLink(os.ttyname(slave), baud=9600, parity="N", timeout=2)  # ptys may refuse parity
+        registers = await link.read_block(7, "holding", 0x20, 2)
+        await link.close()
+        return registers, await meter_task
+
+    try:
+        registers, request = run(scenario())
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert registers == [0x20, 0x21]
+    assert request == rtu_frame(7, bytes([3, 0x00, 0x20, 0x00, 0x02]))
+
+
 def test_serial_modbus_link_refuses_a_missing_port():
     async def scenario():
         link = SerialModbusLink("/dev/does-not-exist-prepaid", baud=9600, timeout=0.1, connect_timeout=0.5)

@@ -25,7 +25,9 @@ di_order="msb", tz=UTC)``):
   becomes a :class:`MeterError` (``code`` = status word, ``names`` = its bits) in :func:`parse_reply`.
 
 Status word: byte 0 bits 0-1 valve (00 open, 01 closed, 11 abnormal), bit 2 battery low; the second byte is
-vendor-defined. ``status`` fields hold ``byte0 | byte1 << 8``; :func:`status_word` builds one,
+vendor-defined [UNCERTAIN: some firmware puts the valve bits elsewhere]. The meter time is sent least
+significant byte first like every other field (``31 01 22 11 05 15 20`` is 2015-05-11 22:01:31).
+``status`` fields hold ``byte0 | byte1 << 8``; :func:`status_word` builds one,
 :func:`valve_state` / :func:`battery_low` read it. :func:`reading_values` maps a reply to Reading fields:
 ``total`` (m3), ``supply`` (valve open -> ON, closed -> OFF, abnormal -> FAULT), ``battery_low``.
 

@@ -12,7 +12,8 @@ mod 256; ``L <= 200``. Addresses are 12-digit strings as printed on the meter (`
 **Messages** -- typed frozen dataclasses, h11-style events. ``encode(message, *, preamble=4, tz=UTC)`` ->
 bytes and ``decode(buf_or_frame, *, tz=UTC)`` -> message; the direction bit (D7) tells requests from replies,
 an unknown control code is a :class:`FrameError`. ``tz`` is the zone of the meter's clock: times in messages
-are timezone-aware datetimes, written on the wire as wall-clock time in ``tz`` and read back as UTC.
+are timezone-aware datetimes, written on the wire as wall-clock time in ``tz`` (seconds; load-record starts
+minutes) and read back as UTC. Chinese meters keep local time: pass ``tz=ZoneInfo("Asia/Shanghai")``.
 
 Requests (master -> meter): :class:`ReadRequest` (11), :class:`ReadFollowUp` (12), :class:`ReadAddress` (13),
 :class:`WriteRequest` (14), :class:`WriteAddress` (15), :class:`Freeze` (16), :class:`ChangeBaud` (17),
@@ -31,7 +32,8 @@ Builders return request bytes: :func:`read`, :func:`read_follow_up`, :func:`read
 (``AddressError`` for another meter, ``UnexpectedReply`` for another function or DI, ``MeterError`` with
 named bits for an error reply, ``DuplicateRecharge``/``RechargeRefused`` for security errors) and returns it.
 ``ReadReply.more`` asks for :class:`ReadFollowUp` frames. Values: :func:`decode_value` /
-:func:`reading_values` (from :mod:`.dlt645_di`) on ``reply.di, reply.value``.
+:func:`reading_values` / :func:`collect_reading` (from :mod:`.dlt645_di`) on ``reply.di, reply.value``.
+:data:`COMMAND_RELAY_CODES` maps trip/close/keep-power commands to N1 codes.
 
 Simulator side
 --------------
@@ -42,8 +44,9 @@ status word 3.
 
 Password level, password and operator code go ``PA P0 P1 P2 C0 C1 C2 C3``; the password (6 hex digits, as
 printed) and the operator code (8 hex digits) are sent least significant byte first like every other
-multi-byte field [UNCERTAIN: the worked frames only show zeros]. Encoding a value that does not fit raises
-:class:`ConfigError`; bytes that are not a valid frame or message raise :class:`FrameError`.
+multi-byte field [UNCERTAIN: the worked frames only show zeros]; so is N (BCD) of load-record reads.
+Encoding a value that does not fit raises :class:`ConfigError`; bytes that are not a valid frame or message
+raise :class:`FrameError`.
 """
 
 from __future__ import annotations

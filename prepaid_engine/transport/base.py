@@ -106,6 +106,7 @@ class FramedLink:
         self._dirty = False
         self.discarded_bytes = 0  # bytes dropped because no request was waiting for them
         self.discarded_frames = 0  # complete frames dropped by ``expect``
+        self._discarded_before = 0
         self.connects = 0
 
     # --- public ---------------------------------------------------------------------------------------------
@@ -156,6 +157,7 @@ class FramedLink:
             self._deframer = self._fresh_deframer(factory)
             self._expect = expect
             self._waiter = waiter
+            self._discarded_before = self.discarded_frames
             self._arm(loop, loop.time() + timeout, timeout)
             try:
                 if self.trace is not None:
@@ -209,7 +211,9 @@ class FramedLink:
             return
         loop = waiter.get_loop()
         if loop.time() >= self._deadline:
-            waiter.set_exception(LinkTimeout(f"no reply within {self._timeout:g} s"))
+            strays = self.discarded_frames - self._discarded_before
+            extra = f" ({strays} frame(s) not answering the request were discarded)" if strays else ""
+            waiter.set_exception(LinkTimeout(f"no reply within {self._timeout:g} s{extra}"))
         else:
             self._watchdog = loop.call_at(self._deadline, self._on_watchdog)
 

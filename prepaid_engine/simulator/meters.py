@@ -29,6 +29,7 @@ Choices where real meters differ (all documented in the report and the tests):
 from __future__ import annotations
 
 import collections
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -69,6 +70,11 @@ def price_e4(value: Decimal) -> int:
     if quantized != Decimal(value) or quantized < 0:
         raise ConfigError(f"a price is non-negative with at most 4 decimals, not {value}")
     return int(quantized * 10_000)
+
+
+@functools.lru_cache(maxsize=64)
+def _prices_e4(prices: tuple[Decimal, ...]) -> tuple[int, ...]:
+    return tuple(price_e4(p) for p in prices)
 
 
 def hundredths(value: Decimal) -> int:
@@ -161,7 +167,7 @@ class SimMeter:
         self.billing = config.billing if config.billing is not None else "00900200" in model.reads
         balance = site.initial_balance if config.balance is None else config.balance
         self.balance_micro = money_micro(balance)
-        self.prices_e4 = [price_e4(p) for p in site.prices]
+        self.prices_e4 = list(_prices_e4(site.prices))
         self.overdraft_micro = 0
         self.alarm1_micro = money_micro(Decimal("20.00"))
         self.alarm2_micro = money_micro(Decimal("10.00"))
@@ -839,6 +845,42 @@ DLT645_WRITERS = {
 DLT645_PREPAID_WRITES = frozenset(di for di in DLT645_WRITERS if di.startswith(("040010", "040501")))
 
 
+@functools.cache
+def _dlt645_tables() -> dict[str, dict]:
+    """The DL/T 645-2007 meter's tables (built once, shared by every meter): readers, writers, relay codes
+    and request handlers."""
+    from ..codecs import dlt645
+
+    readers, prepaid = _dlt_reader_table()
+    r = dlt645.RelayCode
+    return {
+        "readers": readers,
+        "readers_prepaid": {**readers, **prepaid},
+        "writers": {di: f for di, f in DLT645_WRITERS.items() if di not in DLT645_PREPAID_WRITES},
+        "writers_prepaid": DLT645_WRITERS,
+        "relay_actions": {
+            r.TRIP: lambda m: m.command_trip(),
+            r.CLOSE_ALLOWED: lambda m: m.command_allow_closing(),
+            r.CLOSE: lambda m: m.command_close(),
+            r.TRIP_AUTO_RESTORE: lambda m: m.command_trip(int(m.env.config.auto_restore * 1000)),
+            r.TRIP_AUTO_RESTORE_2: lambda m: m.command_trip(int(m.env.config.auto_restore * 1000)),
+            r.ALARM: lambda m: m.command_alarm(True),
+            r.ALARM_CLEAR: lambda m: m.command_alarm(False),
+            r.KEEP_POWER: lambda m: m.command_keep_power(True),
+            r.KEEP_POWER_CLEAR: lambda m: m.command_keep_power(False),
+        },
+        "handlers": {
+            dlt645.ReadRequest: Dlt645Meter._on_read,
+            dlt645.WriteRequest: Dlt645Meter._on_write,
+            dlt645.RelayControl: Dlt645Meter._on_relay,
+            dlt645.SecurityRequest: Dlt645Meter._on_security,
+            dlt645.ReadAddress: Dlt645Meter._on_read_address,
+            dlt645.BroadcastTime: Dlt645Meter._on_broadcast_time,
+            dlt645.Freeze: lambda m, msg: FramedAnswer(dlt645.AckReply(m.address, 0x16), {}),
+        },
+    }
+
+
 class _FramedMeter(SimMeter):
     """What DL/T 645 and CJ/T 188 meters share: the codec module, the clock zone, passwords."""
 
@@ -888,34 +930,11 @@ class Dlt645Meter(_FramedMeter):
         self.codec = dlt645
         super().__init__(config, model, env)
         self._di = dlt645_di
-        readers, prepaid = _dlt_reader_table()
-        self.readers = {**readers, **prepaid} if self.billing else readers
-        self.writers = (
-            DLT645_WRITERS
-            if self.billing
-            else {di: f for di, f in DLT645_WRITERS.items() if di not in DLT645_PREPAID_WRITES}
-        )
-        r = dlt645.RelayCode
-        self.relay_actions = {
-            r.TRIP: lambda m: m.command_trip(),
-            r.CLOSE_ALLOWED: lambda m: m.command_allow_closing(),
-            r.CLOSE: lambda m: m.command_close(),
-            r.TRIP_AUTO_RESTORE: lambda m: m.command_trip(int(m.env.config.auto_restore * 1000)),
-            r.TRIP_AUTO_RESTORE_2: lambda m: m.command_trip(int(m.env.config.auto_restore * 1000)),
-            r.ALARM: lambda m: m.command_alarm(True),
-            r.ALARM_CLEAR: lambda m: m.command_alarm(False),
-            r.KEEP_POWER: lambda m: m.command_keep_power(True),
-            r.KEEP_POWER_CLEAR: lambda m: m.command_keep_power(False),
-        }
-        self.handlers = {
-            dlt645.ReadRequest: Dlt645Meter._on_read,
-            dlt645.WriteRequest: Dlt645Meter._on_write,
-            dlt645.RelayControl: Dlt645Meter._on_relay,
-            dlt645.SecurityRequest: Dlt645Meter._on_security,
-            dlt645.ReadAddress: Dlt645Meter._on_read_address,
-            dlt645.BroadcastTime: Dlt645Meter._on_broadcast_time,
-            dlt645.Freeze: lambda m, msg: FramedAnswer(dlt645.AckReply(m.address, 0x16), {}),
-        }
+        tables = _dlt645_tables()
+        self.readers = tables["readers_prepaid"] if self.billing else tables["readers"]
+        self.writers = tables["writers_prepaid"] if self.billing else tables["writers"]
+        self.relay_actions = tables["relay_actions"]
+        self.handlers = tables["handlers"]
 
     # -- truth in protocol shape ----------------------------------------------------------------------------
     def status_word3(self) -> int:
@@ -1033,6 +1052,7 @@ class Dlt645Meter(_FramedMeter):
         return FramedAnswer(codec.SecurityErrorReply(self.address, codec.serr_word(name)), {}, (name,))
 
 
+@functools.cache
 def _dlt1997_readers() -> dict[str, object]:
     def energy(index):
         return lambda m, s: s["energy"][index]
@@ -1065,6 +1085,16 @@ def _dlt1997_readers() -> dict[str, object]:
     return table
 
 
+@functools.cache
+def _dlt1997_handlers() -> dict:
+    from ..codecs import dlt645_1997
+
+    return {
+        dlt645_1997.ReadRequest: Dlt1997Meter._on_read,
+        dlt645_1997.BroadcastTime: Dlt645Meter._on_broadcast_time,
+    }
+
+
 class Dlt1997Meter(Dlt645Meter):
     """A DL/T 645-1997 meter: reads of the 1997 identifiers (energies, V/I/P/PF, date, time, meter number)
     and broadcast time. Writes are refused (unauthorised); the 1997 edition has no relay control."""
@@ -1077,10 +1107,7 @@ class Dlt1997Meter(Dlt645Meter):
         super().__init__(config, model, env)
         self.codec = dlt645_1997
         self.readers = _dlt1997_readers()
-        self.handlers = {
-            dlt645_1997.ReadRequest: Dlt1997Meter._on_read,
-            dlt645_1997.BroadcastTime: Dlt645Meter._on_broadcast_time,
-        }
+        self.handlers = _dlt1997_handlers()
         self._table = dlt645_1997.DI_TABLE
 
     def _on_read(self, message) -> FramedAnswer:
@@ -1092,6 +1119,24 @@ class Dlt1997Meter(Dlt645Meter):
 
 
 # ================================================================================================ CJ/T 188
+
+
+@functools.cache
+def _cjt188_tables() -> tuple[dict, dict]:
+    from ..codecs import cjt188
+
+    valve_states = {
+        Valve.OPEN: cjt188.ValveState.OPEN,
+        Valve.CLOSED: cjt188.ValveState.CLOSED,
+        Valve.ABNORMAL: cjt188.ValveState.ABNORMAL,
+    }
+    handlers = {
+        cjt188.ReadRequest: CjtMeter._on_read,
+        cjt188.ReadAddress: CjtMeter._on_read_address,
+        cjt188.ValveControl: CjtMeter._on_valve,
+        cjt188.WriteRequest: lambda m, msg: m._error(0x04, msg.ser),
+    }
+    return valve_states, handlers
 
 
 class CjtMeter(_FramedMeter):
@@ -1108,17 +1153,7 @@ class CjtMeter(_FramedMeter):
         super().__init__(config, model, env)
         self.meter_type = int(model.option("meter_type", "10") or "10", 16)
         self.di_order = model.option("di_order", "msb") or "msb"
-        self.valve_states = {
-            Valve.OPEN: cjt188.ValveState.OPEN,
-            Valve.CLOSED: cjt188.ValveState.CLOSED,
-            Valve.ABNORMAL: cjt188.ValveState.ABNORMAL,
-        }
-        self.handlers = {
-            cjt188.ReadRequest: CjtMeter._on_read,
-            cjt188.ReadAddress: CjtMeter._on_read_address,
-            cjt188.ValveControl: CjtMeter._on_valve,
-            cjt188.WriteRequest: lambda m, msg: m._error(0x04, msg.ser),
-        }
+        self.valve_states, self.handlers = _cjt188_tables()
 
     def status(self) -> int:
         self.advance()

@@ -77,5 +77,6 @@ __all__ = [
     "SecurityError",
     "Supply",
     "Transport",
+    "UnexpectedReply",
     "Utility",
 ]

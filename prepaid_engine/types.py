@@ -158,7 +158,9 @@ class MeterModel:
                 }
                 for r in self.registers
             ],
-            "writes": {str(kind): {"address": w.address, "values": list(w.values)} for kind, w in self.writes},
+            "writes": {
+                str(kind): {"address": w.address, "values": list(w.values)} for kind, w in self.writes
+            },
             "options": dict(self.options),
         }
 

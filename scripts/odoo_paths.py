@@ -14,7 +14,7 @@ def main():
     if src:
         sys.path.insert(0, os.path.abspath(src))
     try:
-        import odoo.release  # noqa: PLC0415
+        import odoo.release
     except ImportError as exc:
         where = f"ODOO_PATH={src}" if src else "python3's path (no ODOO_PATH set)"
         print(f"Odoo is not importable from {where}: {exc}", file=sys.stderr)

@@ -531,24 +531,26 @@ class Poller:
                 run_queue = queues[(gateway.key, bus.key)] = (_BusRun(self, gateway, bus), [])
             run_queue[1].append((position, command, meter))
 
+        sent: list[int] = [0] * len(commands)  # attempts made so far, for commands the cycle bound cuts off
+
         async def work(run: _BusRun) -> None:
             for position, command, meter in queues[(run.gateway.key, run.bus.key)][1]:
                 run.meter_key = meter.key
-                results[position] = self._result(command, await self._command(run, meter, command))
+                outcome = await self._command(run, meter, command, sent, position)
+                results[position] = self._result(command, outcome)
 
         await self._run_all([run for run, _ in queues.values()], work)
         finished = self._clock()
         out: list[CommandResult] = []
-        for command, result in zip(commands, results, strict=True):
+        for position, (command, result) in enumerate(zip(commands, results, strict=True)):
             if result is None:
-                result = CommandResult(
-                    command.key,
-                    CommandStatus.FAILED,
-                    False,
-                    0,
-                    "cancelled: the cycle ran out of time",
-                    finished,
+                tried = sent[position]
+                message = "cancelled: the cycle ran out of time" + (
+                    f" after {tried} attempt(s); the meter may have executed it"
+                    if tried
+                    else " before sending"
                 )
+                result = CommandResult(command.key, CommandStatus.FAILED, False, tried, message, finished)
             out.append(result)
         return out
 
@@ -569,7 +571,9 @@ class Poller:
     def _expired(self, command: MeterCommand, at: datetime | None = None) -> bool:
         return command.expires_at is not None and (at or self._clock()) >= command.expires_at
 
-    async def _command(self, run: _BusRun, meter: MeterSpec, command: MeterCommand) -> _Outcome:
+    async def _command(
+        self, run: _BusRun, meter: MeterSpec, command: MeterCommand, sent: list[int], position: int
+    ) -> _Outcome:
         if self._expired(command):
             return _Outcome(CommandStatus.EXPIRED, False, 0, "expired before it could be sent")
         try:
@@ -598,6 +602,7 @@ class Poller:
             if self._expired(command):
                 return _Outcome(CommandStatus.EXPIRED, False, attempts, f"expired; last attempt: {last}")
             attempts += 1
+            sent[position] = attempts
             duplicate = False
             try:
                 for action in plan.actions:

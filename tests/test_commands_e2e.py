@@ -129,9 +129,16 @@ def test_recharge_credits_the_meter_once_and_a_replay_is_success_without_a_secon
             cmd("r1-again", ELECTRIC, CommandKind.RECHARGE, amount=Decimal("50.00"), purchase_count=1)
         )
         after_replay = (meter.balance, meter.purchase_count)
-        return before, first, after_first, replay, after_replay
+        [second] = await execute(
+            cmd("r2", ELECTRIC, CommandKind.RECHARGE, amount=Decimal("20.00"), purchase_count=2)
+        )
+        [late_replay] = await execute(
+            cmd("r1-late", ELECTRIC, CommandKind.RECHARGE, amount=Decimal("50.00"), purchase_count=1)
+        )
+        after_late = (meter.balance, meter.purchase_count)
+        return before, first, after_first, replay, after_replay, (second, late_replay, after_late)
 
-    before, first, after_first, replay, after_replay = run(with_site(scenario))
+    before, first, after_first, replay, after_replay, later = run(with_site(scenario))
     assert (first.status, first.confirmed, first.attempts) == (CommandStatus.DONE, True, 1)
     assert (first.purchase_count, first.balance) == (1, before + Decimal("50.00"))
     assert after_first == (before + Decimal("50.00"), 1)
@@ -139,6 +146,15 @@ def test_recharge_credits_the_meter_once_and_a_replay_is_success_without_a_secon
     assert (replay.status, replay.confirmed, replay.attempts) == (CommandStatus.DONE, True, 1)
     assert "duplicate" in replay.message
     assert after_replay == after_first
+    # count 2 is applied; replaying count 1 after it is still "already applied", and still credits nothing
+    second, late_replay, after_late = later
+    assert (second.status, second.purchase_count) == (CommandStatus.DONE, 2)
+    assert (late_replay.status, late_replay.confirmed, late_replay.purchase_count) == (
+        CommandStatus.DONE,
+        True,
+        2,
+    )
+    assert after_late == (before + Decimal("70.00"), 2)
 
 
 def test_a_recharge_out_of_sequence_or_with_the_wrong_key_is_refused_and_credits_nothing():

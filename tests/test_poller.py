@@ -668,6 +668,18 @@ def test_a_recharge_without_a_master_key_is_refused_before_sending():
     assert "master key" in result.message and world.sent_at == []
 
 
+def test_a_command_cut_off_by_the_cycle_bound_says_whether_it_was_sent():
+    world = FakeWorld()
+    gateways = site(world, {"g1": {"1": addresses(2)}}, timeout=0.05, retries=0)
+    world.meters[("g1", "1", "01")].dead = True
+    cmds = [command("a", "g1/1/01", CommandKind.TRIP, attempts=10), command("b", "g1/1/02", CommandKind.TRIP)]
+    results = run(poller_for(world, cycle_timeout=0.2, backoff=0.01).execute(gateways, cmds))
+    assert [r.status for r in results] == [CommandStatus.FAILED, CommandStatus.FAILED]
+    assert 1 <= results[0].attempts < 10 and "may have executed it" in results[0].message
+    assert results[1].attempts == 0 and "before sending" in results[1].message
+    assert len([s for s, _ in world.sent_at if s == "C01:TRIP"]) == results[0].attempts
+
+
 def test_commands_keep_their_order_per_bus_run_concurrently_across_buses_and_report_in_input_order():
     world = FakeWorld()
     gateways = site(world, {"g1": {"1": addresses(2), "2": addresses(2, 10)}})

@@ -15,7 +15,8 @@ Commands and how each is confirmed:
   same identifiers back equal to the prices sent.
 - RECHARGE: security command C=03, DI 070102FF, payload from ``security.build_recharge`` (the poller's master
   key, the meter number, amount, purchase count, customer number); confirmed by 03330201 (purchase count)
-  equal to the count sent, with 00900200 (balance) when the model reads it. A model that does not read
+  at or past the count sent (counts are strictly sequential, so the meter applied it), with 00900200
+  (balance) when the model reads it. A model that does not read
   03330201 has no read-back: the acknowledgement alone completes it (``confirmed=False``).
 
 The relay command's validity is the command's ``valid_until`` or now + the poller's relay window. Password
@@ -139,6 +140,11 @@ def _auth(model: MeterModel) -> dict[str, str]:
         "password": model.option("password", "000000"),
         "operator": model.option("operator", "00000000"),
     }
+
+
+def _count_reached(meter_count: int | None, sent: int) -> bool:
+    """Counts are strictly sequential: a meter whose count is at or past ``sent`` has applied ``sent``."""
+    return meter_count is not None and meter_count >= sent
 
 
 class Dlt645Adapter:
@@ -289,8 +295,8 @@ class Dlt645Adapter:
             CommandKind.RECHARGE,
             (action,),
             self._values_plan(meter, dis),
-            lambda v: v.get("purchase_count") == count,
-            f"purchase count {count}",
+            lambda v: _count_reached(v.get("purchase_count"), count),
+            f"purchase count {count} applied",
             purchase_count=count,
             amount=order.amount,
         )

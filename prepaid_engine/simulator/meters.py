@@ -161,7 +161,7 @@ class SimMeter:
         self.closing_allowed = False  # 1B received, waiting for the button
         self.self_tripped = False
         self.restore_at = NEVER  # auto-restore time of a 1D/1E trip
-        self.valve = Valve.OPEN
+        self.valve = Valve.OPEN if self.is_water else None  # electricity meters have no valve
         self.battery_low = False
         # -- meter-side money -------------------------------------------------------------------------------
         self.billing = config.billing if config.billing is not None else "00900200" in model.reads
@@ -439,6 +439,8 @@ class SimMeter:
         self.battery_low = bool(low)
 
     def set_valve(self, state: str) -> None:
+        if not self.is_water:
+            raise ConfigError(f"meter {self.address} is an electricity meter: it has no valve")
         if state not in (Valve.OPEN, Valve.CLOSED, Valve.ABNORMAL):
             raise ConfigError(f"valve state is open, closed or abnormal, not {state!r}")
         self.advance()
@@ -667,7 +669,10 @@ class ModbusMeter(SimMeter):
         found = self._modbus.command_for_write(self.model, address, values)
         if found is None:
             return ILLEGAL_VALUE if address in self.command_addresses else ILLEGAL_ADDRESS
-        error = MODBUS_COMMANDS[found[0]](self)
+        try:
+            error = MODBUS_COMMANDS[found[0]](self)
+        except ConfigError:  # a command this meter cannot carry out (a valve on an electricity meter)
+            return ILLEGAL_VALUE
         return ILLEGAL_VALUE if error else 0
 
     @staticmethod

@@ -24,6 +24,15 @@ Choices where real meters differ (all documented in the report and the tests):
   ``button="immediate"`` the tenant presses the button at once).
 * Keep power (3A) refuses trips (1A, 1D, 1E) with the ERR bit ``other`` (0x01), not ``unauthorised``: the
   password was right, the meter just will not trip. It does not close an open relay by itself.
+* A relay command whose validity time (N3..N8) is already past on the meter's clock is refused with ERR
+  ``other``; a wrong password level or password with ``unauthorised``. 1D/1E trip and restore by themselves
+  after the site's ``auto_restore`` simulated seconds (N2 is always 00 in the codec).
+* The meters' clocks run in ``SiteConfig.meter_timezone`` (UTC by default, the codecs' default ``tz``): that
+  is the zone of the date/time identifiers, the relay validity time and broadcast time on the wire. Load
+  profiles, TOU bands and the water settlement day use ``SiteConfig.timezone`` (Asia/Shanghai).
+* Only meters that keep money bill (``billing``): by default DL/T 645-2007 models that read remaining money
+  (00900200). Modbus maps with a balance register show the starting balance, unchanged.
+* CJ/T 188: a valve in the ``abnormal`` state does not move on command (the status says so).
 """
 
 from __future__ import annotations
@@ -556,16 +565,6 @@ class SimMeter:
 ILLEGAL_FUNCTION, ILLEGAL_ADDRESS, ILLEGAL_VALUE = 1, 2, 3
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A meter's answer to one request: the reply bytes and what they said (for the log)."""
-
-    reply: bytes | None
-    said: Mapping[str, object]
-    error: tuple[str, ...] = ()
-    reply_obj: object = None  # the typed reply, for re-encoding under another address (faults)
-
-
 class ModbusMeter(SimMeter):
     """A Modbus-RTU meter answering PDUs from its model's register map (``codecs.modbus``).
 
@@ -952,9 +951,6 @@ class Dlt645Meter(_FramedMeter):
             meter_type=2 if self.billing else 0,
             keep_power=self.keep_power,
         ).to_word()
-
-    def snapshot(self) -> _Snapshot:
-        return _Snapshot(self)
 
     # -- requests -------------------------------------------------------------------------------------------
     def handle(self, frame) -> FramedAnswer | None:

@@ -102,16 +102,21 @@ class _Memo:
     them, and most of a fleet's registers (energy blocks of idle meters, status words, balances, counts) read
     the same bytes cycle after cycle. Bounded: emptied when full."""
 
-    __slots__ = ("_collect", "_values", "limit")
+    __slots__ = ("_collect", "_values", "limit", "misses")
 
     def __init__(self, collect: Callable[[Sequence[tuple[str, bytes]]], Values], limit: int = 65536):
         self._collect = collect
         self._values: dict[tuple[tuple[str, bytes], ...], Values] = {}
         self.limit = limit
+        self.misses = 0  # decodes actually done (for the benchmark's report)
+
+    def clear(self) -> None:
+        self._values.clear()
 
     def __call__(self, pairs: tuple[tuple[str, bytes], ...]) -> Values:
         values = self._values.get(pairs)
         if values is None:
+            self.misses += 1
             values = self._collect(pairs)
             if len(self._values) >= self.limit:
                 self._values.clear()

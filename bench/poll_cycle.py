@@ -298,7 +298,7 @@ def phase_cpu(args) -> None:
             if readings:
                 per = cpu / readings * 1e6
                 print(
-                    f"cpu:      {cpu:.3f} s for {readings} readings = {per:.1f} us per reading (target <= 100)"
+                    f"cpu:      {cpu:.3f} s / {readings} readings = {per:.1f} us per reading (target <= 100)"
                 )
             else:
                 print("cpu:      no readings")

@@ -29,15 +29,18 @@ def specs(site: Site, **overrides) -> list[GatewaySpec]:
 
 
 # Instantaneous values the simulator keeps finer than some registers hold (a Modbus current register of
-# 0.01 A shows 2.091 A as 2.09): compared at the register's resolution, truncated as the meter truncates.
+# 0.01 A shows 2.091 A as 2.09) are compared at the register's resolution on the meter's own (secondary) side,
+# truncated as the meter truncates: primary = register x CT ratio.
 INSTANTANEOUS = frozenset({"voltage", "current", "power", "power_factor", "frequency"})
 
 
-def _same(name: str, read, truth) -> bool:
+def _same(name: str, read, truth, ct: int) -> bool:
     if read == truth:
         return True
     if name in INSTANTANEOUS and isinstance(read, Decimal) and isinstance(truth, Decimal):
-        return truth.quantize(read, rounding=ROUND_DOWN) == read
+        scale = ct if name in ("current", "power") else 1
+        shown = read / scale
+        return (truth / scale).quantize(shown, rounding=ROUND_DOWN) == shown
     return False
 
 
@@ -46,13 +49,14 @@ def assert_truth(site: Site, reading: Reading) -> None:
 
     Fields the simulator's truth leaves out (a non-billing meter's balance register) are not compared.
     """
-    truth = site.meter(reading.meter_key).reading()
+    meter = site.meter(reading.meter_key)
+    truth, ct = meter.reading(), meter.ct_ratio
     carried = {name: getattr(reading, name) for name in FIELDS if getattr(reading, name) is not None}
     assert carried.get("total") is not None, reading
     wrong = {
         name: (value, truth[name])
         for name, value in carried.items()
-        if name in truth and not _same(name, value, truth[name])
+        if name in truth and not _same(name, value, truth[name], ct)
     }
     assert not wrong, f"{reading.meter_key}: (read, truth) {wrong}"
 
@@ -106,6 +110,32 @@ def test_a_generated_site_reads_as_the_simulator_knows_it(protocol, model, trans
     assert {r.meter_key for r in result.readings} == keys and len(keys) == 24
     if protocol is not Protocol.DLT645_1997:  # the 1997 edition has no relay status word
         assert all(r.supply is Supply.ON for r in result.readings)
+
+
+@pytest.mark.parametrize("model", ["dlt645_2007_prepaid", "acrel_ddsy1352"])
+def test_ct_meters_read_primary_energies_as_the_simulator_knows_them(model):
+    protocol = Protocol.MODBUS if model.startswith("acrel") else Protocol.DLT645_2007
+    config = generate_site(1, 1, 3, protocol=protocol, model=model, base_port=0)
+    gateway = config.gateways[0]
+    bus = gateway.buses[0]
+    meters = tuple(dataclasses.replace(m, ct_ratio=ct) for m, ct in zip(bus.meters, (1, 5, 40), strict=True))
+    gateway = dataclasses.replace(gateway, buses=(dataclasses.replace(bus, meters=meters),))
+    config = dataclasses.replace(config, gateways=(gateway,), latency=0, instant=True)
+
+    async def scenario():
+        async with Site(config) as site:
+            site.clock.freeze()
+            result = await Poller().poll(specs(site))
+            for reading in result.readings:
+                assert_truth(site, reading)
+            registers = {key: meter.secondary_registers()[0] for key, meter in site.meters()}
+            return result, registers
+
+    result, registers = run(scenario())
+    assert not result.errors and len(result.readings) == 3
+    by_ct = dict(zip((1, 5, 40), result.readings, strict=True))
+    for ct, reading in by_ct.items():  # the meter's own register is the CT's secondary side
+        assert reading.total == registers[reading.meter_key] * ct
 
 
 def test_with_20_percent_faults_no_reading_is_wrong_and_every_meter_is_read_within_three_cycles():

@@ -43,7 +43,7 @@ CJT_FRAMES = [
     cjt188.read("12345678901234"),
     cjt188.encode(
         cjt188.FlowReply(
-            0x10, "12345678901234", Decimal("12.34"), Decimal("10"), datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+            0x10, "01345678901234", Decimal("12.34"), Decimal("10"), datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
         ),
         preamble=4,
     ),
@@ -82,7 +82,10 @@ def test_fuzzed_streams_raise_only_package_errors_and_lose_no_frame(protocol):
     assert stats.cases == FUZZ_CASES
     assert stats.kinds["random"] + stats.kinds["mutated"] > FUZZ_CASES // 2
     assert stats.frames_embedded > 50_000
-    assert stats.frames_recovered == stats.frames_embedded
+    # every embedded frame comes out, unless the noise formed a valid frame overlapping it (then the bytes
+    # have two valid readings; the script counts those apart, and they must stay rare)
+    assert stats.frames_recovered + stats.frames_ambiguous == stats.frames_embedded
+    assert stats.frames_ambiguous <= 5
     assert stats.checksum_errors > 0  # corrupted frames were seen, reported, and the stream went on
     assert stats.max_buffered < fuzz_deframers.TARGETS[protocol].max_frame
 
@@ -171,6 +174,29 @@ def test_a_false_start_announcing_a_long_frame_does_not_hide_the_reply(make, fra
     deframer = make()
     deframer.feed(false_start + reply)
     assert _drain(deframer) == [reply]  # no need to wait for 200 more bytes
+
+
+def _wrapped_in_a_false_frame(real: bytes, layout) -> bytes:
+    """A stray 68 in front of ``real`` that, with the bytes after it, passes every test of a frame itself."""
+    body = b"\x68" + real
+    total = layout.length_at + body[layout.length_at] + 3
+    body += bytes(range(total - 2 - len(body)))
+    return body + bytes((sum(body) & 0xFF, 0x16))
+
+
+@pytest.mark.parametrize(
+    ("codec", "real"),
+    [
+        pytest.param(dlt645, dlt645.read("680000000001", "00010000", preamble=0), id="dlt645"),
+        pytest.param(cjt188, CJT_FRAMES[1].lstrip(b"\xfe"), id="cjt188"),
+    ],
+)
+def test_a_stray_68_that_forms_a_valid_frame_around_the_real_one_is_skipped(codec, real):
+    wire = _wrapped_in_a_false_frame(real, codec.LAYOUT)
+    assert codec.decode_frame(wire).raw == wire  # the false frame passes every test on its own
+    deframer = codec.Deframer()
+    deframer.feed(wire)
+    assert _drain(deframer) == [real]
 
 
 @pytest.mark.parametrize(("make", "frames"), CASES)

@@ -608,7 +608,7 @@ replies = st.one_of(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=200)
 @given(message=st.one_of(requests, replies), preamble=st.integers(0, 4), zone=zones)
 def test_every_message_round_trips(message, preamble, zone):
     for moment in ("when", "valid_until", "time"):
@@ -676,7 +676,7 @@ def test_the_value_strategies_cover_every_identifier_kind():
     assert {item.kind for item in DI_TABLE.values()} == set(Kind)
 
 
-@settings(max_examples=300)
+@settings(max_examples=150)
 @given(data=st.data())
 def test_every_identifier_format_round_trips(data):
     di = data.draw(st.sampled_from(sorted(DI_TABLE)), label="di")
@@ -688,7 +688,7 @@ def test_every_identifier_format_round_trips(data):
     assert set(dlt645.reading_values(di, raw)) <= set(READING_FIELDS)
 
 
-@settings(max_examples=200)
+@settings(max_examples=150)
 @given(di=st.sampled_from(sorted(DI_TABLE)), raw=st.binary(max_size=24))
 def test_decoding_any_bytes_as_any_identifier_raises_only_frame_errors(di, raw):
     try:
@@ -698,7 +698,7 @@ def test_decoding_any_bytes_as_any_identifier_raises_only_frame_errors(di, raw):
     assert isinstance(value, Decimal | int | date | time | str | tuple)
 
 
-@settings(max_examples=200)
+@settings(max_examples=120)
 @given(control=st.integers(0, 255), data=st.binary(max_size=40), address=addresses)
 def test_decoding_any_valid_frame_raises_only_frame_errors(control, data, address):
     try:

@@ -197,7 +197,7 @@ messages = st.one_of(
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=120)
 @given(
     message=messages, preamble=st.integers(0, 4), zone=st.sampled_from([UTC, timezone(timedelta(hours=8))])
 )
@@ -241,7 +241,7 @@ def test_every_1997_identifier_round_trips_the_ends_of_its_range(di):
         assert dlt645_1997.decode_value(di, dlt645_1997.encode_value(di, value)) == value
 
 
-@settings(max_examples=200)
+@settings(max_examples=100)
 @given(data=st.data())
 def test_every_1997_identifier_format_round_trips(data):
     di = data.draw(st.sampled_from(sorted(DI_TABLE)), label="di")

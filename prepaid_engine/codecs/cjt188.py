@@ -100,7 +100,20 @@ __all__ = [
 ADDRESS_BYTES = 7
 WILDCARD = CJT188_WILDCARD
 ANY_METER_TYPE = 0xAA
-LAYOUT = Layout("CJ/T 188", length_at=10, address_from=2, address_to=9, second_start=None, max_data=255)
+# function codes (D5..D0) of CJ/T 188-2004: read, read address, write, key version, write address, write base
+FUNCTIONS = frozenset((0x01, 0x03, 0x04, 0x09, 0x15, 0x16))
+# every control byte the deframer accepts: a request, a reply (D7) or an abnormal reply (D7 + D6)
+CONTROLS = frozenset(f | flags for f in FUNCTIONS for flags in (0x00, 0x80, 0xC0))
+LAYOUT = Layout(
+    "CJ/T 188",
+    length_at=10,
+    address_from=2,
+    address_to=9,
+    second_start=None,
+    max_data=255,
+    control_at=9,
+    controls=CONTROLS,
+)
 
 METER_TYPES: dict[int, str] = {
     0x10: "cold water",
@@ -616,7 +629,7 @@ class ErrorReply(Reply):
         return status_names(self.status)
 
     def to_frame(self, di_order: str = DIOrder.MSB, tz: tzinfo = UTC) -> Frame:
-        if not 0 <= self.function <= FUNCTION:
+        if self.function not in FUNCTIONS:
             raise ConfigError(f"function {self.function!r} is not a CJ/T 188 function code")
         data = _byte(self.ser, "SER") + _status_bytes(self.status)
         return Frame(self.meter_type, self.address, DIRECTION | ABNORMAL | self.function, data)
@@ -718,7 +731,7 @@ _DECODERS: dict[int, Callable[[Frame, str, tzinfo], Message]] = {
     0x81: _d_read_reply,
     0x83: _d_address_reply,
     0x84: _d_write_reply,
-    **{DIRECTION | ABNORMAL | f: _d_error for f in range(FUNCTION + 1)},
+    **{DIRECTION | ABNORMAL | f: _d_error for f in FUNCTIONS},
 }
 
 

@@ -7,11 +7,12 @@ A :class:`Layout` says where the fields sit; :class:`StreamDeframer` cuts a byte
 
 - bytes before a start byte (``FE`` preambles, line noise) are dropped;
 - a *candidate* is a ``68`` whose header is plausible: every address byte BCD or ``AA``, the second ``68``
-  where the layout has one, ``L`` within the layout's limit;
+  where the layout has one, a known control code where the layout lists them, ``L`` within the limit;
 - an incomplete candidate is kept until more bytes arrive, unless a complete, valid frame already sits later
   in the buffer (then the candidate was noise and is skipped, so one false ``68`` cannot hide a reply);
 - a complete candidate without the ``16`` end byte is noise: its start byte is dropped and the scan resumes
-  one byte later;
+  one byte later; so is a valid candidate that wholly contains another valid frame (a stray ``68`` just
+  before a real frame can pass every test: the inner frame is the real one);
 - a complete candidate with the ``16`` but a wrong checksum raises :class:`ChecksumError`. Only its start
   byte is consumed, so the next call resumes inside it: a real frame hidden behind a false ``68`` is never
   lost, and a genuinely corrupted frame costs exactly one error in practice;
@@ -48,6 +49,10 @@ class Layout:
     address_to: int  # one past the last address byte
     second_start: int | None = None  # index of a second 0x68 (DL/T 645: 7), None if the layout has none
     max_data: int = 255
+    # a layout with a weak header (CJ/T 188 has no second 68) also names its control codes: the byte at
+    # ``control_at`` must be one of ``controls``
+    control_at: int | None = None
+    controls: frozenset[int] | None = None
 
     @property
     def header(self) -> int:
@@ -120,6 +125,9 @@ class StreamDeframer:
         address_from = layout.address_from
         address_to = layout.address_to
         max_data = layout.max_data
+        controls = layout.controls
+        control_at = layout.control_at
+        smallest = length_at + 3
         while True:
             i = buf.find(START)
             if i:
@@ -129,9 +137,7 @@ class StreamDeframer:
                 del buf[:i]
             n = len(buf)
             if n <= length_at:  # header incomplete: reject early what can already be rejected
-                if (second is not None and n > second and buf[second] != START) or buf[
-                    address_from : min(n, address_to)
-                ].translate(None, _ADDRESS_DELETE):
+                if _check_header(buf, 0, n, layout) < 0:
                     del buf[0]
                     continue
                 return None
@@ -140,6 +146,7 @@ class StreamDeframer:
                 (second is not None and buf[second] != START)
                 or length > max_data
                 or buf[address_from:address_to].translate(None, _ADDRESS_DELETE)
+                or (controls is not None and buf[control_at] not in controls)
             ):
                 del buf[0]  # not a candidate
                 continue
@@ -160,6 +167,9 @@ class StreamDeframer:
                 raise ChecksumError(
                     f"{layout.name} checksum {frame[-2]:02x} != computed {checksum:02x} in {frame.hex(' ')}"
                 )
+            if total >= 2 * smallest and _inner_frame(buf, total, layout):
+                del buf[0]  # a stray 68 in front of a real frame
+                continue
             raw = bytes(buf[:total])
             del buf[:total]
             return raw
@@ -173,6 +183,9 @@ def _check_header(buf: bytearray, at: int, n: int, layout: Layout) -> int:
     """-1: the start byte at ``at`` is not a candidate; 0: header not complete yet; 1: plausible header."""
     second = layout.second_start
     if second is not None and at + second < n and buf[at + second] != START:
+        return -1
+    control_at = layout.control_at
+    if control_at is not None and at + control_at < n and buf[at + control_at] not in layout.controls:
         return -1
     end = min(n, at + layout.address_to)
     lo = at + layout.address_from
@@ -203,3 +216,17 @@ def _later_frame(buf: bytearray, start: int, layout: Layout) -> int:
                 return i
         i = buf.find(START, i + 1)
     return -1
+
+
+def _inner_frame(buf: bytearray, total: int, layout: Layout) -> bool:
+    """Whether a complete, valid frame starts after index 0 and ends within the first ``total`` bytes."""
+    header = layout.header
+    length_at = layout.length_at
+    i = buf.find(START, 1, total - header - 1)
+    while i >= 0:
+        if _check_header(buf, i, total, layout) > 0:
+            end = i + header + buf[i + length_at] + 2
+            if end <= total and buf[end - 1] == END and (sum(buf[i : end - 2]) & 0xFF) == buf[end - 2]:
+                return True
+        i = buf.find(START, i + 1, total - header - 1)
+    return False

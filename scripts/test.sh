@@ -27,6 +27,13 @@ if [ "${PREPAID_SKIP_INSTALL:-}" != 1 ]; then
         echo "pip could not install requirements-test.txt"
         exit 2
     fi
+    # Odoo's browser tests (tours, HttpCase) drive a headless Chromium; without one Odoo skips them.
+    if ! command -v chromium >/dev/null && ! command -v google-chrome >/dev/null \
+        && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        step "Installing Chromium for Odoo's browser tests (Debian package chromium)"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+            || echo "could not install chromium: Odoo will skip its browser tests"
+    fi
 fi
 
 # --- 2. lint ---------------------------------------------------------------------------------------------

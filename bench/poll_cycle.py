@@ -67,9 +67,9 @@ def parse_args(argv=None):
     parser.add_argument("--skip-cpu", action="store_true", help="skip phase 2")
     parser.add_argument(
         "--stagger",
-        default="auto",
+        default="0",
         help="spread the buses' starts over this many seconds ('auto': one read's bus time in phase 1, 0 in "
-        "phase 2)",
+        "phase 2; default 0: all buses start at once, as the poller does by default)",
     )
     parser.add_argument("--profile", metavar="FILE", help="cProfile phase 2's measured cycles into FILE")
     return parser.parse_args(argv)

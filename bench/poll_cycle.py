@@ -292,7 +292,7 @@ def phase_cpu(args) -> None:
             readings = sum(run["readings"] for run in runs)
             decoded = runs[-1]["decoded"]
             label = "every reply decoded (cache emptied each cycle)" if cold else "as it runs"
-            print(f"-- {label}: {decoded} of {readings} replies decoded, the rest from the decode cache")
+            print(f"-- {label}: {decoded} of {readings} replies decoded (the others from the decode cache)")
             for i, run in enumerate(runs, 1):
                 print(line(f"cycle {i}:", run))
             if readings:

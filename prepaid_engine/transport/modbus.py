@@ -15,6 +15,7 @@ from the table below).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,6 +43,13 @@ MODBUS_EXCEPTIONS: dict[int, str] = {
 GATEWAY_EXCEPTIONS: dict[int, type[LinkError]] = {0x0A: LinkError, 0x0B: LinkTimeout}
 
 _READS = {"holding": "read_holding_registers", "input": "read_input_registers"}
+
+# pymodbus logs every unanswered request and dropped connection at ERROR level. Here those are ordinary
+# outcomes that the poller reports itself (PollError, the communication log), so pymodbus's own log is kept to
+# CRITICAL unless the application configured that logger itself.
+_PYMODBUS_LOG = logging.getLogger("pymodbus")
+if _PYMODBUS_LOG.level == logging.NOTSET:
+    _PYMODBUS_LOG.setLevel(logging.CRITICAL)
 
 # pymodbus closes the connection after this many unanswered requests in a row unless told otherwise; a bus
 # with several dead meters in a row is normal for us, so the limit is set out of reach.

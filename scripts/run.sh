@@ -15,6 +15,7 @@ export PYTHONPATH="$root${ODOO_PATH:+:$ODOO_PATH}${PYTHONPATH:+:$PYTHONPATH}"
 
 if [ "${PREPAID_SKIP_INSTALL:-}" != 1 ]; then
     $PY -m pip install -q --disable-pip-version-check -r requirements.txt
+    $PY -m pip install -q --disable-pip-version-check --no-deps -e .
 fi
 if ! addons_path=$($PY scripts/odoo_paths.py); then
     echo "No Odoo 18 here: make it importable by $PY or set ODOO_PATH, or use 'docker compose up --build'." >&2

@@ -4,7 +4,7 @@
 # Without Odoo it says plainly that the addon tests were skipped, and why. Any failure fails the run.
 #
 # Environment: PYTHON (default python3), ODOO_PATH (an Odoo 18 source tree), PREPAID_SKIP_INSTALL=1 (do not
-# pip install the test requirements), PREPAID_SKIP_LINT=1, PREPAID_TEST_TAGS (default: every suite addon),
+# pip install the test requirements and the engine), PREPAID_SKIP_LINT=1, PREPAID_TEST_TAGS (default: every suite addon),
 # PGHOST/PGUSER/... as for psql.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,8 +23,11 @@ step() { printf '\n==== %s\n' "$*"; }
 # --- 1. what the tests need -------------------------------------------------------------------------------
 if [ "${PREPAID_SKIP_INSTALL:-}" != 1 ]; then
     step "Installing test requirements (requirements-test.txt)"
-    if ! $PY -m pip install -q --disable-pip-version-check -r requirements-test.txt; then
-        echo "pip could not install requirements-test.txt"
+    # The engine is installed in editable mode from this checkout: the addons declare it as an external
+    # dependency by its distribution name (prepaid-engine), which Odoo checks through package metadata.
+    if ! $PY -m pip install -q --disable-pip-version-check -r requirements-test.txt \
+        || ! $PY -m pip install -q --disable-pip-version-check --no-deps -e .; then
+        echo "pip could not install requirements-test.txt and the engine (pip install -e .)"
         exit 2
     fi
     # Odoo's browser tests (tours, HttpCase) drive a headless Chromium; without one Odoo skips them.

@@ -105,8 +105,8 @@ class PrepaidAccount(models.Model):
             row[0]: row[1:]
             for row in self.env.execute_query(
                 SQL(
-                    """SELECT a.id, a.balance, a.state, a.period, a.partner_id, a.company_id, a.currency_id,
-                              c.decimal_places
+                    """SELECT a.id, a.balance::text, a.state, a.period, a.partner_id, a.company_id,
+                              a.currency_id, c.decimal_places
                          FROM prepaid_account a
                          JOIN res_currency c ON c.id = a.currency_id
                         WHERE a.id = ANY(%s)

@@ -45,6 +45,11 @@ def naive(value):
     return value.astimezone(UTC).replace(tzinfo=None) if value is not None else None
 
 
+def exact(value):
+    """A numeric column read as text (or None) as an exact Decimal."""
+    return Decimal(value) if value is not None else None
+
+
 def consumption_key(meter_id, interval):
     """Idempotency key of the deduction of one rated interval (or cycle piece) of one meter."""
     return f"cons:{meter_id}:{interval.start.isoformat()}:{interval.end.isoformat()}"
@@ -116,8 +121,9 @@ class PrepaidSettlement(models.AbstractModel):
             SQL(
                 """SELECT m.id, m.account_id, a.state AS account_state, m.billing_mode, m.utility, m.unit_id,
                           m.tariff_id, m.building_id, m.company_id, m.rollover_at, m.last_reading_at,
-                          c.id AS cursor_id, c.read_at, c.total, c.sharp, c.peak, c.flat, c.valley,
-                          c.cycle_state, c.unbilled_quantity, c.last_error
+                          c.id AS cursor_id, c.read_at, c.total::text AS total, c.sharp::text AS sharp,
+                          c.peak::text AS peak, c.flat::text AS flat, c.valley::text AS valley,
+                          c.cycle_state, c.unbilled_quantity::text AS unbilled_quantity, c.last_error
                      FROM prepaid_meter m
                 LEFT JOIN prepaid_account a ON a.id = m.account_id
                 LEFT JOIN prepaid_settlement_cursor c ON c.meter_id = m.id
@@ -132,14 +138,16 @@ class PrepaidSettlement(models.AbstractModel):
         # for the first time its latest reading only (its baseline: billing starts there).
         cr.execute(
             SQL(
-                """SELECT r.meter_id, r.read_at, r.total, r.sharp, r.peak, r.flat, r.valley
+                """SELECT r.meter_id, r.read_at, r.total::text, r.sharp::text, r.peak::text, r.flat::text,
+                          r.valley::text
                      FROM prepaid_meter_reading r
                      JOIN prepaid_settlement_cursor c ON c.meter_id = r.meter_id AND r.read_at > c.read_at
                     WHERE r.meter_id = ANY(%s) AND r.total IS NOT NULL
                 UNION ALL
                    SELECT * FROM (
                        SELECT DISTINCT ON (r.meter_id)
-                              r.meter_id, r.read_at, r.total, r.sharp, r.peak, r.flat, r.valley
+                              r.meter_id, r.read_at, r.total::text, r.sharp::text, r.peak::text, r.flat::text,
+                              r.valley::text
                          FROM prepaid_meter_reading r
                         WHERE r.meter_id = ANY(%s) AND r.total IS NOT NULL
                      ORDER BY r.meter_id, r.read_at DESC) AS latest
@@ -153,7 +161,8 @@ class PrepaidSettlement(models.AbstractModel):
             readings[row[0]].append(row[1:])
         cr.execute(
             SQL(
-                """SELECT meter_id, replaced_at, old_final, new_initial FROM prepaid_meter_replacement
+                """SELECT meter_id, replaced_at, old_final::text, new_initial::text
+                     FROM prepaid_meter_replacement
                     WHERE meter_id = ANY(%s) ORDER BY meter_id, replaced_at""",
                 meter_ids,
             )
@@ -161,7 +170,9 @@ class PrepaidSettlement(models.AbstractModel):
         replacements = defaultdict(list)
         for meter_id, at, old_final, new_initial in cr.fetchall():
             at = aware(at)
-            replacements[meter_id].append(Replacement(Register(at, old_final), Register(at, new_initial), at))
+            replacements[meter_id].append(
+                Replacement(Register(at, Decimal(old_final)), Register(at, Decimal(new_initial)), at)
+            )
         return meters, readings, replacements
 
     def _rating_context(self, meters):
@@ -279,9 +290,9 @@ class PrepaidSettlement(models.AbstractModel):
         state = CycleState.from_dict(row["cycle_state"]) if row["cycle_state"] else None
         cursor = {
             "read_at": row["read_at"],
-            **{name: row[name] for name in ("total", *BANDS)},
+            **{name: exact(row[name]) for name in ("total", *BANDS)},
             "cycle_state": row["cycle_state"],
-            "unbilled_quantity": row["unbilled_quantity"] or Decimal(0),
+            "unbilled_quantity": exact(row["unbilled_quantity"]) or Decimal(0),
             "attempted_at": row["last_reading_at"],
         }
         if state:
@@ -296,11 +307,11 @@ class PrepaidSettlement(models.AbstractModel):
         rollover_at = Decimal(row["rollover_at"].strip()) if row["rollover_at"] else None
         prev = None
         if row["read_at"] is not None:
-            prev = self._register(row["read_at"], row["total"], *(row[name] for name in BANDS))
+            prev = self._make_register(row["read_at"], row["total"], *(row[name] for name in BANDS))
         intervals, problems, last = [], [], None
         for values in new:
             try:
-                curr = self._register(*values)
+                curr = self._make_register(*values)
             except ConsumptionError as exc:
                 problems.append(str(exc))
                 continue
@@ -330,7 +341,10 @@ class PrepaidSettlement(models.AbstractModel):
         elif intervals:
             cursor["unbilled_quantity"] += sum((interval.total for interval in intervals), Decimal(0))
         if last is not None:
-            cursor.update(read_at=last[0], **dict(zip(("total", *BANDS), last[1:], strict=True)))
+            cursor.update(
+                read_at=last[0],
+                **{name: exact(v) for name, v in zip(("total", *BANDS), last[1:], strict=True)},
+            )
         if state:
             cursor.update(
                 cycle_state=state.to_dict(),
@@ -343,8 +357,9 @@ class PrepaidSettlement(models.AbstractModel):
         return rated, cursor, error
 
     @staticmethod
-    def _register(read_at, total, sharp=None, peak=None, flat=None, valley=None):
-        return Register(aware(read_at), total, sharp, peak, flat, valley)
+    def _make_register(read_at, total, sharp=None, peak=None, flat=None, valley=None):
+        """An engine register from stored values (numeric columns read as text: exact decimals)."""
+        return Register(aware(read_at), *(exact(value) for value in (total, sharp, peak, flat, valley)))
 
     def _write_cursors(self, cursors):
         if not cursors:
@@ -374,7 +389,9 @@ class PrepaidSettlement(models.AbstractModel):
             )
         )
         self.env["prepaid.settlement.cursor"].invalidate_model()
-        self.env["prepaid.meter"].invalidate_model(["settlement_cursor_ids"])
+        self.env["prepaid.meter"].invalidate_model(
+            ["settlement_cursor_ids", "settled_until", "settlement_error", "cycle_quantity", "cycle_amount"]
+        )
 
     def _report_errors(self, errors):
         """A to-do for a prepaid manager on each meter whose readings could not be charged."""

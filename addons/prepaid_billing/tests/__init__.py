@@ -1,0 +1,10 @@
+from . import (
+    test_alerts,
+    test_concurrency,
+    test_end_to_end,
+    test_reversal_refund,
+    test_settings,
+    test_settlement,
+    test_summary,
+    test_topup,
+)

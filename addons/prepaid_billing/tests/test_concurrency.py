@@ -1,0 +1,214 @@
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from odoo import SUPERUSER_ID, api
+from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
+from odoo.tests import TransactionCase, tagged
+from odoo.tools import SQL, mute_logger
+
+from prepaid_engine.types import Reading
+
+MAX_TRIES = 5
+LOCK_WAIT_POLLS = 400
+T0 = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
+
+
+def _retrying(func, env):
+    """What ``odoo.service.model.retrying`` does around every request: retry on a serialization failure,
+    commit at the end (``retrying`` itself needs the registry lock the test runner holds)."""
+    for tryno in range(1, MAX_TRIES + 1):
+        try:
+            result = func()
+            env.cr.flush()
+            break
+        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
+            env.cr.rollback()
+            env.invalidate_all(flush=False)
+            if tryno == MAX_TRIES:
+                raise
+    env.cr.commit()
+    return result
+
+
+@tagged("post_install", "-at_install")
+class TestSettlementConcurrency(TransactionCase):
+    """A top-up and a settlement of the same account in two real transactions: nothing is lost, the ledger
+    sum and the cached balance agree. The data is committed (other cursors cannot see the test's own) and
+    removed again in a cleanup."""
+
+    def setUp(self):
+        super().setUp()
+        self.tag = uuid.uuid4().hex[:8]
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {"tracking_disable": True})
+            tariff = env["prepaid.tariff"].create(
+                {
+                    "name": "Conc",
+                    "code": f"C-{self.tag}",
+                    "utility": "electricity",
+                    "kind": "flat",
+                    "price": 1.0,
+                }
+            )
+            building = env["prepaid.property"].create(
+                {
+                    "name": f"Conc {self.tag}",
+                    "code": f"CB-{self.tag}",
+                    "kind": "building",
+                    "electricity_tariff_id": tariff.id,
+                }
+            )
+            unit = env["prepaid.property"].create(
+                {"name": "U", "code": f"CU-{self.tag}", "kind": "unit", "parent_id": building.id}
+            )
+            partner = env["res.partner"].create({"name": f"Concurrent tenant {self.tag}"})
+            account = env["prepaid.account"].create(
+                {"partner_id": partner.id, "unit_ids": [(6, 0, unit.ids)]}
+            )
+            account.action_open()
+            env["prepaid.account"]._post_ledger(
+                [
+                    {
+                        "account_id": account.id,
+                        "kind": "opening",
+                        "amount": 500.0,
+                        "idempotency_key": f"c:{self.tag}",
+                    }
+                ]
+            )
+            meter = env["prepaid.meter"].create(
+                {
+                    "name": f"M {self.tag}",
+                    "model_id": env.ref("prepaid_metering.meter_model_acrel_ddsy1352").id,
+                    "unit_id": unit.id,
+                }
+            )
+            env["prepaid.meter.reading"]._ingest([Reading(str(meter.id), T0, total=Decimal(100))])
+            self.ids = {
+                "tariff": tariff.id,
+                "building": building.id,
+                "unit": unit.id,
+                "partner": partner.id,
+                "account": account.id,
+                "meter": meter.id,
+            }
+        self.addCleanup(self._remove_committed_data)
+
+    def _remove_committed_data(self):
+        ids = self.ids
+        with self.registry.cursor() as cr:
+            for query in (
+                SQL("DELETE FROM prepaid_ledger WHERE account_id = %s", ids["account"]),
+                SQL("DELETE FROM prepaid_meter_command WHERE meter_id = %s", ids["meter"]),
+                SQL("DELETE FROM prepaid_meter WHERE id = %s", ids["meter"]),
+                SQL(
+                    "DELETE FROM mail_message WHERE model = 'prepaid.account' AND res_id = %s", ids["account"]
+                ),
+                SQL(
+                    "DELETE FROM mail_followers WHERE res_model = 'prepaid.account' AND res_id = %s",
+                    ids["account"],
+                ),
+                SQL("DELETE FROM prepaid_account WHERE id = %s", ids["account"]),
+                SQL("DELETE FROM prepaid_property WHERE id IN %s", (ids["unit"], ids["building"])),
+                SQL("DELETE FROM prepaid_tariff WHERE id = %s", ids["tariff"]),
+            ):
+                cr.execute(query)
+            api.Environment(cr, SUPERUSER_ID, {})["res.partner"].browse(ids["partner"]).unlink()
+
+    def _wait_until_blocked(self, cr, pid):
+        for _poll in range(LOCK_WAIT_POLLS):
+            cr.execute(SQL("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", pid))
+            row = cr.fetchone()
+            if row and row[0] == "Lock":
+                return True
+            threading.Event().wait(0.05)
+        return False
+
+    def _topup_line(self, env, amount, key):
+        return env["prepaid.account"]._post_ledger(
+            [{"account_id": self.ids["account"], "kind": "topup", "amount": amount, "idempotency_key": key}]
+        )
+
+    def _final_state(self):
+        with self.registry.cursor() as cr:
+            cr.execute(
+                SQL(
+                    """SELECT SUM(amount), COUNT(*), (SELECT balance FROM prepaid_account WHERE id = %s)
+                         FROM prepaid_ledger WHERE account_id = %s""",
+                    self.ids["account"],
+                    self.ids["account"],
+                )
+            )
+            return cr.fetchone()
+
+    def _second_transaction(self, work):
+        """Run ``work(env)`` in another thread's transaction (retried like a request); returns the thread, the
+        backend pid and the outcome dict."""
+        outcome = {"attempts": 0}
+        cr2 = self.registry.cursor()
+        self.addCleanup(cr2.close)
+        env2 = api.Environment(cr2, SUPERUSER_ID, {"tracking_disable": True})
+        cr2.execute("SELECT pg_backend_pid()")
+        pid = cr2.fetchone()[0]
+
+        def attempt():
+            outcome["attempts"] += 1
+            return work(env2)
+
+        def run():
+            try:
+                outcome["result"] = _retrying(attempt, env2)
+            except Exception as exc:  # reported to the main thread, which asserts there was none
+                outcome["error"] = exc
+
+        return threading.Thread(target=run), pid, outcome
+
+    @mute_logger("odoo.sql_db", "odoo.service.model")
+    def test_topup_waiting_for_a_settlement_sees_its_deduction(self):
+        thread, pid, outcome = self._second_transaction(
+            lambda env: self._topup_line(env, 5.0, f"t:{self.tag}")
+        )
+        with self.registry.cursor() as cr1:
+            env1 = api.Environment(cr1, SUPERUSER_ID, {"tracking_disable": True})
+            env1["prepaid.meter.reading"]._ingest(
+                [Reading(str(self.ids["meter"]), T0 + timedelta(minutes=15), total=Decimal("112.5"))]
+            )
+            self.assertEqual(env1["prepaid.account"].browse(self.ids["account"]).balance, 487.5)
+            thread.start()
+            with self.registry.cursor() as observer:
+                blocked = self._wait_until_blocked(observer, pid)
+        thread.join(60)
+        self.assertFalse(thread.is_alive())
+        self.assertTrue(blocked, "the top-up never waited for the account lock")
+        self.assertNotIn("error", outcome)
+        self.assertEqual(outcome["attempts"], 2)
+        self.assertEqual(outcome["result"].balance_after, 492.5)
+        self.assertEqual(self._final_state(), (Decimal("492.50"), 3, Decimal("492.50")))
+
+    @mute_logger(
+        "odoo.sql_db", "odoo.service.model", "odoo.addons.prepaid_billing.models.prepaid_meter_reading"
+    )
+    def test_settlement_waiting_for_a_topup_keeps_its_readings_for_the_cron(self):
+        reading = Reading(str(self.ids["meter"]), T0 + timedelta(minutes=15), total=Decimal("110"))
+        thread, pid, outcome = self._second_transaction(
+            lambda env: env["prepaid.meter.reading"]._ingest([reading])
+        )
+        with self.registry.cursor() as cr1:
+            env1 = api.Environment(cr1, SUPERUSER_ID, {})
+            self._topup_line(env1, 5.0, f"t:{self.tag}")
+            thread.start()
+            with self.registry.cursor() as observer:
+                blocked = self._wait_until_blocked(observer, pid)
+        thread.join(60)
+        self.assertFalse(thread.is_alive())
+        self.assertTrue(blocked, "the settlement never waited for the account lock")
+        self.assertNotIn("error", outcome)
+        self.assertEqual(outcome["attempts"], 1, "the conflict is absorbed: the ingestion itself succeeds")
+        self.assertEqual(len(outcome["result"]), 1)
+        self.assertEqual(self._final_state(), (Decimal("505.00"), 2, Decimal("505.00")))
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {})
+            env["prepaid.meter"].browse(self.ids["meter"])._settle()
+        self.assertEqual(self._final_state(), (Decimal("495.00"), 3, Decimal("495.00")))

@@ -1,0 +1,214 @@
+from datetime import timedelta
+from decimal import Decimal
+
+from odoo.tests import tagged
+from odoo.tools import SQL, mute_logger
+
+from .common import T0, BillingCommon
+
+
+@tagged("post_install", "-at_install")
+class TestSettlement(BillingCommon):
+    def consumption_lines(self, meter):
+        return self.env["prepaid.ledger"].search(
+            [("res_model", "=", "prepaid.meter"), ("res_id", "=", meter.id), ("kind", "=", "consumption")],
+            order="date, id",
+        )
+
+    def setUp(self):
+        super().setUp()
+        self.post(self.account_1, 100.0, "test:opening:1", kind="opening")
+
+    def test_first_reading_is_the_baseline_and_the_next_is_charged(self):
+        self.ingest(self.meter_1, T0, "1000.00")
+        self.assertFalse(self.consumption_lines(self.meter_1))
+        self.assertEqual(self.account_1.balance, 100.0)
+        self.ingest(self.meter_1, T0 + timedelta(minutes=15), "1012.50")
+        line = self.consumption_lines(self.meter_1)
+        self.assertRecordValues(
+            line,
+            [
+                {
+                    "amount": -12.5,
+                    "balance_after": 87.5,
+                    "utility": "electricity",
+                    "idempotency_key": f"cons:{self.meter_1.id}:2026-03-02T08:00:00+00:00:"
+                    "2026-03-02T08:15:00+00:00",
+                }
+            ],
+        )
+        self.assertEqual(self.account_1.balance, 87.5)
+        cursor = self.meter_1.settlement_cursor_ids
+        self.assertEqual(cursor.read_at, (T0 + timedelta(minutes=15)).replace(tzinfo=None))
+        self.assertEqual(cursor.total, 1012.5)
+        self.assertEqual(cursor.cycle_quantity, 12.5)
+        self.assertEqual(cursor.cycle_amount, 12.5)
+        self.assertEqual(self.meter_1.cycle_amount, 12.5)
+
+    def test_settling_twice_deducts_once(self):
+        self.ingest(self.meter_1, T0, "1000")
+        self.ingest(self.meter_1, T0 + timedelta(minutes=15), "1003.333")
+        self.ingest(self.meter_1, T0 + timedelta(minutes=30), "1006.667")
+        balance = self.account_1.balance
+        self.assertEqual(balance, 100.0 - 6.67)
+        stats = self.meter_1._settle()
+        self.assertEqual(stats["lines"], 0)
+        # Even a cursor moved back (a crash, a restore) books nothing twice: the ledger keys already exist.
+        self.env.flush_all()
+        self.env.cr.execute(
+            SQL(
+                "UPDATE prepaid_settlement_cursor SET read_at = %s, total = 1000, cycle_state = NULL "
+                "WHERE meter_id = %s",
+                T0.replace(tzinfo=None),
+                self.meter_1.id,
+            )
+        )
+        self.env.invalidate_all()
+        stats = self.meter_1._settle()
+        self.assertEqual(stats["readings"], 2)
+        self.assertEqual(stats["lines"], 0)
+        self.assertEqual(self.account_1.balance, balance)
+        self.assertEqual(len(self.consumption_lines(self.meter_1)), 2)
+        self.assertAlmostEqual(float(self.ledger_sum(self.account_1)), self.account_1.balance, places=2)
+
+    def test_rounded_charges_telescope_over_many_readings(self):
+        # 0.333 kWh per reading at 1.00: each rounds to 0.33 alone, but the cycle owes round(3.33) = 3.33.
+        self.ingest(self.meter_1, T0, "0")
+        for step in range(1, 11):
+            self.ingest(self.meter_1, T0 + timedelta(minutes=15 * step), str(Decimal("0.333") * step))
+        self.assertAlmostEqual(sum(self.consumption_lines(self.meter_1).mapped("amount")), -3.33, places=2)
+        self.assertAlmostEqual(self.account_1.balance, 96.67, places=2)
+
+    def test_one_query_settles_a_batch_of_meters_and_readings(self):
+        self.ingest(self.meter_1, T0, "10")
+        self.ingest(self.meter_2, T0, "20")
+        readings = self.env["prepaid.meter.reading"]
+        self.env.flush_all()
+        from prepaid_engine.types import Reading
+
+        batch = [
+            Reading(str(meter.id), T0 + timedelta(minutes=15 * step), total=Decimal(base + step))
+            for step in (1, 2, 3)
+            for meter, base in ((self.meter_1, 10), (self.meter_2, 20))
+        ]
+        new_ids = readings._ingest(batch)
+        self.assertEqual(len(new_ids), 6)
+        self.assertEqual(len(self.consumption_lines(self.meter_1)), 3)
+        self.assertEqual(len(self.consumption_lines(self.meter_2)), 3)
+        self.assertEqual(self.account_2.balance, -3.0)
+
+    @mute_logger("odoo.addons.prepaid_billing.models.prepaid_settlement")
+    def test_a_falling_index_charges_nothing_and_asks_a_manager(self):
+        self.ingest(self.meter_1, T0, "500")
+        self.ingest(self.meter_1, T0 + timedelta(minutes=15), "20")
+        self.assertFalse(self.consumption_lines(self.meter_1))
+        self.assertEqual(self.account_1.balance, 100.0)
+        self.assertIn("decreased", self.meter_1.settlement_error)
+        activity = self.meter_1.activity_ids
+        self.assertEqual(len(activity), 1)
+        self.assertTrue(activity.user_id.has_group("prepaid_base.group_prepaid_manager"))
+        # The lower reading is the new baseline: what comes next is charged from it.
+        self.ingest(self.meter_1, T0 + timedelta(minutes=30), "25")
+        self.assertEqual(self.consumption_lines(self.meter_1).mapped("amount"), [-5.0])
+        self.assertFalse(self.meter_1.settlement_error)
+
+    def test_a_register_roll_over_is_charged_across_zero(self):
+        self.meter_1.rollover_at = "99999.99"
+        self.ingest(self.meter_1, T0, "99990.00")
+        self.ingest(self.meter_1, T0 + timedelta(minutes=15), "5.00")
+        self.assertEqual(self.consumption_lines(self.meter_1).mapped("amount"), [-15.0])
+
+    def test_a_recorded_replacement_charges_both_meters(self):
+        self.ingest(self.meter_1, T0, "800")
+        self.env["prepaid.meter.replacement"].create(
+            {
+                "meter_id": self.meter_1.id,
+                "replaced_at": (T0 + timedelta(minutes=5)).replace(tzinfo=None),
+                "old_final": 803.0,
+                "new_initial": 0.0,
+            }
+        )
+        self.ingest(self.meter_1, T0 + timedelta(minutes=15), "2")
+        self.assertEqual(self.consumption_lines(self.meter_1).mapped("amount"), [-5.0])
+
+    def test_meter_side_billing_is_not_deducted_by_the_platform(self):
+        self.meter_1.billing_mode = "meter"
+        self.ingest(self.meter_1, T0, "100")
+        self.ingest(self.meter_1, T0 + timedelta(minutes=15), "130")
+        self.assertFalse(self.consumption_lines(self.meter_1))
+        self.assertEqual(self.account_1.balance, 100.0)
+        cursor = self.meter_1.settlement_cursor_ids
+        self.assertEqual(cursor.unbilled_quantity, 30.0)
+        self.assertEqual(cursor.total, 130.0)
+
+    @mute_logger("odoo.addons.prepaid_billing.models.prepaid_settlement")
+    def test_a_meter_without_tariff_keeps_its_readings_until_one_is_set(self):
+        self.building.electricity_tariff_id = False
+        self.ingest(self.meter_1, T0, "100")
+        self.ingest(self.meter_1, T0 + timedelta(minutes=15), "104")
+        self.assertFalse(self.consumption_lines(self.meter_1))
+        self.assertEqual(self.meter_1.settlement_error, "No tariff applies to this meter.")
+        self.assertEqual(self.env["prepaid.settlement"]._get_meter_ids_to_settle(), [])
+        self.meter_1.tariff_id = self.tariff_flat
+        self.meter_1._settle()
+        self.assertEqual(self.consumption_lines(self.meter_1).mapped("amount"), [-4.0])
+
+    def test_tiers_accumulate_over_the_cycle_and_restart_with_the_next(self):
+        water = self._create_meter(self.unit_1, "W-101", self.model_water, address="00000000000101")
+        start = T0.replace(day=28, month=2, hour=0)  # 28 Feb 2026 08:00 Shanghai; the cycle ends 1 Mar 00:00
+        self.ingest(water, start, "0")
+        self.ingest(water, start + timedelta(hours=6), "8")  # 8 m3 at 3.00
+        self.ingest(water, start + timedelta(hours=12), "12")  # 2 at 3.00 + 2 at 5.00 (tier 2 from 10)
+        lines = self.consumption_lines(water)
+        self.assertEqual(lines.mapped("amount"), [-24.0, -16.0])
+        # 28 Feb 12:00 UTC -> 2 Mar 12:00 UTC crosses the cycle start (1 Mar 00:00 Shanghai =
+        # 28 Feb 16:00 UTC): 48 h of which the first 4 h are in February: 1 m3 at tier 2, then 11 m3
+        # from a fresh cycle (10 at tier 1, 1 at tier 2).
+        self.ingest(water, start + timedelta(hours=60), "24")
+        lines = self.consumption_lines(water)
+        self.assertEqual(lines[2:].mapped("amount"), [-5.0, -35.0])
+        self.assertAlmostEqual(water.settlement_cursor_ids.cycle_quantity, 11.0, places=9)
+
+    def test_settlement_cron_settles_what_ingestion_left(self):
+        self.ingest(self.meter_1, T0, "100")
+        self._store_unsettled(self.meter_1, T0 + timedelta(minutes=15), 107)
+        self.assertIn(self.meter_1.id, self.env["prepaid.settlement"]._get_meter_ids_to_settle())
+        self.env["prepaid.meter"]._cron_settle()
+        self.assertEqual(self.consumption_lines(self.meter_1).mapped("amount"), [-7.0])
+        self.assertNotIn(self.meter_1.id, self.env["prepaid.settlement"]._get_meter_ids_to_settle())
+
+    def _store_unsettled(self, meter, at, total):
+        """A reading stored without settlement (as if another transaction held the account meanwhile)."""
+        self.env.flush_all()
+        self.env.cr.execute(
+            SQL(
+                "INSERT INTO prepaid_meter_reading (meter_id, read_at, total, source, company_id) "
+                "VALUES (%s, %s, %s, 'poll', %s)",
+                meter.id,
+                at.replace(tzinfo=None),
+                total,
+                self.company.id,
+            )
+        )
+        self.env.cr.execute(
+            SQL(
+                "UPDATE prepaid_meter SET last_reading_at = %s WHERE id = %s",
+                at.replace(tzinfo=None),
+                meter.id,
+            )
+        )
+        self.env.invalidate_all()
+
+    def test_closing_a_cycle_settles_the_buildings_meters_first(self):
+        self.ingest(self.meter_1, T0, "100")
+        self._store_unsettled(self.meter_1, T0 + timedelta(hours=1), 110)
+        self.env["prepaid.property"]._cron_close_cycles()
+        self.assertEqual(self.consumption_lines(self.meter_1).mapped("amount"), [-10.0])
+        self.assertEqual(
+            self.building.settlement_closed_at,
+            self.building._prepaid_current_cycle_start().replace(tzinfo=None),
+        )
+        # Closed for this cycle: the next run has nothing to do for this building.
+        self._store_unsettled(self.meter_1, T0 + timedelta(hours=2), 120)
+        self.env["prepaid.property"]._cron_close_cycles()
+        self.assertEqual(self.consumption_lines(self.meter_1).mapped("amount"), [-10.0])

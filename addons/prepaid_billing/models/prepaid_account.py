@@ -1,10 +1,13 @@
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
+from types import SimpleNamespace
 
 from odoo import api, fields, models
-from odoo.addons.prepaid_base.models.prepaid_account import LEVEL_SELECTION
+from odoo.addons.prepaid_base.models.prepaid_account import LEVEL_SELECTION, LEVEL_THRESHOLDS
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
+
+from .bulk_sql import copy_to_temp
 
 # Levels from harmless to severe.
 LEVEL_RANK = {level: rank for rank, (level, _label) in enumerate(LEVEL_SELECTION)}
@@ -13,6 +16,37 @@ WARNING_LEVELS = ("warning_1", "warning_2", "warning_3")
 CUT_COMMAND = {"electricity": "trip", "water": "valve_close"}
 RESTORE_COMMAND = {"electricity": "close", "water": "valve_open"}
 PENDING_COMMAND_STATES = ("queued", "sent")
+# Ledger columns the bulk posting writes (through COPY), with their SQL types.
+LEDGER_BULK_COLUMNS = (
+    ("account_id", "int"),
+    ("partner_id", "int"),
+    ("company_id", "int"),
+    ("currency_id", "int"),
+    ("date", "timestamp"),
+    ("kind", "varchar"),
+    ("amount", "numeric"),
+    ("balance_after", "numeric"),
+    ("idempotency_key", "varchar"),
+    ("period", "int"),
+    ("description", "varchar"),
+    ("utility", "varchar"),
+    ("res_model", "varchar"),
+    ("res_id", "int"),
+)
+# Account columns the level depends on (read as text: exact decimals).
+LEVEL_COLUMNS = ("warn_level_1", "warn_level_2", "warn_level_3", "cutoff_level", "overdraft_limit")
+
+
+def level_of(balance, limits, quantum):
+    """The level of ``balance`` (Decimal) for an account whose level columns are ``limits`` (a namespace of
+    Decimals): base's :data:`LEVEL_THRESHOLDS` table, compared to the currency's quantum like
+    ``prepaid.account._get_level`` does, without the ORM (thousands of accounts per settlement batch)."""
+    for level, threshold in LEVEL_THRESHOLDS:
+        if (balance - threshold(limits)).quantize(quantum, rounding=ROUND_HALF_UP) <= 0:
+            return level
+    return "normal"
+
+
 # Alert templates per kind of level.
 SMS_TEMPLATES = {
     "warning": "prepaid_billing.sms_template_low_balance",
@@ -91,9 +125,11 @@ class PrepaidAccount(models.Model):
             ``res_model``, ``res_id``, in posting order.
         :return: the number of lines inserted.
 
-        One ``INSERT .. SELECT FROM unnest(..) ON CONFLICT (idempotency_key) DO NOTHING`` writes the lines; if
-        the database skips a line the lock should have made new, the whole batch is refused (rolled back by
-        the caller's transaction) rather than leaving a balance that differs from its ledger.
+        The lines travel by COPY and one ``INSERT .. SELECT .. ON CONFLICT (idempotency_key) DO NOTHING``
+        writes them. Optimistically first (settlement keys are new); if the database skips some, the attempt
+        is rolled back to a savepoint and posted again knowing the existing keys; a line skipped then (booked
+        by another transaction meanwhile) refuses the whole batch rather than leave a balance that differs
+        from its ledger.
         """
         if not rows:
             return 0
@@ -106,7 +142,8 @@ class PrepaidAccount(models.Model):
             for row in self.env.execute_query(
                 SQL(
                     """SELECT a.id, a.balance::text, a.state, a.period, a.partner_id, a.company_id,
-                              a.currency_id, c.decimal_places
+                              a.currency_id, c.decimal_places, a.warn_level_1::text, a.warn_level_2::text,
+                              a.warn_level_3::text, a.cutoff_level::text, a.overdraft_limit::text
                          FROM prepaid_account a
                          JOIN res_currency c ON c.id = a.currency_id
                         WHERE a.id = ANY(%s)
@@ -118,19 +155,75 @@ class PrepaidAccount(models.Model):
         }
         if len(locked) != len(account_ids):
             raise ValidationError(self.env._("Ledger lines refer to accounts that do not exist."))
-        existing = dict(
-            self.env.execute_query(
-                SQL(
-                    "SELECT idempotency_key, account_id FROM prepaid_ledger WHERE idempotency_key = ANY(%s)",
-                    [row["idempotency_key"] for row in rows],
+        old_balances = {aid: Decimal(values[0] or 0) for aid, values in locked.items()}
+        quantum = {aid: Decimal(1).scaleb(-values[6]) for aid, values in locked.items()}
+        # Optimistic first: a settlement's keys are new unless a cursor was moved back. If the database skips
+        # some (they exist), roll the attempt back and post again knowing the existing keys.
+        cr = self.env.cr
+        cr.execute(SQL("SAVEPOINT prepaid_ledger_bulk"))
+        balances, count, inserted = self._prepaid_insert_ledger_rows(rows, locked, old_balances, quantum, {})
+        if inserted != count:
+            cr.execute(SQL("ROLLBACK TO SAVEPOINT prepaid_ledger_bulk"))
+            existing = dict(
+                self.env.execute_query(
+                    SQL(
+                        """SELECT idempotency_key, account_id FROM prepaid_ledger
+                            WHERE idempotency_key = ANY(%s)""",
+                        [row["idempotency_key"] for row in rows],
+                    )
                 )
             )
-        )
-        old_balances = {aid: Decimal(values[0] or 0) for aid, values in locked.items()}
+            balances, count, inserted = self._prepaid_insert_ledger_rows(
+                rows, locked, old_balances, quantum, existing
+            )
+            if inserted != count:
+                raise ValidationError(
+                    self.env._(
+                        "%(count)s ledger lines were booked by another transaction meanwhile: batch refused.",
+                        count=count - inserted,
+                    )
+                )
+        cr.execute(SQL("RELEASE SAVEPOINT prepaid_ledger_bulk"))
+        if not count:
+            return 0
+        changed_ids = [aid for aid in account_ids if balances[aid] != old_balances[aid]]
+        if changed_ids:
+            # The stored level moves with the balance in the same UPDATE (base's threshold table, see
+            # level_of), so the ORM does not recompute it account by account.
+            levels = [
+                level_of(
+                    balances[aid],
+                    SimpleNamespace(**dict(zip(LEVEL_COLUMNS, map(Decimal, locked[aid][7:]), strict=True))),
+                    quantum[aid],
+                )
+                for aid in changed_ids
+            ]
+            self.env.execute_query(
+                SQL(
+                    """UPDATE prepaid_account AS account
+                          SET balance = new.balance, level = new.level, write_uid = %s, write_date = %s
+                         FROM unnest(%s::int[], %s::numeric[], %s::varchar[]) AS new(id, balance, level)
+                        WHERE account.id = new.id""",
+                    self.env.uid,
+                    self.env.cr.now(),
+                    changed_ids,
+                    [balances[aid] for aid in changed_ids],
+                    levels,
+                )
+            )
+            changed = self.browse(changed_ids)
+            changed.invalidate_recordset(["balance", "level", "write_uid", "write_date", "ledger_ids"])
+            changed.modified(["balance"])
+            self.env.remove_to_compute(self._fields["level"], changed)
+            changed._on_balance_changed({aid: float(old_balances[aid]) for aid in changed_ids})
+        return inserted
+
+    def _prepaid_insert_ledger_rows(self, rows, locked, old_balances, quantum, existing):
+        """Write the lines of ``rows`` whose key is not in ``existing`` (``{key: account id}``), with their
+        ``balance_after``; returns (new balances, lines sent, lines the database inserted)."""
         balances = dict(old_balances)
-        quantum = {aid: Decimal(1).scaleb(-values[6]) for aid, values in locked.items()}
-        columns = defaultdict(list)
         seen = set()
+        lines = []
         for row in rows:
             key, account_id = row["idempotency_key"], row["account_id"]
             if key in existing or key in seen:
@@ -139,7 +232,7 @@ class PrepaidAccount(models.Model):
                         self.env._("Idempotency key %(key)s is already used by another account.", key=key)
                     )
                 continue
-            _balance, state, period, partner_id, company_id, currency_id, _places = locked[account_id]
+            _balance, state, period, partner_id, company_id, currency_id, *_rest = locked[account_id]
             if state == "closed":
                 raise UserError(
                     self.env._("Account %(account)s is closed: reopen it first.", account=account_id)
@@ -149,88 +242,42 @@ class PrepaidAccount(models.Model):
                 continue
             seen.add(key)
             balances[account_id] += amount
-            for name, value in (
-                ("account_id", account_id),
-                ("partner_id", partner_id),
-                ("company_id", company_id),
-                ("currency_id", currency_id),
-                ("date", row["date"]),
-                ("kind", row["kind"]),
-                ("amount", amount),
-                ("balance_after", balances[account_id]),
-                ("idempotency_key", key),
-                ("period", period),
-                ("description", row.get("description")),
-                ("utility", row.get("utility")),
-                ("res_model", row.get("res_model")),
-                ("res_id", row.get("res_id")),
-            ):
-                columns[name].append(value)
-        if not seen:
-            return 0
-        inserted = self.env.execute_query(
+            lines.append(
+                (
+                    account_id,
+                    partner_id,
+                    company_id,
+                    currency_id,
+                    row["date"],
+                    row["kind"],
+                    amount,
+                    balances[account_id],
+                    key,
+                    period,
+                    row.get("description"),
+                    row.get("utility"),
+                    row.get("res_model"),
+                    row.get("res_id"),
+                )
+            )
+        if not lines:
+            return balances, 0, 0
+        copy_to_temp(self.env.cr, "prepaid_ledger_bulk", LEDGER_BULK_COLUMNS, lines)
+        names = SQL(", ").join(SQL.identifier(name) for name, _type in LEDGER_BULK_COLUMNS)
+        self.env.cr.execute(
             SQL(
-                """INSERT INTO prepaid_ledger
-                          (account_id, partner_id, company_id, currency_id, date, kind, amount, balance_after,
-                           idempotency_key, period, description, utility, res_model, res_id,
-                           create_uid, create_date, write_uid, write_date)
-                   SELECT u.*, %s, %s, %s, %s
-                     FROM unnest(%s::int[], %s::int[], %s::int[], %s::int[], %s::timestamp[], %s::varchar[],
-                                 %s::numeric[], %s::numeric[], %s::varchar[], %s::int[], %s::varchar[],
-                                 %s::varchar[], %s::varchar[], %s::int[]) AS u
-                   ON CONFLICT (idempotency_key) DO NOTHING
-                   RETURNING id""",
+                """INSERT INTO prepaid_ledger (%s, create_uid, create_date, write_uid, write_date)
+                   SELECT %s, %s, %s, %s, %s FROM prepaid_ledger_bulk
+                   ON CONFLICT (idempotency_key) DO NOTHING""",
+                names,
+                names,
                 self.env.uid,
                 self.env.cr.now(),
                 self.env.uid,
                 self.env.cr.now(),
-                *(
-                    columns[name]
-                    for name in (
-                        "account_id",
-                        "partner_id",
-                        "company_id",
-                        "currency_id",
-                        "date",
-                        "kind",
-                        "amount",
-                        "balance_after",
-                        "idempotency_key",
-                        "period",
-                        "description",
-                        "utility",
-                        "res_model",
-                        "res_id",
-                    )
-                ),
             )
         )
-        if len(inserted) != len(seen):
-            raise ValidationError(
-                self.env._(
-                    "%(count)s ledger lines were booked by another transaction meanwhile: batch refused.",
-                    count=len(seen) - len(inserted),
-                )
-            )
-        changed_ids = [aid for aid in account_ids if balances[aid] != old_balances[aid]]
-        if changed_ids:
-            self.env.execute_query(
-                SQL(
-                    """UPDATE prepaid_account AS account
-                          SET balance = new.balance, write_uid = %s, write_date = %s
-                         FROM unnest(%s::int[], %s::numeric[]) AS new(id, balance)
-                        WHERE account.id = new.id""",
-                    self.env.uid,
-                    self.env.cr.now(),
-                    changed_ids,
-                    [balances[aid] for aid in changed_ids],
-                )
-            )
-            changed = self.browse(changed_ids)
-            changed.invalidate_recordset(["balance", "write_uid", "write_date", "ledger_ids"])
-            changed.modified(["balance"])
-            changed._on_balance_changed({aid: float(old_balances[aid]) for aid in changed_ids})
-        return len(inserted)
+        return balances, len(lines), self.env.cr.rowcount
 
     # ------------------------------------------------------------------ levels: alerts, cut-off, restore
 
@@ -256,36 +303,60 @@ class PrepaidAccount(models.Model):
         - Reaching the cut-off threshold (cut-off level minus overdraft allowance) queues a trip (valve close)
           per platform-billed meter, unless the account keeps power.
         - Rising above it queues a close (valve open) per meter, urgent: the command executor is woken now.
+
+        The accounts are screened with one query (most balance changes move no level); only those whose
+        level or alerted level moves go through the ORM.
         """
+        if not self:
+            return
+        self.flush_recordset(["balance", "level", "alert_level", "state", "keep_power", *LEVEL_COLUMNS])
+        rows = self.env.execute_query(
+            SQL(
+                """SELECT a.id, a.state, a.balance::text, a.level, a.alert_level, a.keep_power,
+                          c.decimal_places, a.warn_level_1::text, a.warn_level_2::text, a.warn_level_3::text,
+                          a.cutoff_level::text, a.overdraft_limit::text
+                     FROM prepaid_account a JOIN res_currency c ON c.id = a.currency_id
+                    WHERE a.id = ANY(%s)""",
+                self.ids,
+            )
+        )
         now = fields.Datetime.now()
-        reset, notify, cut, restore = defaultdict(list), defaultdict(list), self.browse(), self.browse()
-        for account in self:
-            if account.state not in ("open", "suspended"):
+        reset, notify, cut, restore = defaultdict(list), defaultdict(list), [], []
+        for aid, state, balance, level, alerted, keep_power, places, *limits in rows:
+            if state not in ("open", "suspended"):
                 continue
-            old_level = account._get_level(old_balances.get(account.id, account.balance))
-            new_level = account.level or account._get_level(account.balance)
-            alerted = account.alert_level or "normal"
+            quantum = Decimal(1).scaleb(-places)
+            limits = SimpleNamespace(**dict(zip(LEVEL_COLUMNS, map(Decimal, limits), strict=True)))
+            new_level = level or level_of(Decimal(balance or 0), limits, quantum)
+            old = old_balances.get(aid)
+            old_level = new_level if old is None else level_of(Decimal(str(old)), limits, quantum)
+            alerted = alerted or "normal"
             if LEVEL_RANK[new_level] < LEVEL_RANK[alerted]:
-                reset[new_level].append(account.id)
+                reset[new_level].append(aid)
                 alerted = new_level
-            if new_level == old_level or not account._prepaid_is_supervised():
+            if new_level == old_level:
                 continue
             if LEVEL_RANK[new_level] > LEVEL_RANK[alerted]:
-                notify[new_level].append(account.id)
-            if new_level == "cutoff" and not account.keep_power:
-                cut |= account
+                notify[new_level].append(aid)
+            if new_level == "cutoff":
+                if not keep_power:
+                    cut.append(aid)
             elif old_level == "cutoff":
-                restore |= account
+                restore.append(aid)
         for level, ids in reset.items():
             self.browse(ids).sudo().write({"alert_level": level})
+        supervised = self.browse([aid for ids in notify.values() for aid in ids] + cut + restore).filtered(
+            lambda account: account._prepaid_is_supervised()
+        )
         for level, ids in notify.items():
-            accounts = self.browse(ids).sudo()
-            accounts.write({"alert_level": level, "last_alert_level": level, "last_alert_date": now})
-            accounts._prepaid_send_alerts(level)
+            accounts = self.browse(ids).sudo() & supervised
+            if accounts:
+                accounts.write({"alert_level": level, "last_alert_level": level, "last_alert_date": now})
+                accounts._prepaid_send_alerts(level)
         if cut:
-            cut._prepaid_queue_supply(CUT_COMMAND, urgent=False)
+            (self.browse(cut) & supervised)._prepaid_queue_supply(CUT_COMMAND, urgent=False)
         if restore:
-            restore._prepaid_queue_supply(RESTORE_COMMAND, urgent=True)
+            (self.browse(restore) & supervised)._prepaid_queue_supply(RESTORE_COMMAND, urgent=True)
 
     def _prepaid_send_alerts(self, level):
         """SMS (queued for the SMS cron), e-mail and a chatter message the tenant sees on the portal."""

@@ -15,9 +15,10 @@ class PrepaidMeterReading(models.Model):
     def _after_ingest(self, new_reading_ids):
         """Settle the meters of the new readings right away, in the ingesting transaction. If another
         transaction holds their cursors or accounts, the readings stay stored and the settlement cron settles
-        them on its next run (a conflict must not lose the readings)."""
+        them on its next run (a conflict must not lose the readings). With the context key
+        ``prepaid_skip_settlement`` (bulk imports of history) the readings wait for the settlement cron."""
         result = super()._after_ingest(new_reading_ids)
-        if not new_reading_ids:
+        if not new_reading_ids or self.env.context.get("prepaid_skip_settlement"):
             return result
         meter_ids = [
             row[0]

@@ -1,4 +1,3 @@
-import json
 import logging
 from collections import Counter, defaultdict
 from datetime import UTC
@@ -9,32 +8,48 @@ from odoo.tools import SQL, split_every
 
 from prepaid_engine.calendar import cycle_bounds
 from prepaid_engine.errors import EngineError
-from prepaid_engine.rating import ConsumptionError, CycleState, Register, Replacement, consumption, rate_cycle
+from prepaid_engine.rating import (
+    Bands,
+    ConsumptionError,
+    CycleState,
+    Register,
+    Replacement,
+    consumption,
+    rate_cycle,
+)
+
+from .bulk_sql import copy_to_temp
 
 _logger = logging.getLogger(__name__)
 
-BATCH = 2000  # meters settled per batch: one readings query, one ledger INSERT, one cursor upsert
+BATCH = 2000  # meters settled per batch: one readings query, one ledger INSERT, one cursor write
 BANDS = ("sharp", "peak", "flat", "valley")
 BILLABLE_ACCOUNT_STATES = ("open", "suspended")
 UNIT_LABEL = {"electricity": "kWh", "water": "m³"}
+ZERO = Decimal(0)
+# Cursor columns written by the settlement, with their SQL types (numeric ones carry exact decimals).
 CURSOR_COLUMNS = (
     ("meter_id", "int"),
-    ("company_id", "int"),
     ("read_at", "timestamp"),
     ("total", "numeric"),
     ("sharp", "numeric"),
     ("peak", "numeric"),
     ("flat", "numeric"),
     ("valley", "numeric"),
-    ("cycle_state", "jsonb"),
     ("cycle_start", "timestamp"),
     ("cycle_quantity", "numeric"),
+    ("cycle_sharp", "numeric"),
+    ("cycle_peak", "numeric"),
+    ("cycle_flat", "numeric"),
+    ("cycle_valley", "numeric"),
+    ("cycle_exact", "numeric"),
     ("cycle_amount", "numeric"),
     ("unbilled_quantity", "numeric"),
     ("settled_at", "timestamp"),
     ("attempted_at", "timestamp"),
     ("last_error", "varchar"),
 )
+STATE_COLUMNS = ("cycle_quantity", "cycle_sharp", "cycle_peak", "cycle_flat", "cycle_valley", "cycle_exact")
 
 
 def aware(value):
@@ -50,9 +65,14 @@ def exact(value):
     return Decimal(value) if value is not None else None
 
 
+def compact(at):
+    """``2026-03-02T08:15:00Z`` style UTC stamp (microseconds only when there are some)."""
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
 def consumption_key(meter_id, interval):
     """Idempotency key of the deduction of one rated interval (or cycle piece) of one meter."""
-    return f"cons:{meter_id}:{interval.start.isoformat()}:{interval.end.isoformat()}"
+    return f"cons:{meter_id}:{compact(interval.start)}:{compact(interval.end)}"
 
 
 class PrepaidSettlement(models.AbstractModel):
@@ -64,8 +84,9 @@ class PrepaidSettlement(models.AbstractModel):
     zone, cut at the building's settlement cycles (:func:`rate_cycle`: tiers and allowances restart each
     cycle). Each rated interval with a charge becomes one ledger deduction keyed ``cons:<meter>:<from>:<to>``;
     all of a batch's lines go in with one ``INSERT`` and the balances with one ``UPDATE``
-    (``prepaid.account._post_ledger_bulk``), and the cursors move with one upsert, in the same transaction:
-    settling twice deducts once, and a crash leaves nothing half-done.
+    (``prepaid.account._post_ledger_bulk``), and the cursors move with one ``UPDATE`` (and one ``INSERT``
+    for meters settled the first time), in the same transaction: settling twice deducts once, and a crash
+    leaves nothing half-done.
     """
 
     _name = "prepaid.settlement"
@@ -123,7 +144,11 @@ class PrepaidSettlement(models.AbstractModel):
                           m.tariff_id, m.building_id, m.company_id, m.rollover_at, m.last_reading_at,
                           c.id AS cursor_id, c.read_at, c.total::text AS total, c.sharp::text AS sharp,
                           c.peak::text AS peak, c.flat::text AS flat, c.valley::text AS valley,
-                          c.cycle_state, c.unbilled_quantity::text AS unbilled_quantity, c.last_error
+                          c.cycle_start, c.cycle_quantity::text AS cycle_quantity,
+                          c.cycle_sharp::text AS cycle_sharp, c.cycle_peak::text AS cycle_peak,
+                          c.cycle_flat::text AS cycle_flat, c.cycle_valley::text AS cycle_valley,
+                          c.cycle_exact::text AS cycle_exact, c.unbilled_quantity::text AS unbilled_quantity,
+                          c.last_error
                      FROM prepaid_meter m
                 LEFT JOIN prepaid_account a ON a.id = m.account_id
                 LEFT JOIN prepaid_settlement_cursor c ON c.meter_id = m.id
@@ -176,30 +201,41 @@ class PrepaidSettlement(models.AbstractModel):
         return meters, readings, replacements
 
     def _rating_context(self, meters):
-        """Per meter to rate: (engine tariff or None, settlement calendar); tariffs are built once per tariff
-        and time zone, calendars once per building."""
+        """Per meter to rate: (engine tariff, an EngineError or None; settlement calendar). Tariffs are built
+        once per tariff and time zone, calendars once per building; the tariff a unit inherits is resolved
+        once per parent (``prepaid.property._get_effective_tariffs``), not once per unit."""
         Property = self.env["prepaid.property"].sudo()
         Tariff = self.env["prepaid.tariff"].sudo()
         companies = self.env["res.company"].sudo().browse({row["company_id"] for row in meters.values()})
-        quantum = {
-            company.id: Decimal(1).scaleb(-company.currency_id.decimal_places) for company in companies
-        }
-        unit_ids = {row["unit_id"] for row in meters.values() if row["unit_id"]}
-        building_ids = {row["building_id"] for row in meters.values() if row["building_id"]}
-        places = Property.browse(unit_ids | building_ids)
-        tz_of = {prop.id: prop.effective_tz for prop in places}
-        effective = {}
-        for utility in ("electricity", "water"):
-            units = Property.browse(
-                [row["unit_id"] for row in meters.values() if row["unit_id"] and row["utility"] == utility]
+        quantum = {c.id: Decimal(1).scaleb(-c.currency_id.decimal_places) for c in companies}
+        place_ids = {row["unit_id"] for row in meters.values() if row["unit_id"]}
+        place_ids |= {row["building_id"] for row in meters.values() if row["building_id"]}
+        Property.flush_model()
+        places = {
+            row[0]: row[1:]
+            for row in self.env.execute_query(
+                SQL(
+                    """SELECT id, parent_id, electricity_tariff_id, water_tariff_id, effective_tz
+                         FROM prepaid_property WHERE id = ANY(%s)""",
+                    list(place_ids),
+                )
             )
-            if units:
-                effective[utility] = {
-                    uid: tariff.id for uid, tariff in units._get_effective_tariffs(utility).items()
-                }
+        }
+        own = {"electricity": 1, "water": 2}
+        inherited = {}
+        for utility, column in own.items():
+            parents = {
+                places[row["unit_id"]][0]
+                for row in meters.values()
+                if row["unit_id"] and row["utility"] == utility and not places[row["unit_id"]][column]
+            }
+            parents.discard(None)
+            if parents:
+                effective = Property.browse(parents)._get_effective_tariffs(utility)
+                inherited[utility] = {pid: tariff.id for pid, tariff in effective.items()}
         calendars, default_calendars, engine_tariffs, context = {}, {}, {}, {}
         for meter_id, row in meters.items():
-            building_id = row["building_id"]
+            building_id, unit_id, utility = row["building_id"], row["unit_id"], row["utility"]
             if building_id:
                 if building_id not in calendars:
                     calendars[building_id] = Property.browse(building_id)._prepaid_settlement_calendar()
@@ -211,8 +247,11 @@ class PrepaidSettlement(models.AbstractModel):
                         companies.browse(company_id)
                     )
                 calendar = default_calendars[company_id]
-            tariff_id = row["tariff_id"] or effective.get(row["utility"], {}).get(row["unit_id"])
-            tz = tz_of.get(row["unit_id"]) or tz_of.get(building_id) or calendar.tz
+            tariff_id = row["tariff_id"]
+            if not tariff_id and unit_id:
+                parent_id, *tariffs, _tz = places[unit_id]
+                tariff_id = tariffs[own[utility] - 1] or inherited.get(utility, {}).get(parent_id)
+            tz = (places.get(unit_id) or places.get(building_id) or (None,) * 4)[3] or calendar.tz
             key = (tariff_id, tz, row["company_id"])
             if tariff_id and key not in engine_tariffs:
                 try:
@@ -231,8 +270,9 @@ class PrepaidSettlement(models.AbstractModel):
         now = fields.Datetime.now()
         ledger_rows, cursors, errors = [], [], {}
         stats = Counter(meters=len(meters))
+        checked_starts = {}  # (calendar, cycle start) -> whether it is a cycle start of the calendar
         for meter_id, row in sorted(meters.items()):
-            new = readings.get(meter_id, [])
+            new = readings.get(meter_id, ())
             stats["readings"] += len(new)
             tariff, calendar = context[meter_id]
             billable = (
@@ -248,8 +288,10 @@ class PrepaidSettlement(models.AbstractModel):
                 calendar,
                 billable,
                 quantum[row["company_id"]],
+                checked_starts,
             )
-            cursor.update(meter_id=meter_id, company_id=row["company_id"], settled_at=now)
+            cursor["meter_id"] = meter_id
+            cursor["settled_at"] = now
             cursors.append(cursor)
             stats["intervals"] += len(lines)
             if error:
@@ -268,41 +310,64 @@ class PrepaidSettlement(models.AbstractModel):
                         "amount": -rated.charge,
                         "idempotency_key": consumption_key(meter_id, interval),
                         "date": naive(interval.end),
-                        "description": f"{utilities[utility]} {interval.total} {UNIT_LABEL[utility]}",
+                        "description": f"{utilities[utility]} {interval.total:.3f} {UNIT_LABEL[utility]}",
                         "utility": utility,
                         "res_model": "prepaid.meter",
                         "res_id": meter_id,
                     }
                 )
         stats["lines"] = self.env["prepaid.account"].sudo()._post_ledger_bulk(ledger_rows)
-        self._write_cursors(cursors)
+        self._write_cursors(cursors, {mid for mid, row in meters.items() if row["cursor_id"]})
         if errors:
             self._report_errors(errors)
         return stats
 
-    def _settle_meter(self, row, new, replacements, tariff, calendar, billable, quantum):
+    @staticmethod
+    def _state_of(row):
+        """The engine's cycle state stored on a cursor row (exact), or None."""
+        if row["cycle_start"] is None:
+            return None
+        quantity, sharp, peak, flat, valley, exact_charge = (
+            Decimal(row[name] or 0) for name in STATE_COLUMNS
+        )
+        return CycleState(aware(row["cycle_start"]), quantity, Bands(sharp, peak, flat, valley), exact_charge)
+
+    @staticmethod
+    def _state_values(state, quantum):
+        if state is None:
+            return {}
+        return {
+            "cycle_start": naive(state.cycle_start),
+            "cycle_quantity": state.consumed_total,
+            "cycle_sharp": state.consumed_by_band.sharp,
+            "cycle_peak": state.consumed_by_band.peak,
+            "cycle_flat": state.consumed_by_band.flat,
+            "cycle_valley": state.consumed_by_band.valley,
+            "cycle_exact": state.exact_charge,
+            "cycle_amount": state.charged(quantum),
+        }
+
+    def _settle_meter(self, row, new, replacements, tariff, calendar, billable, quantum, checked_starts):
         """Settle one meter's new readings. Returns (rated intervals, cursor values, error message or None).
 
         A pair of readings that makes no consumption (the index fell without a declared replacement or a
         plausible roll-over) charges nothing: the later reading becomes the new baseline and the error is
         reported. A tariff the engine refuses, or a billable meter without a tariff, holds the cursor (nothing
         is lost: the readings are settled once the tariff is fixed)."""
-        state = CycleState.from_dict(row["cycle_state"]) if row["cycle_state"] else None
+        state = self._state_of(row)
         cursor = {
             "read_at": row["read_at"],
-            **{name: exact(row[name]) for name in ("total", *BANDS)},
-            "cycle_state": row["cycle_state"],
-            "unbilled_quantity": exact(row["unbilled_quantity"]) or Decimal(0),
+            "total": exact(row["total"]),
+            "sharp": exact(row["sharp"]),
+            "peak": exact(row["peak"]),
+            "flat": exact(row["flat"]),
+            "valley": exact(row["valley"]),
+            "unbilled_quantity": exact(row["unbilled_quantity"]) or ZERO,
             "attempted_at": row["last_reading_at"],
+            "last_error": None,
         }
-        if state:
-            cursor.update(
-                cycle_start=naive(state.cycle_start),
-                cycle_quantity=state.consumed_total,
-                cycle_amount=state.charged(quantum),
-            )
         if not new:
-            cursor["last_error"] = None
+            cursor.update(self._state_values(state, quantum))
             return [], cursor, None
         rollover_at = Decimal(row["rollover_at"].strip()) if row["rollover_at"] else None
         prev = None
@@ -329,29 +394,34 @@ class PrepaidSettlement(models.AbstractModel):
         if billable and intervals:
             if tariff is None or isinstance(tariff, EngineError):
                 message = str(tariff) if tariff else self.env._("No tariff applies to this meter.")
+                cursor.update(self._state_values(state, quantum))
                 return [], dict(cursor, last_error=message), message
-            if state and cycle_bounds(calendar, state.cycle_start)[0] != state.cycle_start:
-                state = None  # the building's calendar changed: the new cycle starts from scratch
+            if state is not None:
+                key = (calendar, state.cycle_start)
+                if key not in checked_starts:
+                    checked_starts[key] = cycle_bounds(calendar, state.cycle_start)[0] == state.cycle_start
+                if not checked_starts[key]:
+                    state = None  # the building's calendar changed: the new cycle starts from scratch
             try:
                 rated = rate_cycle(tariff, intervals, calendar, state)
             except EngineError as exc:
+                cursor.update(self._state_values(self._state_of(row), quantum))
                 return [], dict(cursor, last_error=str(exc)), str(exc)
             if rated:
                 state = rated[-1].new_state
         elif intervals:
-            cursor["unbilled_quantity"] += sum((interval.total for interval in intervals), Decimal(0))
+            cursor["unbilled_quantity"] += sum((interval.total for interval in intervals), ZERO)
         if last is not None:
+            read_at, total, sharp, peak, flat, valley = last
             cursor.update(
-                read_at=last[0],
-                **{name: exact(v) for name, v in zip(("total", *BANDS), last[1:], strict=True)},
+                read_at=read_at,
+                total=exact(total),
+                sharp=exact(sharp),
+                peak=exact(peak),
+                flat=exact(flat),
+                valley=exact(valley),
             )
-        if state:
-            cursor.update(
-                cycle_state=state.to_dict(),
-                cycle_start=naive(state.cycle_start),
-                cycle_quantity=state.consumed_total,
-                cycle_amount=state.charged(quantum),
-            )
+        cursor.update(self._state_values(state, quantum))
         error = "; ".join(problems) or None
         cursor["last_error"] = error
         return rated, cursor, error
@@ -359,35 +429,43 @@ class PrepaidSettlement(models.AbstractModel):
     @staticmethod
     def _make_register(read_at, total, sharp=None, peak=None, flat=None, valley=None):
         """An engine register from stored values (numeric columns read as text: exact decimals)."""
-        return Register(aware(read_at), *(exact(value) for value in (total, sharp, peak, flat, valley)))
+        return Register(aware(read_at), exact(total), exact(sharp), exact(peak), exact(flat), exact(valley))
 
-    def _write_cursors(self, cursors):
-        if not cursors:
-            return
-        arrays = []
-        for name, _sql_type in CURSOR_COLUMNS:
-            values = [cursor.get(name) for cursor in cursors]
-            if name == "cycle_state":
-                values = [json.dumps(value) if value is not None else None for value in values]
-            arrays.append(values)
-        names = SQL(", ").join(SQL.identifier(name) for name, _type in CURSOR_COLUMNS)
+    def _write_cursors(self, cursors, existing):
+        """The cursors travel by COPY; one ``UPDATE .. FROM`` moves those that exist, one ``INSERT .. SELECT``
+        adds the meters settled for the first time."""
+        names = [name for name, _type in CURSOR_COLUMNS]
+        copy_to_temp(
+            self.env.cr,
+            "prepaid_cursor_bulk",
+            (*CURSOR_COLUMNS, ("is_new", "boolean")),
+            [
+                (*(cursor.get(name) for name in names), cursor["meter_id"] not in existing)
+                for cursor in cursors
+            ],
+        )
+        columns = SQL(", ").join(SQL.identifier(name) for name in names)
         self.env.cr.execute(
             SQL(
-                """INSERT INTO prepaid_settlement_cursor (%s)
-                   SELECT * FROM unnest(%s)
-                   ON CONFLICT (meter_id) DO UPDATE SET %s""",
-                names,
+                """UPDATE prepaid_settlement_cursor AS c SET %s
+                     FROM prepaid_cursor_bulk AS v
+                    WHERE c.meter_id = v.meter_id AND NOT v.is_new""",
                 SQL(", ").join(
-                    SQL("%s::%s[]", values, SQL(sql_type))
-                    for values, (_name, sql_type) in zip(arrays, CURSOR_COLUMNS, strict=True)
-                ),
-                SQL(", ").join(
-                    SQL("%s = EXCLUDED.%s", SQL.identifier(name), SQL.identifier(name))
-                    for name, _type in CURSOR_COLUMNS
+                    SQL("%s = v.%s", SQL.identifier(name), SQL.identifier(name))
+                    for name in names
                     if name != "meter_id"
                 ),
             )
         )
+        if len(existing) < len(cursors):
+            self.env.cr.execute(
+                SQL(
+                    """INSERT INTO prepaid_settlement_cursor (%s)
+                       SELECT %s FROM prepaid_cursor_bulk WHERE is_new""",
+                    columns,
+                    columns,
+                )
+            )
         self.env["prepaid.settlement.cursor"].invalidate_model()
         self.env["prepaid.meter"].invalidate_model(
             ["settlement_cursor_ids", "settled_until", "settlement_error", "cycle_quantity", "cycle_amount"]

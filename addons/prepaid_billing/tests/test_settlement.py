@@ -32,8 +32,7 @@ class TestSettlement(BillingCommon):
                     "amount": -12.5,
                     "balance_after": 87.5,
                     "utility": "electricity",
-                    "idempotency_key": f"cons:{self.meter_1.id}:2026-03-02T08:00:00+00:00:"
-                    "2026-03-02T08:15:00+00:00",
+                    "idempotency_key": f"cons:{self.meter_1.id}:2026-03-02T08:00:00Z:2026-03-02T08:15:00Z",
                 }
             ],
         )
@@ -57,7 +56,7 @@ class TestSettlement(BillingCommon):
         self.env.flush_all()
         self.env.cr.execute(
             SQL(
-                "UPDATE prepaid_settlement_cursor SET read_at = %s, total = 1000, cycle_state = NULL "
+                "UPDATE prepaid_settlement_cursor SET read_at = %s, total = 1000, cycle_start = NULL "
                 "WHERE meter_id = %s",
                 T0.replace(tzinfo=None),
                 self.meter_1.id,

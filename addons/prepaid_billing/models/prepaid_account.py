@@ -282,8 +282,9 @@ class PrepaidAccount(models.Model):
     # ------------------------------------------------------------------ levels: alerts, cut-off, restore
 
     def _on_balance_changed(self, old_balances):
-        super()._on_balance_changed(old_balances)
+        res = super()._on_balance_changed(old_balances)
         self._prepaid_apply_levels(old_balances)
+        return res
 
     def _prepaid_is_supervised(self):
         """Whether the platform watches this account's level: it has no meter yet or at least one meter billed

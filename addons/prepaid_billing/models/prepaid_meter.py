@@ -16,7 +16,7 @@ class PrepaidMeter(models.Model):
         "resolution (e.g. 999999.99). Empty: a falling index is never read as a roll-over.",
     )
     settlement_cursor_ids = fields.One2many("prepaid.settlement.cursor", "meter_id", readonly=True)
-    settled_until = fields.Datetime(compute="_compute_settlement", string="Settled Until")
+    settled_until = fields.Datetime(compute="_compute_settlement")
     settlement_error = fields.Char(compute="_compute_settlement")
     cycle_quantity = fields.Float(compute="_compute_settlement", string="Cycle Consumption", digits=(16, 3))
     cycle_amount = fields.Monetary(compute="_compute_settlement", string="Cycle Charge")

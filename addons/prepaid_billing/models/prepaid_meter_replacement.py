@@ -15,7 +15,7 @@ class PrepaidMeterReplacement(models.Model):
         "prepaid.meter", required=True, index=True, check_company=True, ondelete="cascade"
     )
     company_id = fields.Many2one(related="meter_id.company_id", store=True, index=True)
-    replaced_at = fields.Datetime(string="Replaced At", required=True, default=fields.Datetime.now)
+    replaced_at = fields.Datetime(required=True, default=fields.Datetime.now)
     old_final = fields.Float(string="Old Meter Final Index", digits=(16, 3), required=True)
     new_initial = fields.Float(string="New Meter Initial Index", digits=(16, 3), required=True)
     unit = fields.Char(related="meter_id.unit", string="Unit of Measure")

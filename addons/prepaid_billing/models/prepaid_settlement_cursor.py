@@ -28,10 +28,10 @@ class PrepaidSettlementCursor(models.Model):
     # The rating engine's cycle state, exactly (numeric columns, read back as text by the settlement).
     cycle_start = fields.Datetime(readonly=True)
     cycle_quantity = fields.Float(string="Cycle Consumption", digits=(16, 3), readonly=True)
-    cycle_sharp = fields.Float(string="Cycle Sharp", digits=(16, 3), readonly=True)
-    cycle_peak = fields.Float(string="Cycle Peak", digits=(16, 3), readonly=True)
-    cycle_flat = fields.Float(string="Cycle Flat", digits=(16, 3), readonly=True)
-    cycle_valley = fields.Float(string="Cycle Valley", digits=(16, 3), readonly=True)
+    cycle_sharp = fields.Float(digits=(16, 3), readonly=True)
+    cycle_peak = fields.Float(digits=(16, 3), readonly=True)
+    cycle_flat = fields.Float(digits=(16, 3), readonly=True)
+    cycle_valley = fields.Float(digits=(16, 3), readonly=True)
     cycle_exact = fields.Float(
         string="Cycle Charge (Exact)",
         digits=(16, 6),
@@ -55,7 +55,8 @@ class PrepaidSettlementCursor(models.Model):
     ]
 
     def init(self):
-        super().init()
+        res = super().init()
         self.env.cr.execute(
             SQL("ALTER TABLE %s SET (fillfactor = %s)", SQL.identifier(self._table), CURSOR_FILLFACTOR)
         )
+        return res

@@ -59,10 +59,8 @@ class PrepaidTopup(models.Model):
         "res.users", string="Cashier", default=lambda self: self.env.user, readonly=True
     )
     state = fields.Selection(STATE_SELECTION, required=True, default="draft", readonly=True, tracking=True)
-    invoice_id = fields.Many2one(
-        "account.move", string="Invoice", readonly=True, copy=False, index="btree_not_null"
-    )
-    payment_id = fields.Many2one("account.payment", string="Payment", readonly=True, copy=False)
+    invoice_id = fields.Many2one("account.move", readonly=True, copy=False, index="btree_not_null")
+    payment_id = fields.Many2one("account.payment", readonly=True, copy=False)
     ledger_id = fields.Many2one("prepaid.ledger", string="Ledger Line", readonly=True, copy=False)
     meter_id = fields.Many2one(
         "prepaid.meter",

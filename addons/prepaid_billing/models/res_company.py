@@ -29,7 +29,6 @@ class ResCompany(models.Model):
 
     prepaid_deposit_account_id = fields.Many2one(
         "account.account",
-        string="Prepaid Deposit Account",
         check_company=True,
         domain="[('account_type', '=', 'liability_current')]",
         help="Liability holding the tenants' prepaid money: top-ups credit it, consumption and fees debit "

@@ -160,22 +160,27 @@ class PrepaidSettlement(models.AbstractModel):
         with_baseline = [mid for mid, row in meters.items() if row["read_at"] is not None]
         without = [mid for mid, row in meters.items() if row["read_at"] is None]
         # The one query for the readings of the batch: what came after each cursor, and for a meter settled
-        # for the first time its latest reading only (its baseline: billing starts there).
+        # for the first time its latest reading only (its baseline: billing starts there). Both read the
+        # (meter, time) index from the cursor on: the cost follows the new readings, not a meter's history.
         cr.execute(
             SQL(
-                """SELECT r.meter_id, r.read_at, r.total::text, r.sharp::text, r.peak::text, r.flat::text,
+                """SELECT c.meter_id, r.read_at, r.total::text, r.sharp::text, r.peak::text, r.flat::text,
                           r.valley::text
-                     FROM prepaid_meter_reading r
-                     JOIN prepaid_settlement_cursor c ON c.meter_id = r.meter_id AND r.read_at > c.read_at
-                    WHERE r.meter_id = ANY(%s) AND r.total IS NOT NULL
+                     FROM prepaid_settlement_cursor c
+               CROSS JOIN LATERAL (
+                          SELECT read_at, total, sharp, peak, flat, valley FROM prepaid_meter_reading
+                           WHERE meter_id = c.meter_id AND read_at > c.read_at AND total IS NOT NULL
+                        ) AS r
+                    WHERE c.meter_id = ANY(%s)
                 UNION ALL
-                   SELECT * FROM (
-                       SELECT DISTINCT ON (r.meter_id)
-                              r.meter_id, r.read_at, r.total::text, r.sharp::text, r.peak::text, r.flat::text,
-                              r.valley::text
-                         FROM prepaid_meter_reading r
-                        WHERE r.meter_id = ANY(%s) AND r.total IS NOT NULL
-                     ORDER BY r.meter_id, r.read_at DESC) AS latest
+                   SELECT m.id, r.read_at, r.total::text, r.sharp::text, r.peak::text, r.flat::text,
+                          r.valley::text
+                     FROM unnest(%s::int[]) AS m(id)
+               CROSS JOIN LATERAL (
+                          SELECT read_at, total, sharp, peak, flat, valley FROM prepaid_meter_reading
+                           WHERE meter_id = m.id AND total IS NOT NULL
+                        ORDER BY read_at DESC LIMIT 1
+                        ) AS r
                  ORDER BY 1, 2""",
                 with_baseline,
                 without,

@@ -12,6 +12,7 @@ _logger = logging.getLogger(__name__)
 # Ledger kinds the summary entries book, and the company field of the account they are booked against (None:
 # revenue of the line's utility). Top-ups, reversals and refunds are booked by their invoices, credit notes
 # and payments, not here.
+LOCK_TIMEOUT = "120s"  # how long a summary run waits for the transactions still writing ledger lines
 SUMMARY_KINDS = {
     "consumption": None,
     "apportionment": None,
@@ -70,7 +71,9 @@ class PrepaidSummary(models.Model):
             self.env.cr.execute(SQL("LOCK TABLE prepaid_ledger IN SHARE MODE"))
             return self._post_company_summaries(company, until)
         with self.env.registry.cursor() as cr:
-            cr.execute(SQL("LOCK TABLE prepaid_ledger IN SHARE MODE"))  # before any snapshot is taken
+            # Before any snapshot is taken; give up (and retry at the next run) rather than wait forever.
+            cr.execute(SQL("SET LOCAL lock_timeout = %s", LOCK_TIMEOUT))
+            cr.execute(SQL("LOCK TABLE prepaid_ledger IN SHARE MODE"))
             env = self.env(cr=cr)
             return (
                 env["prepaid.summary"]

@@ -43,6 +43,35 @@ class TestTopup(BillingCommon):
         self.assertTrue(self.account_1.last_topup_date)
         self.assertLedgerMatchesAccounting(self.account_1)
 
+    def test_an_operator_tops_up_through_the_wizard_without_accounting_rights(self):
+        cashier = self.env["res.users"].create(
+            {
+                "name": "Cashier",
+                "login": "cashier_topup",
+                "company_id": self.company.id,
+                "company_ids": [(6, 0, self.company.ids)],
+                "groups_id": [(6, 0, [self.env.ref("prepaid_base.group_prepaid_user").id])],
+            }
+        )
+        self.assertFalse(cashier.has_group("account.group_account_invoice"))
+        wizard = (
+            self.env["prepaid.topup.wizard"]
+            .with_user(cashier)
+            .create(
+                {
+                    "account_id": self.account_1.id,
+                    "amount": 25.0,
+                    "journal_id": self.cash_journal.id,
+                    "print_receipt": False,
+                }
+            )
+        )
+        wizard.action_confirm()
+        topup = self.env["prepaid.topup"].search([("account_id", "=", self.account_1.id)])
+        self.assertRecordValues(topup, [{"state": "done", "user_id": cashier.id, "channel": "cashier"}])
+        self.assertEqual(self.account_1.balance, 25.0)
+        self.assertLedgerMatchesAccounting(self.account_1)
+
     def test_paid_hook_called_twice_credits_once(self):
         topup = self.topup(self.account_1, 50.0)
         invoice = topup.invoice_id

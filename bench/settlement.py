@@ -72,6 +72,12 @@ def parse_args(argv=None):
     parser.add_argument("--odoo-path", default=os.environ.get("ODOO_PATH", ""), help="Odoo 18 source tree")
     parser.add_argument("--addons-path", default="", help="extra addons paths (the suite's is added)")
     parser.add_argument("--drop", action="store_true", help="drop and recreate the database first")
+    parser.add_argument(
+        "--breakdown",
+        type=int,
+        default=20_000,
+        help="meters of the stage breakdown (ingest alone, settle alone)",
+    )
     return parser.parse_args(argv)
 
 
@@ -354,6 +360,27 @@ def ingest_in_parallel(registry, readings, chunk, workers):
     return elapsed, inserted
 
 
+def breakdown(registry, readings, chunk):
+    """The two stages of the set-based path apart, one process: ``_ingest`` with the settlement switched off,
+    then ``prepaid.settlement._settle_meters`` on the same meters; returns (ingest s, settle s)."""
+    ingest = settle = 0.0
+    for start in range(0, len(readings), chunk):
+        part = readings[start : start + chunk]
+        with registry.cursor() as cr:
+            env = environment(cr)
+            started = time.perf_counter()
+            env["prepaid.meter.reading"].with_context(prepaid_skip_settlement=True)._ingest(
+                part, source="poll"
+            )
+            cr.commit()
+            ingest += time.perf_counter() - started
+            started = time.perf_counter()
+            env["prepaid.settlement"]._settle_meters([int(reading.meter_key) for reading in part])
+            cr.commit()
+            settle += time.perf_counter() - started
+    return ingest, settle
+
+
 def naive_loop(registry, readings):
     """The per-record baseline: every step through the ORM, one reading at a time."""
     from prepaid_engine.rating import CycleState, Register, consumption, rate_cycle
@@ -529,6 +556,18 @@ def main(argv=None):
         )
     verdict = "met" if best >= TARGET_RATE else "NOT met"
     print(f"best: {best:,.0f} readings/s  [target >= {TARGET_RATE:,}: {verdict}]")
+
+    if args.breakdown:
+        step += 1
+        staged = monotonic_readings(meters[: args.breakdown], step, previous)
+        vacuum(args)
+        ingest, settle = breakdown(registry, staged, args.chunk)
+        count = len(staged)
+        print(
+            f"stages, 1 process, {count} readings: _ingest alone {ingest:.2f} s "
+            f"({ingest / count * 1e6:.0f} us/reading), settlement alone {settle:.2f} s "
+            f"({settle / count * 1e6:.0f} us/reading)"
+        )
 
     naive_readings = monotonic_readings(sample, step + 1, previous)
     vacuum(args)

@@ -2,6 +2,7 @@ import logging
 import threading
 from collections import defaultdict
 from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from odoo import Command, api, fields, models
@@ -123,7 +124,7 @@ class PrepaidSummary(models.Model):
             SQL(
                 """SELECT (l.date AT TIME ZONE 'UTC' AT TIME ZONE %s)::date AS day,
                           COALESCE(p.commercial_partner_id, p.id), l.kind, l.utility,
-                          SUM(l.amount), COUNT(*), MIN(l.id), MAX(l.id)
+                          SUM(l.amount)::text, COUNT(*), MIN(l.id), MAX(l.id)
                      FROM prepaid_ledger l
                      JOIN res_partner p ON p.id = l.partner_id
                     WHERE l.company_id = %s AND l.id > %s AND l.id <= %s AND l.kind IN %s
@@ -156,14 +157,14 @@ class PrepaidSummary(models.Model):
         return company[fname]
 
     def _post_day(self, company, day, rows):
-        currency = company.currency_id
         deposit = company.prepaid_deposit_account_id
-        per_partner = defaultdict(float)
-        per_account = defaultdict(float)
+        # Exact sums (the numeric column read as text): both sides of the entry add up to the cent.
+        per_partner = defaultdict(Decimal)
+        per_account = defaultdict(Decimal)
         count, first, last = 0, None, None
         for partner_id, kind, utility, amount, lines, min_id, max_id in rows:
-            per_partner[partner_id] += float(amount)
-            per_account[self._target_account(company, kind, utility)] += float(amount)
+            per_partner[partner_id] += Decimal(amount)
+            per_account[self._target_account(company, kind, utility)] += Decimal(amount)
             count += lines
             first = min_id if first is None else min(first, min_id)
             last = max_id if last is None else max(last, max_id)
@@ -171,14 +172,16 @@ class PrepaidSummary(models.Model):
         line_vals = [
             # A deduction (negative ledger amount) debits the tenant's deposit; a credit credits it.
             Command.create(
-                {"account_id": deposit.id, "partner_id": partner_id, "name": label, "balance": -amount}
+                {"account_id": deposit.id, "partner_id": partner_id, "name": label, "balance": float(-amount)}
             )
             for partner_id, amount in sorted(per_partner.items())
-            if not currency.is_zero(amount)
+            if amount
         ] + [
-            Command.create({"account_id": account.id, "name": f"{label}: {account.name}", "balance": amount})
+            Command.create(
+                {"account_id": account.id, "name": f"{label}: {account.name}", "balance": float(amount)}
+            )
             for account, amount in sorted(per_account.items(), key=lambda item: item[0].id)
-            if not currency.is_zero(amount)
+            if amount
         ]
         if not line_vals:
             return self.browse()
@@ -214,7 +217,7 @@ class PrepaidSummary(models.Model):
                     "first_ledger_id": first,
                     "last_ledger_id": last,
                     "line_count": count,
-                    "amount": -sum(per_partner.values()),
+                    "amount": float(-sum(per_partner.values())),
                 }
             ]
         )

@@ -4,9 +4,6 @@ from odoo import fields, models
 class ResConfigSettings(models.TransientModel):
     _inherit = "res.config.settings"
 
-    # prepaid_base labels this "Currency", like account's currency_id: give it a label of its own.
-    prepaid_currency_id = fields.Many2one(string="Currency of Prepaid Amounts")
-
     prepaid_deposit_account_id = fields.Many2one(
         related="company_id.prepaid_deposit_account_id", readonly=False, check_company=True
     )

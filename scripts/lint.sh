@@ -11,6 +11,6 @@ if [ -n "$addons" ]; then
     # shellcheck disable=SC2086
     pylint --rcfile=.pylintrc $addons || rc=1
     # shellcheck disable=SC2086
-    oca-checks-odoo-module --no-verbose --disable=xml-attribute-translatable,manifest-maintainers-list,missing-readme $addons || rc=1
+    oca-checks-odoo-module --disable=xml-attribute-translatable,manifest-maintainers-list,missing-readme $addons || rc=1
 fi
 exit $rc

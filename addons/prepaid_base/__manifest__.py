@@ -4,7 +4,6 @@
     "version": "18.0.1.0.0",
     "category": "Services/Prepaid Utilities",
     "author": "Prepaid Utilities Suite",
-    "website": "https://github.com/prepaid-utilities/prepaid-utilities",
     "license": "LGPL-3",
     "depends": ["base", "mail", "portal", "web_hierarchy"],
     "data": [

@@ -5,9 +5,9 @@
     "version": "18.0.1.0.0",
     "category": "Services/Prepaid Utilities",
     "author": "Prepaid Utilities Suite",
-    "website": "https://github.com/prepaid-utilities/prepaid-utilities",
     "license": "LGPL-3",
     "depends": ["prepaid_metering", "account", "sms"],
+    "external_dependencies": {"python": ["prepaid-engine"]},
     "data": [
         "security/prepaid_billing_security.xml",
         "security/ir.model.access.csv",

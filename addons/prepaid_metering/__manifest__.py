@@ -5,10 +5,9 @@
     "version": "18.0.1.0.0",
     "category": "Services/Prepaid Utilities",
     "author": "Prepaid Utilities Suite",
-    "website": "https://github.com/prepaid-utilities/prepaid-utilities",
     "license": "LGPL-3",
     "depends": ["prepaid_base", "mail"],
-    "external_dependencies": {"python": ["pymodbus"]},
+    "external_dependencies": {"python": ["prepaid-engine", "pymodbus"]},
     "data": [
         "security/prepaid_metering_security.xml",
         "security/ir.model.access.csv",

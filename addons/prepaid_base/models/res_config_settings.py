@@ -4,7 +4,9 @@ from odoo import fields, models
 class ResConfigSettings(models.TransientModel):
     _inherit = "res.config.settings"
 
-    prepaid_currency_id = fields.Many2one("res.currency", related="company_id.currency_id", string="Currency of Prepaid Amounts")
+    prepaid_currency_id = fields.Many2one(
+        "res.currency", related="company_id.currency_id", string="Currency of Prepaid Amounts"
+    )
 
     prepaid_warn_level_1 = fields.Monetary(
         related="company_id.prepaid_warn_level_1", readonly=False, currency_field="prepaid_currency_id"

@@ -13,6 +13,7 @@ PY=${PYTHON:-python3}
 export TZ=UTC
 export PYTHONPATH="$root${ODOO_PATH:+:$ODOO_PATH}${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONDONTWRITEBYTECODE=1
+export PIP_ROOT_USER_ACTION=ignore
 logdir=$(mktemp -d "${TMPDIR:-/tmp}/prepaid-test.XXXXXX")
 failed=()
 passed_total=0

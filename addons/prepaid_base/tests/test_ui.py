@@ -19,7 +19,9 @@ CLICK_EVERYWHERE = (
 @needs_browser
 @tagged("post_install", "-at_install")
 class TestPrepaidMenus(HttpCase):
-    """Every menu, view, filter and group-by of the Prepaid app opens in the web client without error."""
+    """Every menu, view, filter and group-by of the Prepaid app opens in the web client without error, for a
+    manager and for an operator. The clickbot walks the whole Prepaid root menu, so the menus of every suite
+    module installed beside this one (metering, billing) are clicked too: one walk for the whole app."""
 
     allow_end_on_form = True
 

@@ -6,5 +6,4 @@ from . import (
     test_polling,
     test_push,
     test_security,
-    test_ui,
 )

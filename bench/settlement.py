@@ -248,9 +248,9 @@ def build_fleet(registry, count):
 
             INSERT INTO prepaid_ledger (account_id, partner_id, company_id, currency_id, date, kind, amount,
                                         balance_after, idempotency_key, period, description,
-                                        create_uid, create_date, write_uid, write_date)
+                                        create_uid, create_date)
             SELECT a.id, a.partner_id, a.company_id, a.currency_id, now(), 'opening', 1000.00, 1000.00,
-                   %(tag)s || ':opening:' || a.id, 1, 'Bench opening balance', 1, now(), 1, now()
+                   %(tag)s || ':opening:' || a.id, 1, 'Bench opening balance', 1, now()
               FROM bench_fleet f JOIN prepaid_account a ON a.id = f.account_id;
 
             INSERT INTO prepaid_meter (id, name, model_id, unit_id, building_id, account_id, company_id,

@@ -1,6 +1,6 @@
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import create_index
+from odoo.tools import SQL, create_index
 
 from .prepaid_account import LEDGER_POST
 from .prepaid_tariff import UTILITY_SELECTION
@@ -15,24 +15,53 @@ LEDGER_KINDS = [
     ("adjustment", "Adjustment"),
     ("opening", "Opening Balance"),
 ]
+# Foreign keys an older version of the ledger had and this one does not (see PrepaidLedger), and the index
+# the (account, date) index makes redundant: init() drops them from existing databases.
+DROPPED_FOREIGN_KEYS = ("partner_id", "company_id", "currency_id", "create_uid", "write_uid")
+DROPPED_INDEXES = ("prepaid_ledger__account_id_index",)
+
+
+class CopiedMany2one(fields.Many2one):
+    """A stored Many2one without a foreign key of its own, for the suite's append-only tables of millions of
+    rows written in bulk by our own code, where every foreign key costs a lookup and a row lock per inserted
+    row. Only for a value that is a copy of a reference already checked elsewhere: a ledger line's tenant,
+    company and currency are its account's (frozen while the account has lines), a reading's company and
+    building are its meter's; the original cannot be deleted while it has rows (``ondelete='restrict'`` /
+    ``'cascade'`` on the reference the copy comes from). Also the ledger's poster (``create_uid``), a copy of
+    the posting transaction's user: users who worked are archived, not deleted."""
+
+    def update_db_foreign_key(self, model, column):
+        return None
 
 
 class PrepaidLedger(models.Model):
     """One movement of a prepaid balance. Append-only: lines are created only by
-    ``prepaid.account._post_ledger`` and never changed or deleted (corrections are new lines)."""
+    ``prepaid.account._post_ledger`` (and its bulk twin in billing) and never changed or deleted
+    (corrections are new lines).
+
+    Sized for the settlement's hot path (one line per meter and interval, millions a day): a line is
+    written once, so it keeps who posted it and when (``create_uid``, ``create_date``) but no
+    ``write_uid``/``write_date`` (``_log_access`` off); the tenant, company and currency are copies of the
+    account's (frozen while the account has lines) without foreign keys of their own
+    (:class:`CopiedMany2one`, like the poster): the one foreign key checked per line is the account's
+    (``ondelete='restrict'``)."""
 
     _name = "prepaid.ledger"
     _description = "Prepaid Ledger Line"
     _order = "date desc, id desc"
     _rec_name = "idempotency_key"
     _allow_sudo_commands = False
+    _log_access = False
 
-    account_id = fields.Many2one(
-        "prepaid.account", required=True, index=True, ondelete="restrict", readonly=True
+    # Indexed by (account, date, id) in init(): the account's lines in order, and any search by account.
+    account_id = fields.Many2one("prepaid.account", required=True, ondelete="restrict", readonly=True)
+    partner_id = CopiedMany2one(related="account_id.partner_id", store=True, string="Tenant")
+    company_id = CopiedMany2one(related="account_id.company_id", store=True, index=True)
+    currency_id = CopiedMany2one(related="account_id.currency_id", store=True, string="Currency")
+    create_uid = CopiedMany2one(
+        "res.users", string="Created by", readonly=True, default=lambda self: self.env.uid
     )
-    partner_id = fields.Many2one(related="account_id.partner_id", store=True, string="Tenant")
-    company_id = fields.Many2one(related="account_id.company_id", store=True, index=True)
-    currency_id = fields.Many2one(related="account_id.currency_id", store=True, string="Currency")
+    create_date = fields.Datetime(string="Created on", readonly=True, default=fields.Datetime.now)
     date = fields.Datetime(required=True, index=True, readonly=True, default=fields.Datetime.now)
     kind = fields.Selection(LEDGER_KINDS, required=True, readonly=True, index=True)
     amount = fields.Monetary(
@@ -64,6 +93,17 @@ class PrepaidLedger(models.Model):
 
     def init(self):
         res = super().init()
+        cr = self.env.cr
+        for column in DROPPED_FOREIGN_KEYS:
+            cr.execute(
+                SQL(
+                    "ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s",
+                    SQL.identifier(self._table),
+                    SQL.identifier(f"{self._table}_{column}_fkey"),
+                )
+            )
+        for index in DROPPED_INDEXES:
+            cr.execute(SQL("DROP INDEX IF EXISTS %s", SQL.identifier(index)))
         # "Latest lines of an account" (account form, statements, portal) reads this index in order.
         create_index(
             self.env.cr,

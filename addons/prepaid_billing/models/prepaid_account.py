@@ -1,13 +1,15 @@
+import io
 from collections import defaultdict
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from types import SimpleNamespace
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_account import LEVEL_SELECTION, LEVEL_THRESHOLDS
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
-
-from .bulk_sql import copy_to_temp
+from psycopg2.errors import UniqueViolation
 
 # Levels from harmless to severe.
 LEVEL_RANK = {level: rank for rank, (level, _label) in enumerate(LEVEL_SELECTION)}
@@ -16,25 +18,48 @@ WARNING_LEVELS = ("warning_1", "warning_2", "warning_3")
 CUT_COMMAND = {"electricity": "trip", "water": "valve_close"}
 RESTORE_COMMAND = {"electricity": "close", "water": "valve_open"}
 PENDING_COMMAND_STATES = ("queued", "sent")
-# Ledger columns the bulk posting writes (through COPY), with their SQL types.
+# Ledger columns the bulk posting COPYs, in order (the id comes from the table's sequence).
 LEDGER_BULK_COLUMNS = (
-    ("account_id", "int"),
-    ("partner_id", "int"),
-    ("company_id", "int"),
-    ("currency_id", "int"),
-    ("date", "timestamp"),
-    ("kind", "varchar"),
-    ("amount", "numeric"),
-    ("balance_after", "numeric"),
-    ("idempotency_key", "varchar"),
-    ("period", "int"),
-    ("description", "varchar"),
-    ("utility", "varchar"),
-    ("res_model", "varchar"),
-    ("res_id", "int"),
+    "account_id",
+    "partner_id",
+    "company_id",
+    "currency_id",
+    "date",
+    "kind",
+    "amount",
+    "balance_after",
+    "idempotency_key",
+    "period",
+    "description",
+    "utility",
+    "res_model",
+    "res_id",
+    "create_uid",
+    "create_date",
 )
 # Account columns the level depends on (read as text: exact decimals).
 LEVEL_COLUMNS = ("warn_level_1", "warn_level_2", "warn_level_3", "cutoff_level", "overdraft_limit")
+NULL = "\\N"  # COPY's NULL
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_text(value):
+    """``value`` in COPY text format: NULL, numbers and datetimes as PostgreSQL reads them, text escaped."""
+    if value is None:
+        return "\\N"
+    kind = type(value)
+    if kind is Decimal or kind is int:
+        return str(value)
+    if kind is datetime:
+        return value.isoformat(sep=" ")
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def id_array(ids):
+    """``ids`` as one PostgreSQL array literal, for ``= ANY(%s::int[])``: the server reads a literal of
+    thousands of ids at once, where a Python list becomes an ``ARRAY[..]`` expression of one constant per
+    id (several microseconds each to parse)."""
+    return "{" + ",".join(map(str, ids)) + "}"
 
 
 def level_of(balance, limits, quantum):
@@ -45,6 +70,37 @@ def level_of(balance, limits, quantum):
         if (balance - threshold(limits)).quantize(quantum, rounding=ROUND_HALF_UP) <= 0:
             return level
     return "normal"
+
+
+@lru_cache(maxsize=1024)
+def level_table(limits, places):
+    """:func:`level_of` as a function of the balance alone, for accounts whose level columns read ``limits``
+    (texts, :data:`LEVEL_COLUMNS` order) in a currency of ``places`` decimals. Accounts mostly share their
+    company's levels, so the thresholds are worked out once, not once per account and balance.
+
+    ``(balance - threshold).quantize(quantum, ROUND_HALF_UP) <= 0`` holds exactly when ``balance - threshold``
+    is below half a quantum (half a quantum already rounds up, away from zero), so each level is one
+    comparison with ``threshold + quantum / 2``."""
+    namespace = SimpleNamespace(**dict(zip(LEVEL_COLUMNS, map(Decimal, limits), strict=True)))
+    half = Decimal(1).scaleb(-places) / 2
+    cuts = tuple((level, threshold(namespace) + half) for level, threshold in LEVEL_THRESHOLDS)
+
+    def level(balance):
+        for name, cut in cuts:
+            if balance < cut:
+                return name
+        return "normal"
+
+    return level
+
+
+class LockedBalances(dict):
+    """``{account id: balance before}`` as :meth:`_on_balance_changed` takes it, from the bulk posting, which
+    also hands billing's level check (:meth:`_prepaid_apply_levels`) the account rows it read under the lock
+    and the balances and levels it wrote (``rows``), so the check need not read thousands of accounts
+    again. Other overrides of the hook see a plain dict."""
+
+    __slots__ = ("rows",)
 
 
 # Alert templates per kind of level.
@@ -125,11 +181,11 @@ class PrepaidAccount(models.Model):
             ``res_model``, ``res_id``, in posting order.
         :return: the number of lines inserted.
 
-        The lines travel by COPY and one ``INSERT .. SELECT .. ON CONFLICT (idempotency_key) DO NOTHING``
-        writes them. Optimistically first (settlement keys are new); if the database skips some, the attempt
-        is rolled back to a savepoint and posted again knowing the existing keys; a line skipped then (booked
-        by another transaction meanwhile) refuses the whole batch rather than leave a balance that differs
-        from its ledger.
+        The lines are COPYed straight into the ledger, optimistically (a settlement's keys are new unless a
+        cursor was moved back): if the database refuses a key that exists, the attempt is rolled back to a
+        savepoint and the lines are posted again knowing the existing keys; a key refused then (booked by
+        another transaction meanwhile) refuses the whole batch rather than leave a balance that differs from
+        its ledger.
         """
         if not rows:
             return 0
@@ -143,26 +199,25 @@ class PrepaidAccount(models.Model):
                 SQL(
                     """SELECT a.id, a.balance::text, a.state, a.period, a.partner_id, a.company_id,
                               a.currency_id, c.decimal_places, a.warn_level_1::text, a.warn_level_2::text,
-                              a.warn_level_3::text, a.cutoff_level::text, a.overdraft_limit::text
+                              a.warn_level_3::text, a.cutoff_level::text, a.overdraft_limit::text,
+                              a.alert_level, a.keep_power
                          FROM prepaid_account a
                          JOIN res_currency c ON c.id = a.currency_id
-                        WHERE a.id = ANY(%s)
+                        WHERE a.id = ANY(%s::int[])
                      ORDER BY a.id
                           FOR UPDATE OF a""",
-                    account_ids,
+                    id_array(account_ids),
                 )
             )
         }
         if len(locked) != len(account_ids):
             raise ValidationError(self.env._("Ledger lines refer to accounts that do not exist."))
         old_balances = {aid: Decimal(values[0] or 0) for aid, values in locked.items()}
-        quantum = {aid: Decimal(1).scaleb(-values[6]) for aid, values in locked.items()}
-        # Optimistic first: a settlement's keys are new unless a cursor was moved back. If the database skips
-        # some (they exist), roll the attempt back and post again knowing the existing keys.
         cr = self.env.cr
         cr.execute(SQL("SAVEPOINT prepaid_ledger_bulk"))
-        balances, count, inserted = self._prepaid_insert_ledger_rows(rows, locked, old_balances, quantum, {})
-        if inserted != count:
+        try:
+            balances, count = self._prepaid_insert_ledger_rows(rows, locked, old_balances, {})
+        except UniqueViolation:
             cr.execute(SQL("ROLLBACK TO SAVEPOINT prepaid_ledger_bulk"))
             existing = dict(
                 self.env.execute_query(
@@ -173,57 +228,73 @@ class PrepaidAccount(models.Model):
                     )
                 )
             )
-            balances, count, inserted = self._prepaid_insert_ledger_rows(
-                rows, locked, old_balances, quantum, existing
-            )
-            if inserted != count:
+            try:
+                balances, count = self._prepaid_insert_ledger_rows(rows, locked, old_balances, existing)
+            except UniqueViolation as exc:
+                cr.execute(SQL("ROLLBACK TO SAVEPOINT prepaid_ledger_bulk"))
                 raise ValidationError(
                     self.env._(
-                        "%(count)s ledger lines were booked by another transaction meanwhile: batch refused.",
-                        count=count - inserted,
+                        "A ledger line of this batch was booked by another transaction meanwhile: batch "
+                        "refused (%(error)s).",
+                        error=exc.diag.message_detail or exc.pgerror,
                     )
-                )
+                ) from exc
         cr.execute(SQL("RELEASE SAVEPOINT prepaid_ledger_bulk"))
         if not count:
             return 0
         changed_ids = [aid for aid in account_ids if balances[aid] != old_balances[aid]]
         if changed_ids:
             # The stored level moves with the balance in the same UPDATE (base's threshold table, see
-            # level_of), so the ORM does not recompute it account by account.
-            levels = [
-                level_of(
-                    balances[aid],
-                    SimpleNamespace(**dict(zip(LEVEL_COLUMNS, map(Decimal, locked[aid][7:]), strict=True))),
-                    quantum[aid],
-                )
-                for aid in changed_ids
-            ]
+            # level_table), so the ORM does not recompute it account by account.
+            levels = [level_table(locked[aid][7:12], locked[aid][6])(balances[aid]) for aid in changed_ids]
+            # The ids twice: ``account.id = ANY(..)`` lets the planner fetch the accounts by their index
+            # instead of hashing the whole table for a batch that is a small part of it.
+            changed_array = id_array(changed_ids)
             self.env.execute_query(
                 SQL(
                     """UPDATE prepaid_account AS account
                           SET balance = new.balance, level = new.level, write_uid = %s, write_date = %s
                          FROM unnest(%s::int[], %s::numeric[], %s::varchar[]) AS new(id, balance, level)
-                        WHERE account.id = new.id""",
+                        WHERE account.id = new.id AND account.id = ANY(%s::int[])""",
                     self.env.uid,
                     self.env.cr.now(),
-                    changed_ids,
-                    [balances[aid] for aid in changed_ids],
-                    levels,
+                    changed_array,
+                    "{" + ",".join(str(balances[aid]) for aid in changed_ids) + "}",
+                    "{" + ",".join(levels) + "}",
+                    changed_array,
                 )
             )
             changed = self.browse(changed_ids)
             changed.invalidate_recordset(["balance", "level", "write_uid", "write_date", "ledger_ids"])
             changed.modified(["balance"])
             self.env.remove_to_compute(self._fields["level"], changed)
-            changed._on_balance_changed({aid: float(old_balances[aid]) for aid in changed_ids})
-        return inserted
+            old = LockedBalances((aid, float(old_balances[aid])) for aid in changed_ids)
+            old.rows = [
+                (
+                    aid,
+                    locked[aid][1],
+                    balances[aid],
+                    level,
+                    *locked[aid][12:14],
+                    locked[aid][6],
+                    *locked[aid][7:12],
+                )
+                for aid, level in zip(changed_ids, levels, strict=True)
+            ]
+            changed._on_balance_changed(old)
+        return count
 
-    def _prepaid_insert_ledger_rows(self, rows, locked, old_balances, quantum, existing):
-        """Write the lines of ``rows`` whose key is not in ``existing`` (``{key: account id}``), with their
-        ``balance_after``; returns (new balances, lines sent, lines the database inserted)."""
+    def _prepaid_insert_ledger_rows(self, rows, locked, old_balances, existing):
+        """COPY the lines of ``rows`` whose key is not in ``existing`` (``{key: account id}``) into the
+        ledger, with their ``balance_after``; returns (new balances, lines written). A key the database
+        already holds raises :class:`~psycopg2.errors.UniqueViolation` (the caller's savepoint undoes it)."""
         balances = dict(old_balances)
+        quantum = {aid: Decimal(1).scaleb(-values[6]) for aid, values in locked.items()}
         seen = set()
         lines = []
+        uid = self.env.uid
+        now = copy_text(self.env.cr.now().replace(tzinfo=None))
+        dates = {}
         for row in rows:
             key, account_id = row["idempotency_key"], row["account_id"]
             if key in existing or key in seen:
@@ -241,43 +312,27 @@ class PrepaidAccount(models.Model):
             if not amount:
                 continue
             seen.add(key)
-            balances[account_id] += amount
+            balance = balances[account_id] = balances[account_id] + amount
+            date = row["date"]
+            date_text = dates.get(date)
+            if date_text is None:
+                date_text = dates[date] = copy_text(date)
+            description, utility, res_model, res_id = (
+                row.get("description"),
+                row.get("utility"),
+                row.get("res_model"),
+                row.get("res_id"),
+            )
             lines.append(
-                (
-                    account_id,
-                    partner_id,
-                    company_id,
-                    currency_id,
-                    row["date"],
-                    row["kind"],
-                    amount,
-                    balances[account_id],
-                    key,
-                    period,
-                    row.get("description"),
-                    row.get("utility"),
-                    row.get("res_model"),
-                    row.get("res_id"),
-                )
+                f"{account_id}\t{partner_id}\t{company_id}\t{currency_id}\t{date_text}\t{row['kind']}\t"
+                f"{amount}\t{balance}\t{key.translate(_COPY_ESCAPES)}\t{period}\t"
+                f"{NULL if description is None else description.translate(_COPY_ESCAPES)}\t"
+                f"{NULL if utility is None else utility}\t{NULL if res_model is None else res_model}\t"
+                f"{NULL if res_id is None else res_id}\t{uid}\t{now}\n"
             )
-        if not lines:
-            return balances, 0, 0
-        copy_to_temp(self.env.cr, "prepaid_ledger_bulk", LEDGER_BULK_COLUMNS, lines)
-        names = SQL(", ").join(SQL.identifier(name) for name, _type in LEDGER_BULK_COLUMNS)
-        self.env.cr.execute(
-            SQL(
-                """INSERT INTO prepaid_ledger (%s, create_uid, create_date, write_uid, write_date)
-                   SELECT %s, %s, %s, %s, %s FROM prepaid_ledger_bulk
-                   ON CONFLICT (idempotency_key) DO NOTHING""",
-                names,
-                names,
-                self.env.uid,
-                self.env.cr.now(),
-                self.env.uid,
-                self.env.cr.now(),
-            )
-        )
-        return balances, len(lines), self.env.cr.rowcount
+        if lines:
+            self.env.cr.copy_from(io.StringIO("".join(lines)), "prepaid_ledger", columns=LEDGER_BULK_COLUMNS)
+        return balances, len(lines)
 
     # ------------------------------------------------------------------ levels: alerts, cut-off, restore
 
@@ -310,27 +365,28 @@ class PrepaidAccount(models.Model):
         """
         if not self:
             return
-        self.flush_recordset(["balance", "level", "alert_level", "state", "keep_power", *LEVEL_COLUMNS])
-        rows = self.env.execute_query(
-            SQL(
-                """SELECT a.id, a.state, a.balance::text, a.level, a.alert_level, a.keep_power,
-                          c.decimal_places, a.warn_level_1::text, a.warn_level_2::text, a.warn_level_3::text,
-                          a.cutoff_level::text, a.overdraft_limit::text
-                     FROM prepaid_account a JOIN res_currency c ON c.id = a.currency_id
-                    WHERE a.id = ANY(%s)""",
-                self.ids,
+        rows = getattr(old_balances, "rows", None)
+        if rows is None:
+            self.flush_recordset(["balance", "level", "alert_level", "state", "keep_power", *LEVEL_COLUMNS])
+            rows = self.env.execute_query(
+                SQL(
+                    """SELECT a.id, a.state, a.balance::text, a.level, a.alert_level, a.keep_power,
+                              c.decimal_places, a.warn_level_1::text, a.warn_level_2::text,
+                              a.warn_level_3::text, a.cutoff_level::text, a.overdraft_limit::text
+                         FROM prepaid_account a JOIN res_currency c ON c.id = a.currency_id
+                        WHERE a.id = ANY(%s::int[])""",
+                    id_array(self.ids),
+                )
             )
-        )
         now = fields.Datetime.now()
         reset, notify, cut, restore = defaultdict(list), defaultdict(list), [], []
         for aid, state, balance, level, alerted, keep_power, places, *limits in rows:
             if state not in ("open", "suspended"):
                 continue
-            quantum = Decimal(1).scaleb(-places)
-            limits = SimpleNamespace(**dict(zip(LEVEL_COLUMNS, map(Decimal, limits), strict=True)))
-            new_level = level or level_of(Decimal(balance or 0), limits, quantum)
+            level_at = level_table(tuple(limits), places)
+            new_level = level or level_at(Decimal(balance or 0))  # balance: text (query) or Decimal (rows)
             old = old_balances.get(aid)
-            old_level = new_level if old is None else level_of(Decimal(str(old)), limits, quantum)
+            old_level = new_level if old is None else level_at(Decimal(str(old)))
             alerted = alerted or "normal"
             if LEVEL_RANK[new_level] < LEVEL_RANK[alerted]:
                 reset[new_level].append(aid)

@@ -1,9 +1,12 @@
+import io
 import logging
 from collections import Counter, defaultdict
 from datetime import UTC
 from decimal import Decimal
+from typing import NamedTuple
 
 from odoo import api, fields, models
+from odoo.addons.prepaid_metering.models.prepaid_meter_reading import without_jit
 from odoo.tools import SQL, split_every
 
 from prepaid_engine.calendar import cycle_bounds
@@ -18,16 +21,18 @@ from prepaid_engine.rating import (
     rate_cycle,
 )
 
-from .bulk_sql import copy_to_temp
+from .prepaid_account import copy_text, id_array
 
 _logger = logging.getLogger(__name__)
 
-BATCH = 2000  # meters settled per batch: one readings query, one ledger INSERT, one cursor write
+BATCH = 5000  # meters settled per batch: one locking read, one ledger COPY, one balance and one cursor UPDATE
 BANDS = ("sharp", "peak", "flat", "valley")
 BILLABLE_ACCOUNT_STATES = ("open", "suspended")
 UNIT_LABEL = {"electricity": "kWh", "water": "m³"}
 ZERO = Decimal(0)
-# Cursor columns written by the settlement, with their SQL types (numeric ones carry exact decimals).
+ZERO_BANDS = Bands(ZERO, ZERO, ZERO, ZERO)
+# Cursor columns written by the settlement, with their SQL types (numeric ones carry exact decimals), in the
+# order of a cursor's COPY line: the meter, the values _settle_meter returns, when it was settled.
 CURSOR_COLUMNS = (
     ("meter_id", "int"),
     ("read_at", "timestamp"),
@@ -45,11 +50,64 @@ CURSOR_COLUMNS = (
     ("cycle_exact", "numeric"),
     ("cycle_amount", "numeric"),
     ("unbilled_quantity", "numeric"),
-    ("settled_at", "timestamp"),
     ("attempted_at", "timestamp"),
     ("last_error", "varchar"),
+    ("settled_at", "timestamp"),
 )
+NULL = "\\N"  # COPY's NULL
+TAB = "\t"
 STATE_COLUMNS = ("cycle_quantity", "cycle_sharp", "cycle_peak", "cycle_flat", "cycle_valley", "cycle_exact")
+NO_STATE = (None,) * 8  # the cursor's cycle columns when there is no cycle state
+CURSOR_BULK_TABLE = "prepaid_cursor_bulk"
+# What the settlement reads of a meter, its unit and its cursor (numeric cursor columns as text: exact).
+METER_COLUMNS = SQL(
+    """m.id, m.account_id, a.state, m.billing_mode, m.utility, m.unit_id, m.tariff_id, m.building_id,
+       m.company_id, m.rollover_at, m.last_reading_at, u.parent_id, u.electricity_tariff_id,
+       u.water_tariff_id, u.effective_tz, c.id, c.read_at, c.total::text, c.sharp::text, c.peak::text,
+       c.flat::text, c.valley::text, c.cycle_start, c.cycle_quantity::text, c.cycle_sharp::text,
+       c.cycle_peak::text, c.cycle_flat::text, c.cycle_valley::text, c.cycle_exact::text,
+       c.unbilled_quantity::text, c.last_error"""
+)
+READING_COLUMNS = SQL("r.read_at, r.total::text, r.sharp::text, r.peak::text, r.flat::text, r.valley::text")
+
+
+class MeterRow(NamedTuple):
+    """A meter as the settlement reads it (:data:`METER_COLUMNS`)."""
+
+    id: int
+    account_id: int | None
+    account_state: str | None
+    billing_mode: str
+    utility: str
+    unit_id: int | None
+    tariff_id: int | None
+    building_id: int | None
+    company_id: int
+    rollover_at: str | None
+    last_reading_at: object
+    unit_parent_id: int | None
+    unit_electricity_tariff_id: int | None
+    unit_water_tariff_id: int | None
+    unit_tz: str | None
+    cursor_id: int | None
+    read_at: object
+    total: str | None
+    sharp: str | None
+    peak: str | None
+    flat: str | None
+    valley: str | None
+    cycle_start: object
+    cycle_quantity: str | None
+    cycle_sharp: str | None
+    cycle_peak: str | None
+    cycle_flat: str | None
+    cycle_valley: str | None
+    cycle_exact: str | None
+    unbilled_quantity: str | None
+    last_error: str | None
+
+
+METER_WIDTH = len(MeterRow._fields)
 
 
 def aware(value):
@@ -78,15 +136,15 @@ def consumption_key(meter_id, interval):
 class PrepaidSettlement(models.AbstractModel):
     """Readings -> consumption intervals -> rated charges -> ledger deductions, set-based.
 
-    Per batch of meters: the cursors are locked (``FOR UPDATE``, meter order), one query fetches every new
-    reading of the batch, the engine turns consecutive readings into intervals (:func:`consumption`:
-    roll-over, replacement, band registers) and rates them with the effective tariff in the property's time
-    zone, cut at the building's settlement cycles (:func:`rate_cycle`: tiers and allowances restart each
-    cycle). Each rated interval with a charge becomes one ledger deduction keyed ``cons:<meter>:<from>:<to>``;
-    all of a batch's lines go in with one ``INSERT`` and the balances with one ``UPDATE``
-    (``prepaid.account._post_ledger_bulk``), and the cursors move with one ``UPDATE`` (and one ``INSERT``
-    for meters settled the first time), in the same transaction: settling twice deducts once, and a crash
-    leaves nothing half-done.
+    Per batch of meters: one query locks the cursors (``FOR UPDATE``, meter order) and reads them with their
+    meters, units, accounts and every new reading; the engine turns consecutive readings into intervals
+    (:func:`consumption`: roll-over, replacement, band registers) and rates them with the effective tariff
+    in the property's time zone, cut at the building's settlement cycles (:func:`rate_cycle`: tiers and
+    allowances restart each cycle). Each rated interval with a charge becomes one ledger deduction keyed
+    ``cons:<meter>:<from>:<to>``; all of a batch's lines go in with one ``COPY`` and the balances with one
+    ``UPDATE`` (``prepaid.account._post_ledger_bulk``), and the cursors move with one ``UPDATE`` (and one
+    ``INSERT`` for meters settled the first time), in the same transaction: settling twice deducts once,
+    and a crash leaves nothing half-done.
     """
 
     _name = "prepaid.settlement"
@@ -115,13 +173,21 @@ class PrepaidSettlement(models.AbstractModel):
         """Settle these meters in batches of :data:`BATCH`; returns counters (meters, readings, intervals,
         lines, errors)."""
         stats = Counter(meters=0, readings=0, intervals=0, lines=0, errors=0)
-        for chunk in split_every(BATCH, sorted(set(meter_ids)), list):
-            stats.update(self._settle_batch(chunk))
+        with without_jit(self.env.cr):
+            for chunk in split_every(BATCH, sorted(set(meter_ids)), list):
+                stats.update(self._settle_batch(chunk))
         return stats
 
     # ------------------------------------------------------------------ one batch
 
     def _fetch_batch(self, meter_ids):
+        """``({meter id: MeterRow}, {meter id: [reading values]}, {meter id: [Replacement]})`` of a batch.
+
+        One query locks the cursors of the meters settled before (in meter order) and reads them with
+        their meters, units, accounts and new readings (after the cursor, from the (meter, time) index: the
+        cost follows the new readings, not a meter's history). Meters without a settled reading yet (no
+        cursor, or a cursor that never saw a reading) take their latest reading as their baseline: billing
+        starts there."""
         cr = self.env.cr
         for model in (
             "prepaid.meter",
@@ -129,72 +195,73 @@ class PrepaidSettlement(models.AbstractModel):
             "prepaid.settlement.cursor",
             "prepaid.meter.replacement",
             "prepaid.account",
+            "prepaid.property",
         ):
             self.env[model].flush_model()
+        # Driven by the batch's ids, one meter at a time (LATERAL .. OFFSET 0 keeps the planner from
+        # hashing whole tables for a batch that is a small part of the fleet): lock the cursor, then read its
+        # meter and that meter's readings after it.
         cr.execute(
             SQL(
-                """SELECT id FROM prepaid_settlement_cursor
-                    WHERE meter_id = ANY(%s) ORDER BY meter_id FOR UPDATE""",
-                meter_ids,
-            )
-        )
-        cr.execute(
-            SQL(
-                """SELECT m.id, m.account_id, a.state AS account_state, m.billing_mode, m.utility, m.unit_id,
-                          m.tariff_id, m.building_id, m.company_id, m.rollover_at, m.last_reading_at,
-                          c.id AS cursor_id, c.read_at, c.total::text AS total, c.sharp::text AS sharp,
-                          c.peak::text AS peak, c.flat::text AS flat, c.valley::text AS valley,
-                          c.cycle_start, c.cycle_quantity::text AS cycle_quantity,
-                          c.cycle_sharp::text AS cycle_sharp, c.cycle_peak::text AS cycle_peak,
-                          c.cycle_flat::text AS cycle_flat, c.cycle_valley::text AS cycle_valley,
-                          c.cycle_exact::text AS cycle_exact, c.unbilled_quantity::text AS unbilled_quantity,
-                          c.last_error
-                     FROM prepaid_meter m
+                """SELECT %s, %s
+                     FROM unnest(%s::int[]) AS b(meter_id)
+               CROSS JOIN LATERAL (
+                          SELECT * FROM prepaid_settlement_cursor WHERE meter_id = b.meter_id FOR UPDATE
+                          ) AS c
+               CROSS JOIN LATERAL (SELECT * FROM prepaid_meter WHERE id = b.meter_id OFFSET 0) AS m
                 LEFT JOIN prepaid_account a ON a.id = m.account_id
-                LEFT JOIN prepaid_settlement_cursor c ON c.meter_id = m.id
-                    WHERE m.id = ANY(%s)""",
-                meter_ids,
+                LEFT JOIN prepaid_property u ON u.id = m.unit_id
+                LEFT JOIN LATERAL (
+                          SELECT read_at, total, sharp, peak, flat, valley FROM prepaid_meter_reading
+                           WHERE meter_id = b.meter_id AND read_at > c.read_at AND total IS NOT NULL
+                          OFFSET 0
+                          ) AS r ON TRUE""",
+                METER_COLUMNS,
+                READING_COLUMNS,
+                id_array(meter_ids),
             )
         )
-        meters = {row["id"]: row for row in cr.dictfetchall()}
-        with_baseline = [mid for mid, row in meters.items() if row["read_at"] is not None]
-        without = [mid for mid, row in meters.items() if row["read_at"] is None]
-        # The one query for the readings of the batch: what came after each cursor, and for a meter settled
-        # for the first time its latest reading only (its baseline: billing starts there). Both read the
-        # (meter, time) index from the cursor on: the cost follows the new readings, not a meter's history.
-        cr.execute(
-            SQL(
-                """SELECT c.meter_id, r.read_at, r.total::text, r.sharp::text, r.peak::text, r.flat::text,
-                          r.valley::text
-                     FROM prepaid_settlement_cursor c
-               CROSS JOIN LATERAL (
-                          SELECT read_at, total, sharp, peak, flat, valley FROM prepaid_meter_reading
-                           WHERE meter_id = c.meter_id AND read_at > c.read_at AND total IS NOT NULL
-                        ) AS r
-                    WHERE c.meter_id = ANY(%s)
-                UNION ALL
-                   SELECT m.id, r.read_at, r.total::text, r.sharp::text, r.peak::text, r.flat::text,
-                          r.valley::text
-                     FROM unnest(%s::int[]) AS m(id)
-               CROSS JOIN LATERAL (
-                          SELECT read_at, total, sharp, peak, flat, valley FROM prepaid_meter_reading
-                           WHERE meter_id = m.id AND total IS NOT NULL
-                        ORDER BY read_at DESC LIMIT 1
-                        ) AS r
-                 ORDER BY 1, 2""",
-                with_baseline,
-                without,
-            )
-        )
-        readings = defaultdict(list)
+        meters, readings = {}, defaultdict(list)
         for row in cr.fetchall():
-            readings[row[0]].append(row[1:])
+            meter_id = row[0]
+            if meter_id not in meters:
+                meters[meter_id] = MeterRow._make(row[:METER_WIDTH])
+            if row[METER_WIDTH] is not None:
+                readings[meter_id].append(row[METER_WIDTH:])
+        for values in readings.values():
+            if len(values) > 1:
+                values.sort()
+        baseline = [mid for mid in meter_ids if mid not in meters or meters[mid].read_at is None]
+        if baseline:
+            cr.execute(
+                SQL(
+                    """SELECT %s, %s
+                         FROM prepaid_meter m
+                    LEFT JOIN prepaid_account a ON a.id = m.account_id
+                    LEFT JOIN prepaid_property u ON u.id = m.unit_id
+                    LEFT JOIN prepaid_settlement_cursor c ON c.meter_id = m.id
+                    LEFT JOIN LATERAL (
+                              SELECT read_at, total, sharp, peak, flat, valley FROM prepaid_meter_reading
+                               WHERE meter_id = m.id AND total IS NOT NULL
+                            ORDER BY read_at DESC LIMIT 1
+                              ) AS r ON TRUE
+                        WHERE m.id = ANY(%s::int[])""",
+                    METER_COLUMNS,
+                    READING_COLUMNS,
+                    id_array(baseline),
+                )
+            )
+            for row in cr.fetchall():
+                meter_id = row[0]
+                meters[meter_id] = MeterRow._make(row[:METER_WIDTH])
+                if row[METER_WIDTH] is not None:
+                    readings[meter_id] = [row[METER_WIDTH:]]
         cr.execute(
             SQL(
                 """SELECT meter_id, replaced_at, old_final::text, new_initial::text
                      FROM prepaid_meter_replacement
-                    WHERE meter_id = ANY(%s) ORDER BY meter_id, replaced_at""",
-                meter_ids,
+                    WHERE meter_id = ANY(%s::int[]) ORDER BY meter_id, replaced_at""",
+                id_array(meter_ids),
             )
         )
         replacements = defaultdict(list)
@@ -211,28 +278,29 @@ class PrepaidSettlement(models.AbstractModel):
         once per parent (``prepaid.property._get_effective_tariffs``), not once per unit."""
         Property = self.env["prepaid.property"].sudo()
         Tariff = self.env["prepaid.tariff"].sudo()
-        companies = self.env["res.company"].sudo().browse({row["company_id"] for row in meters.values()})
+        companies = self.env["res.company"].sudo().browse({row.company_id for row in meters.values()})
         quantum = {c.id: Decimal(1).scaleb(-c.currency_id.decimal_places) for c in companies}
-        place_ids = {row["unit_id"] for row in meters.values() if row["unit_id"]}
-        place_ids |= {row["building_id"] for row in meters.values() if row["building_id"]}
-        Property.flush_model()
-        places = {
-            row[0]: row[1:]
-            for row in self.env.execute_query(
-                SQL(
-                    """SELECT id, parent_id, electricity_tariff_id, water_tariff_id, effective_tz
-                         FROM prepaid_property WHERE id = ANY(%s)""",
-                    list(place_ids),
+        # The time zone of a meter without a unit is its building's (a unit's comes with the meter's row).
+        buildings = {row.building_id for row in meters.values() if row.building_id and not row.unit_id}
+        building_tz = (
+            dict(
+                self.env.execute_query(
+                    SQL(
+                        "SELECT id, effective_tz FROM prepaid_property WHERE id = ANY(%s::int[])",
+                        id_array(buildings),
+                    )
                 )
             )
-        }
-        own = {"electricity": 1, "water": 2}
+            if buildings
+            else {}
+        )
+        own = {"electricity": "unit_electricity_tariff_id", "water": "unit_water_tariff_id"}
         inherited = {}
         for utility, column in own.items():
             parents = {
-                places[row["unit_id"]][0]
+                row.unit_parent_id
                 for row in meters.values()
-                if row["unit_id"] and row["utility"] == utility and not places[row["unit_id"]][column]
+                if row.unit_id and row.utility == utility and not getattr(row, column)
             }
             parents.discard(None)
             if parents:
@@ -240,50 +308,54 @@ class PrepaidSettlement(models.AbstractModel):
                 inherited[utility] = {pid: tariff.id for pid, tariff in effective.items()}
         calendars, default_calendars, engine_tariffs, context = {}, {}, {}, {}
         for meter_id, row in meters.items():
-            building_id, unit_id, utility = row["building_id"], row["unit_id"], row["utility"]
+            building_id, unit_id, utility = row.building_id, row.unit_id, row.utility
             if building_id:
-                if building_id not in calendars:
-                    calendars[building_id] = Property.browse(building_id)._prepaid_settlement_calendar()
-                calendar = calendars[building_id]
+                calendar = calendars.get(building_id)
+                if calendar is None:
+                    calendar = calendars[building_id] = Property.browse(
+                        building_id
+                    )._prepaid_settlement_calendar()
             else:
-                company_id = row["company_id"]
+                company_id = row.company_id
                 if company_id not in default_calendars:
                     default_calendars[company_id] = Property._prepaid_default_calendar(
                         companies.browse(company_id)
                     )
                 calendar = default_calendars[company_id]
-            tariff_id = row["tariff_id"]
+            tariff_id = row.tariff_id
             if not tariff_id and unit_id:
-                parent_id, *tariffs, _tz = places[unit_id]
-                tariff_id = tariffs[own[utility] - 1] or inherited.get(utility, {}).get(parent_id)
-            tz = (places.get(unit_id) or places.get(building_id) or (None,) * 4)[3] or calendar.tz
-            key = (tariff_id, tz, row["company_id"])
-            if tariff_id and key not in engine_tariffs:
+                tariff_id = getattr(row, own[utility]) or inherited.get(utility, {}).get(row.unit_parent_id)
+            tz = (row.unit_tz if unit_id else building_tz.get(building_id)) or calendar.tz
+            key = (tariff_id, tz, row.company_id)
+            tariff = engine_tariffs.get(key)
+            if tariff_id and tariff is None:
                 try:
-                    engine_tariffs[key] = Tariff.browse(tariff_id)._prepare_engine_tariff(
-                        tz, quantum[row["company_id"]]
-                    )
+                    tariff = Tariff.browse(tariff_id)._prepare_engine_tariff(tz, quantum[row.company_id])
                 except EngineError as exc:
-                    engine_tariffs[key] = exc
-            context[meter_id] = (engine_tariffs.get(key) if tariff_id else None, calendar)
+                    tariff = exc
+                engine_tariffs[key] = tariff
+            context[meter_id] = (tariff if tariff_id else None, calendar)
         return context, quantum
 
     def _settle_batch(self, meter_ids):
         meters, readings, replacements = self._fetch_batch(meter_ids)
         context, quantum = self._rating_context(meters)
         utilities = dict(self.env["prepaid.meter"]._fields["utility"]._description_selection(self.env))
-        now = fields.Datetime.now()
-        ledger_rows, cursors, errors = [], [], {}
+        settled_at = copy_text(fields.Datetime.now())
+        ledger_rows, cursor_lines, errors = [], [], {}
         stats = Counter(meters=len(meters))
         checked_starts = {}  # (calendar, cycle start) -> whether it is a cycle start of the calendar
-        for meter_id, row in sorted(meters.items()):
+        stamps = {}  # instant -> its compact UTC stamp (idempotency keys)
+        new_cursors = False
+        for meter_id in sorted(meters):
+            row = meters[meter_id]
             new = readings.get(meter_id, ())
             stats["readings"] += len(new)
             tariff, calendar = context[meter_id]
             billable = (
-                row["billing_mode"] == "platform"
-                and row["account_id"]
-                and row["account_state"] in BILLABLE_ACCOUNT_STATES
+                row.billing_mode == "platform"
+                and row.account_id
+                and row.account_state in BILLABLE_ACCOUNT_STATES
             )
             lines, cursor, error = self._settle_meter(
                 row,
@@ -292,37 +364,43 @@ class PrepaidSettlement(models.AbstractModel):
                 tariff if billable else None,
                 calendar,
                 billable,
-                quantum[row["company_id"]],
+                quantum[row.company_id],
                 checked_starts,
             )
-            cursor["meter_id"] = meter_id
-            cursor["settled_at"] = now
-            cursors.append(cursor)
+            is_new = not row.cursor_id
+            new_cursors = new_cursors or is_new
+            cursor_lines.append(self._cursor_line(meter_id, cursor, settled_at, is_new))
             stats["intervals"] += len(lines)
             if error:
                 stats["errors"] += 1
-                if error != row["last_error"]:
+                if error != row.last_error:
                     errors[meter_id] = error
-            utility = row["utility"]
+            if not lines:
+                continue
+            utility = row.utility
+            label, unit = utilities[utility], UNIT_LABEL[utility]
             for rated in lines:
                 if not rated.charge:
                     continue
                 interval = rated.interval
+                start, end = interval.start, interval.end
+                start_stamp = stamps.get(start) or stamps.setdefault(start, compact(start))
+                end_stamp = stamps.get(end) or stamps.setdefault(end, compact(end))
                 ledger_rows.append(
                     {
-                        "account_id": row["account_id"],
+                        "account_id": row.account_id,
                         "kind": "consumption",
                         "amount": -rated.charge,
-                        "idempotency_key": consumption_key(meter_id, interval),
-                        "date": naive(interval.end),
-                        "description": f"{utilities[utility]} {interval.total:.3f} {UNIT_LABEL[utility]}",
+                        "idempotency_key": f"cons:{meter_id}:{start_stamp}:{end_stamp}",
+                        "date": naive(end),
+                        "description": f"{label} {interval.total:.3f} {unit}",
                         "utility": utility,
                         "res_model": "prepaid.meter",
                         "res_id": meter_id,
                     }
                 )
         stats["lines"] = self.env["prepaid.account"].sudo()._post_ledger_bulk(ledger_rows)
-        self._write_cursors(cursors, {mid for mid, row in meters.items() if row["cursor_id"]})
+        self._write_cursors(cursor_lines, [mid for mid, row in meters.items() if row.cursor_id], new_cursors)
         if errors:
             self._report_errors(errors)
         return stats
@@ -330,54 +408,61 @@ class PrepaidSettlement(models.AbstractModel):
     @staticmethod
     def _state_of(row):
         """The engine's cycle state stored on a cursor row (exact), or None."""
-        if row["cycle_start"] is None:
+        if row.cycle_start is None:
             return None
-        quantity, sharp, peak, flat, valley, exact_charge = (
-            Decimal(row[name] or 0) for name in STATE_COLUMNS
+        sharp, peak, flat, valley = (
+            row.cycle_sharp,
+            row.cycle_peak,
+            row.cycle_flat,
+            row.cycle_valley,
         )
-        return CycleState(aware(row["cycle_start"]), quantity, Bands(sharp, peak, flat, valley), exact_charge)
+        if sharp == peak == flat == valley == "0" or sharp == peak == flat == valley is None:
+            bands = ZERO_BANDS
+        else:
+            bands = Bands(*(Decimal(value or 0) for value in (sharp, peak, flat, valley)))
+        return CycleState(
+            aware(row.cycle_start),
+            Decimal(row.cycle_quantity or 0),
+            bands,
+            Decimal(row.cycle_exact or 0),
+        )
 
     @staticmethod
     def _state_values(state, quantum):
+        """The cursor's cycle columns (cycle start .. cycle amount) of ``state``."""
         if state is None:
-            return {}
-        return {
-            "cycle_start": naive(state.cycle_start),
-            "cycle_quantity": state.consumed_total,
-            "cycle_sharp": state.consumed_by_band.sharp,
-            "cycle_peak": state.consumed_by_band.peak,
-            "cycle_flat": state.consumed_by_band.flat,
-            "cycle_valley": state.consumed_by_band.valley,
-            "cycle_exact": state.exact_charge,
-            "cycle_amount": state.charged(quantum),
-        }
+            return NO_STATE
+        bands = state.consumed_by_band
+        return (
+            naive(state.cycle_start),
+            state.consumed_total,
+            bands.sharp,
+            bands.peak,
+            bands.flat,
+            bands.valley,
+            state.exact_charge,
+            state.charged(quantum),
+        )
 
     def _settle_meter(self, row, new, replacements, tariff, calendar, billable, quantum, checked_starts):
-        """Settle one meter's new readings. Returns (rated intervals, cursor values, error message or None).
+        """Settle one meter's new readings. Returns (rated intervals, cursor values, error message or None);
+        the cursor values are its columns from ``read_at`` to ``last_error`` (:data:`CURSOR_COLUMNS` without
+        the meter and ``settled_at``).
 
         A pair of readings that makes no consumption (the index fell without a declared replacement or a
         plausible roll-over) charges nothing: the later reading becomes the new baseline and the error is
         reported. A tariff the engine refuses, or a billable meter without a tariff, holds the cursor (nothing
         is lost: the readings are settled once the tariff is fixed)."""
         state = self._state_of(row)
-        cursor = {
-            "read_at": row["read_at"],
-            "total": exact(row["total"]),
-            "sharp": exact(row["sharp"]),
-            "peak": exact(row["peak"]),
-            "flat": exact(row["flat"]),
-            "valley": exact(row["valley"]),
-            "unbilled_quantity": exact(row["unbilled_quantity"]) or ZERO,
-            "attempted_at": row["last_reading_at"],
-            "last_error": None,
-        }
+        registers = (row.read_at, row.total, row.sharp, row.peak, row.flat, row.valley)
+        unbilled = row.unbilled_quantity or "0"
+        attempted_at = row.last_reading_at
         if not new:
-            cursor.update(self._state_values(state, quantum))
-            return [], cursor, None
-        rollover_at = Decimal(row["rollover_at"].strip()) if row["rollover_at"] else None
+            return [], (*registers, *self._state_values(state, quantum), unbilled, attempted_at, None), None
+        rollover_at = Decimal(row.rollover_at.strip()) if row.rollover_at else None
         prev = None
-        if row["read_at"] is not None:
-            prev = self._make_register(row["read_at"], row["total"], *(row[name] for name in BANDS))
+        if row.read_at is not None:
+            prev = self._make_register(*registers)
         intervals, problems, last = [], [], None
         for values in new:
             try:
@@ -387,7 +472,11 @@ class PrepaidSettlement(models.AbstractModel):
                 continue
             last = values
             if prev is not None:
-                replacement = next((r for r in replacements if prev.at <= r.at <= curr.at), None)
+                replacement = (
+                    next((r for r in replacements if prev.at <= r.at <= curr.at), None)
+                    if replacements
+                    else None
+                )
                 try:
                     intervals.append(
                         consumption(prev, curr, rollover_at=rollover_at, replacement=replacement)
@@ -399,10 +488,10 @@ class PrepaidSettlement(models.AbstractModel):
         if billable and intervals:
             if tariff is None or isinstance(tariff, EngineError):
                 message = str(tariff) if tariff else self.env._("No tariff applies to this meter.")
-                cursor.update(self._state_values(state, quantum))
-                return [], dict(cursor, last_error=message), message
+                state_values = self._state_values(state, quantum)
+                return [], (*registers, *state_values, unbilled, attempted_at, message), message
             if state is not None:
-                key = (calendar, state.cycle_start)
+                key = (id(calendar), state.cycle_start)
                 if key not in checked_starts:
                     checked_starts[key] = cycle_bounds(calendar, state.cycle_start)[0] == state.cycle_start
                 if not checked_starts[key]:
@@ -410,65 +499,72 @@ class PrepaidSettlement(models.AbstractModel):
             try:
                 rated = rate_cycle(tariff, intervals, calendar, state)
             except EngineError as exc:
-                cursor.update(self._state_values(self._state_of(row), quantum))
-                return [], dict(cursor, last_error=str(exc)), str(exc)
+                state_values = self._state_values(self._state_of(row), quantum)
+                return [], (*registers, *state_values, unbilled, attempted_at, str(exc)), str(exc)
             if rated:
                 state = rated[-1].new_state
         elif intervals:
-            cursor["unbilled_quantity"] += sum((interval.total for interval in intervals), ZERO)
+            unbilled = Decimal(unbilled) + sum((interval.total for interval in intervals), ZERO)
         if last is not None:
-            read_at, total, sharp, peak, flat, valley = last
-            cursor.update(
-                read_at=read_at,
-                total=exact(total),
-                sharp=exact(sharp),
-                peak=exact(peak),
-                flat=exact(flat),
-                valley=exact(valley),
-            )
-        cursor.update(self._state_values(state, quantum))
+            registers = last
         error = "; ".join(problems) or None
-        cursor["last_error"] = error
-        return rated, cursor, error
+        return rated, (*registers, *self._state_values(state, quantum), unbilled, attempted_at, error), error
 
     @staticmethod
     def _make_register(read_at, total, sharp=None, peak=None, flat=None, valley=None):
         """An engine register from stored values (numeric columns read as text: exact decimals)."""
         return Register(aware(read_at), exact(total), exact(sharp), exact(peak), exact(flat), exact(valley))
 
-    def _write_cursors(self, cursors, existing):
-        """The cursors travel by COPY; one ``UPDATE .. FROM`` moves those that exist, one ``INSERT .. SELECT``
-        adds the meters settled for the first time."""
-        names = [name for name, _type in CURSOR_COLUMNS]
-        copy_to_temp(
-            self.env.cr,
-            "prepaid_cursor_bulk",
-            (*CURSOR_COLUMNS, ("is_new", "boolean")),
-            [
-                (*(cursor.get(name) for name in names), cursor["meter_id"] not in existing)
-                for cursor in cursors
-            ],
+    @staticmethod
+    def _cursor_line(meter_id, cursor, settled_at, is_new):
+        """The COPY line of a meter's cursor (:data:`CURSOR_COLUMNS`, then whether it is new). Every value but
+        the error is a number, a numeric column's text or a datetime: ``str()`` is their COPY text."""
+        *values, error = cursor
+        return (
+            f"{meter_id}\t{TAB.join([NULL if value is None else str(value) for value in values])}\t"
+            f"{copy_text(error)}\t{settled_at}\t{'t' if is_new else 'f'}\n"
         )
-        columns = SQL(", ").join(SQL.identifier(name) for name in names)
-        self.env.cr.execute(
+
+    def _write_cursors(self, lines, existing, any_new):
+        """The cursors travel by COPY into a session temporary table; one ``UPDATE .. FROM`` moves those
+        that exist (the meters ``existing``), one ``INSERT .. SELECT`` adds the meters settled for the first
+        time."""
+        cr = self.env.cr
+        cr.execute(
+            SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS %s (%s, is_new boolean) ON COMMIT DELETE ROWS",
+                SQL.identifier(CURSOR_BULK_TABLE),
+                SQL(", ").join(
+                    SQL("%s %s", SQL.identifier(name), SQL(kind)) for name, kind in CURSOR_COLUMNS
+                ),
+            )
+        )
+        cr.execute(SQL("TRUNCATE %s", SQL.identifier(CURSOR_BULK_TABLE)))
+        names = [name for name, _type in CURSOR_COLUMNS]
+        cr.copy_from(io.StringIO("".join(lines)), CURSOR_BULK_TABLE, columns=[*names, "is_new"])
+        # ``c.meter_id = ANY(..)``: the cursors by their index, not the whole table hashed (see above).
+        cr.execute(
             SQL(
                 """UPDATE prepaid_settlement_cursor AS c SET %s
-                     FROM prepaid_cursor_bulk AS v
-                    WHERE c.meter_id = v.meter_id AND NOT v.is_new""",
+                     FROM %s AS v
+                    WHERE c.meter_id = v.meter_id AND NOT v.is_new AND c.meter_id = ANY(%s::int[])""",
                 SQL(", ").join(
                     SQL("%s = v.%s", SQL.identifier(name), SQL.identifier(name))
                     for name in names
                     if name != "meter_id"
                 ),
+                SQL.identifier(CURSOR_BULK_TABLE),
+                id_array(existing),
             )
         )
-        if len(existing) < len(cursors):
-            self.env.cr.execute(
+        if any_new:
+            columns = SQL(", ").join(SQL.identifier(name) for name in names)
+            cr.execute(
                 SQL(
-                    """INSERT INTO prepaid_settlement_cursor (%s)
-                       SELECT %s FROM prepaid_cursor_bulk WHERE is_new""",
+                    "INSERT INTO prepaid_settlement_cursor (%s) SELECT %s FROM %s WHERE is_new",
                     columns,
                     columns,
+                    SQL.identifier(CURSOR_BULK_TABLE),
                 )
             )
         self.env["prepaid.settlement.cursor"].invalidate_model()

@@ -1,14 +1,20 @@
+import io
 import logging
+from contextlib import contextmanager
 from datetime import UTC
+from decimal import Decimal
+from operator import attrgetter
 
 from odoo import api, fields, models
-from odoo.tools import SQL, create_index
+from odoo.addons.prepaid_base.models.prepaid_ledger import CopiedMany2one
+from odoo.tools import SQL
 
 from .prepaid_meter import SUPPLY_SELECTION
 
 _logger = logging.getLogger(__name__)
 
-INGEST_CHUNK = 2000  # rows per INSERT statement
+INGEST_CHUNK = 50_000  # readings per COPY + INSERT round of _ingest (bounds the memory of a huge import)
+UPDATE_CHUNK = 2000  # meters per UPDATE statement of _update_meters (readings created through the ORM)
 # Reading value fields copied from the engine's Reading, in column order.
 VALUE_FIELDS = (
     "total",
@@ -25,14 +31,41 @@ VALUE_FIELDS = (
     "balance",
     "purchase_count",
 )
-SUPPLY_INDEX = VALUE_FIELDS.index("supply")
-# Insert row layout: meter_id, read_at, ingested_at, source, company_id, utility, building_id, *VALUE_FIELDS.
-ROW_PREFIX = 7
-# Where the values a meter keeps (total, supply, balance, purchase count) sit in an insert row.
-UPDATE_COLUMNS = tuple(
-    ROW_PREFIX + VALUE_FIELDS.index(f) for f in ("total", "supply", "balance", "purchase_count")
-)
+VALUE_TYPES = {"supply": "varchar", "purchase_count": "int"}  # the others are numeric
+reading_values = attrgetter(*VALUE_FIELDS)
 SOURCE_SELECTION = [("poll", "Poll"), ("push", "Push"), ("manual", "Manual"), ("import", "Import")]
+# The session temporary table _ingest COPYs readings into: meter, time and the value fields.
+BULK_TABLE = "prepaid_reading_bulk"
+BULK_COLUMNS = (
+    ("meter_id", "int"),
+    ("read_at", "timestamp"),
+    *((name, VALUE_TYPES.get(name, "numeric")) for name in VALUE_FIELDS),
+)
+MAX_ID = 2**31 - 1  # ids are PostgreSQL integers: a larger meter key cannot be a meter
+# An older version kept these: foreign keys of the copied company and building (see CopiedMany2one) and an
+# index the UNIQUE(meter_id, read_at) index already serves (read backwards for the latest readings).
+DROPPED_FOREIGN_KEYS = ("company_id", "building_id")
+DROPPED_INDEXES = ("prepaid_meter_reading_meter_read_at_desc_idx",)
+# Ingestion rewrites a meter's row at every reading, all the meters of a page in one transaction: pages half
+# empty keep those updates in place (HOT: no new entry in the meter's dozen indexes).
+METER_FILLFACTOR = 50
+# What a reading tells its meter (written by _ingest and _update_meters).
+METER_FIELDS = ("last_reading_at", "last_total", "supply", "meter_balance", "purchase_count", "online")
+TAB = "\t"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+@contextmanager
+def without_jit(cr):
+    """Run the block's statements without PostgreSQL's JIT compilation (back to the previous setting after
+    it; a rollback to a savepoint or of the transaction restores it anyway). The bulk statements of ingestion
+    and settlement touch thousands of rows through index lookups: their estimated cost passes
+    ``jit_above_cost``, and compiling their expressions costs tens of milliseconds a statement, several
+    microseconds a reading, for nothing (JIT pays off for long scans and aggregates, not for these)."""
+    cr.execute(SQL("SELECT current_setting('jit'), set_config('jit', 'off', true)"))
+    previous = cr.fetchone()[0]
+    yield
+    cr.execute(SQL("SELECT set_config('jit', %s, true)", previous))
 
 
 def _naive_utc(value):
@@ -41,6 +74,16 @@ def _naive_utc(value):
         if value.tzinfo
         else value.replace(microsecond=0)
     )
+
+
+def _copy_value(value):
+    """``value`` in COPY text format (numbers as they are, text escaped, None as NULL)."""
+    if value is None:
+        return "\\N"
+    kind = type(value)
+    if kind is Decimal or kind is int:
+        return str(value)
+    return str(value).translate(_COPY_ESCAPES)
 
 
 class PrepaidMeterReading(models.Model):
@@ -74,22 +117,32 @@ class PrepaidMeterReading(models.Model):
     balance = fields.Float(string="Meter Balance", digits=(16, 2), aggregator="min")
     purchase_count = fields.Integer(aggregator="max")
     source = fields.Selection(SOURCE_SELECTION, required=True, default="manual")
-    company_id = fields.Many2one("res.company", related="meter_id.company_id", store=True, index=True)
+    company_id = CopiedMany2one("res.company", related="meter_id.company_id", store=True, index=True)
     utility = fields.Selection(related="meter_id.utility", store=True)
-    building_id = fields.Many2one("prepaid.property", related="meter_id.building_id", store=True)
+    building_id = CopiedMany2one("prepaid.property", related="meter_id.building_id", store=True)
     unit_id = fields.Many2one("prepaid.property", related="meter_id.unit_id", string="Unit")
 
+    # Also the (meter, time) index: a meter's readings in order, and its latest ones read backwards.
     _sql_constraints = [
         ("meter_read_at_uniq", "UNIQUE(meter_id, read_at)", "A meter has one reading per moment."),
     ]
 
     def init(self):
         res = super().init()
-        create_index(
-            self.env.cr,
-            "prepaid_meter_reading_meter_read_at_desc_idx",
-            self._table,
-            ["meter_id", "read_at DESC"],
+        cr = self.env.cr
+        for column in DROPPED_FOREIGN_KEYS:
+            cr.execute(
+                SQL(
+                    "ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s",
+                    SQL.identifier(self._table),
+                    SQL.identifier(f"{self._table}_{column}_fkey"),
+                )
+            )
+        for index in DROPPED_INDEXES:
+            cr.execute(SQL("DROP INDEX IF EXISTS %s", SQL.identifier(index)))
+        Meter = self.env["prepaid.meter"]
+        cr.execute(
+            SQL("ALTER TABLE %s SET (fillfactor = %s)", SQL.identifier(Meter._table), METER_FILLFACTOR)
         )
         return res
 
@@ -119,97 +172,118 @@ class PrepaidMeterReading(models.Model):
     def _ingest(self, readings, source="poll"):
         """Store engine :class:`~prepaid_engine.types.Reading` values (``meter_key`` = meter id) in bulk.
 
-        One ``INSERT .. ON CONFLICT (meter_id, read_at) DO NOTHING RETURNING`` per chunk of rows; readings
-        of unknown meters are skipped. The meters of the rows really inserted get their last reading, index,
-        supply, balance and purchase count (when newer than what they hold) and go online, in one
-        ``UPDATE .. FROM (VALUES ..)``. Re-ingesting the same readings inserts and changes nothing.
+        The readings travel by ``COPY`` into a session temporary table, and one statement per round of
+        :data:`INGEST_CHUNK` readings does the rest: ``INSERT .. SELECT`` joined with the meters (which gives
+        each row its meter's company, utility and building, and leaves out readings of unknown meters, which
+        are counted and logged) ``ON CONFLICT (meter_id, read_at) DO NOTHING RETURNING``, and in the same
+        statement the meters of the rows really inserted get their last reading, index, supply, balance and
+        purchase count (the newest reading per meter, when it is not older than what the meter holds) and
+        go online (poll and push only). Re-ingesting the same readings inserts and changes nothing.
 
         Returns the ids of the inserted rows, after calling :meth:`_after_ingest` with them.
         """
-        by_key = {}
-        for reading in readings:
-            if reading.meter_key.isdecimal():
-                by_key.setdefault(int(reading.meter_key), []).append(reading)
-        if not by_key:
-            return []
-        Meter = self.env["prepaid.meter"]
-        Meter.flush_model()
-        known = {
-            row[0]: row[1:]
-            for row in self.env.execute_query(
-                SQL(
-                    """SELECT m.id, m.company_id, m.utility, m.building_id
-                         FROM prepaid_meter m WHERE m.id = ANY(%s)""",
-                    list(by_key),
-                )
-            )
-        }
-        unknown = set(by_key) - set(known)
-        if unknown:
-            _logger.warning(
-                "ingest: %s readings of unknown meters skipped", sum(len(by_key[k]) for k in unknown)
-            )
         now = fields.Datetime.now()
-        rows = []
-        for meter_id, meter_readings in by_key.items():
-            if meter_id not in known:
+        stamps = {}  # read_at -> its text in COPY (many readings share a poll's instants)
+        lines = []
+        skipped = 0
+        meter_ids = []
+        for reading in readings:
+            key = reading.meter_key
+            meter_id = int(key) if key.isdecimal() else 0
+            if not 0 < meter_id <= MAX_ID:
+                skipped += 1
                 continue
-            company_id, utility, building_id = known[meter_id]
-            for reading in meter_readings:
-                values = [getattr(reading, fname) for fname in VALUE_FIELDS]
-                values[SUPPLY_INDEX] = values[SUPPLY_INDEX] and str(values[SUPPLY_INDEX])
-                rows.append(
-                    (
-                        meter_id,
-                        _naive_utc(reading.read_at),
-                        now,
-                        source,
-                        company_id,
-                        utility,
-                        building_id,
-                        *values,
-                    )
-                )
-        columns = SQL(", ").join(
-            SQL.identifier(name)
-            for name in (
-                "meter_id",
-                "read_at",
-                "ingested_at",
-                "source",
-                "company_id",
-                "utility",
-                "building_id",
-                *VALUE_FIELDS,
-            )
-        )
-        self.flush_model()
-        inserted = []
-        for start in range(0, len(rows), INGEST_CHUNK):
-            chunk = rows[start : start + INGEST_CHUNK]
-            values = SQL(", ").join(SQL("(%s)", SQL(", ").join(SQL("%s", v) for v in row)) for row in chunk)
-            inserted += self.env.execute_query(
+            at = reading.read_at
+            stamp = stamps.get(at)
+            if stamp is None:
+                stamp = stamps[at] = _naive_utc(at).isoformat(sep=" ")
+            meter_ids.append(meter_id)
+            lines.append(f"{meter_id}\t{stamp}\t{TAB.join(map(_copy_value, reading_values(reading)))}\n")
+        new_ids = []
+        if lines:
+            self.env["prepaid.meter"].flush_model()
+            self.flush_model()
+            self.env.cr.execute(
                 SQL(
-                    """INSERT INTO prepaid_meter_reading (%s) VALUES %s
-                       ON CONFLICT (meter_id, read_at) DO NOTHING
-                       RETURNING id, meter_id, read_at""",
-                    columns,
-                    values,
+                    "CREATE TEMP TABLE IF NOT EXISTS %s (%s) ON COMMIT DELETE ROWS",
+                    SQL.identifier(BULK_TABLE),
+                    SQL(", ").join(
+                        SQL("%s %s", SQL.identifier(name), SQL(kind)) for name, kind in BULK_COLUMNS
+                    ),
                 )
             )
-        new_ids = [row[0] for row in inserted]
-        if new_ids:
-            meter_values = {(row[0], row[1]): row for row in rows}
-            self._update_meters(
-                [
-                    (meter_id, read_at, *(meter_values[meter_id, read_at][i] for i in UPDATE_COLUMNS))
-                    for _id, meter_id, read_at in inserted
-                ],
-                mark_online=source in ("poll", "push"),
-            )
-            self.invalidate_model()
+            online = source in ("poll", "push")
+            with without_jit(self.env.cr):
+                for start in range(0, len(lines), INGEST_CHUNK):
+                    chunk = lines[start : start + INGEST_CHUNK]
+                    chunk_meters = sorted(set(meter_ids[start : start + INGEST_CHUNK]))
+                    ids = self._ingest_lines(chunk, chunk_meters, now, source, online)
+                    if len(ids) < len(chunk):
+                        skipped += self._count_unknown_meters()
+                    new_ids += ids
+            if new_ids:
+                self.invalidate_model()
+                self.env["prepaid.meter"].invalidate_model(METER_FIELDS)
+        if skipped:
+            _logger.warning("ingest: %s readings of unknown meters skipped", skipped)
         self._after_ingest(new_ids)
         return new_ids
+
+    def _ingest_lines(self, lines, meter_ids, now, source, online):
+        """COPY ``lines`` (text rows of :data:`BULK_COLUMNS`, of the meters ``meter_ids``) and store them;
+        returns the new reading ids. The meters are named twice (``m.id = ANY(..)``) so the planner reads
+        them by their index instead of hashing the whole table for a batch that is a small part of it."""
+        cr = self.env.cr
+        cr.execute(SQL("TRUNCATE %s", SQL.identifier(BULK_TABLE)))
+        cr.copy_from(io.StringIO("".join(lines)), BULK_TABLE, columns=[name for name, _kind in BULK_COLUMNS])
+        values = SQL(", ").join(SQL("b.%s", SQL.identifier(name)) for name in VALUE_FIELDS)
+        cr.execute(
+            SQL(
+                """WITH new AS (
+                        INSERT INTO prepaid_meter_reading AS r
+                               (meter_id, read_at, ingested_at, source, company_id, utility, building_id,
+                                %(columns)s)
+                        SELECT b.meter_id, b.read_at, %(now)s, %(source)s, m.company_id, m.utility,
+                               m.building_id, %(values)s
+                          FROM %(bulk)s AS b JOIN prepaid_meter AS m ON m.id = b.meter_id
+                         WHERE m.id = ANY(%(meters)s::int[])
+                        ON CONFLICT (meter_id, read_at) DO NOTHING
+                        RETURNING r.id, r.meter_id, r.read_at, r.total, r.supply, r.balance, r.purchase_count
+                   ), latest AS (
+                        SELECT DISTINCT ON (meter_id) * FROM new ORDER BY meter_id, read_at DESC
+                   ), moved AS (
+                        UPDATE prepaid_meter AS m
+                           SET last_reading_at = v.read_at,
+                               last_total = COALESCE(v.total, m.last_total),
+                               supply = COALESCE(v.supply, m.supply),
+                               meter_balance = COALESCE(v.balance, m.meter_balance),
+                               purchase_count = COALESCE(v.purchase_count, m.purchase_count),
+                               online = m.online OR %(online)s
+                          FROM latest AS v
+                         WHERE m.id = v.meter_id AND m.id = ANY(%(meters)s::int[])
+                           AND (m.last_reading_at IS NULL OR m.last_reading_at <= v.read_at)
+                   )
+                   SELECT id FROM new""",
+                columns=SQL(", ").join(SQL.identifier(name) for name in VALUE_FIELDS),
+                now=now,
+                source=source,
+                values=values,
+                bulk=SQL.identifier(BULK_TABLE),
+                meters="{" + ",".join(map(str, meter_ids)) + "}",
+                online=bool(online),
+            )
+        )
+        return [row[0] for row in cr.fetchall()]
+
+    def _count_unknown_meters(self):
+        """How many readings of the last COPY name no meter."""
+        return self.env.execute_query(
+            SQL(
+                """SELECT COUNT(*) FROM %s AS b
+                    WHERE NOT EXISTS (SELECT 1 FROM prepaid_meter m WHERE m.id = b.meter_id)""",
+                SQL.identifier(BULK_TABLE),
+            )
+        )[0][0]
 
     @api.model
     def _update_meters(self, values, mark_online=True):
@@ -222,10 +296,10 @@ class PrepaidMeterReading(models.Model):
             if row[0] not in latest or latest[row[0]][1] < row[1]:
                 latest[row[0]] = row
         rows = list(latest.values())
-        for start in range(0, len(rows), INGEST_CHUNK):
+        for start in range(0, len(rows), UPDATE_CHUNK):
             chunk = SQL(", ").join(
                 SQL("(%s, %s::timestamp, %s::numeric, %s::varchar, %s::numeric, %s::integer)", *row)
-                for row in rows[start : start + INGEST_CHUNK]
+                for row in rows[start : start + UPDATE_CHUNK]
             )
             self.env.execute_query(
                 SQL(
@@ -243,9 +317,7 @@ class PrepaidMeterReading(models.Model):
                     chunk,
                 )
             )
-        self.env["prepaid.meter"].invalidate_model(
-            ["last_reading_at", "last_total", "supply", "meter_balance", "purchase_count", "online"]
-        )
+        self.env["prepaid.meter"].invalidate_model(METER_FIELDS)
 
     @api.model
     @api.private

@@ -289,7 +289,8 @@ class PrepaidAccount(models.Model):
         ledger, with their ``balance_after``; returns (new balances, lines written). A key the database
         already holds raises :class:`~psycopg2.errors.UniqueViolation` (the caller's savepoint undoes it)."""
         balances = dict(old_balances)
-        quantum = {aid: Decimal(1).scaleb(-values[6]) for aid, values in locked.items()}
+        quanta = {places: Decimal(1).scaleb(-places) for places in {values[6] for values in locked.values()}}
+        quantum = {aid: quanta[values[6]] for aid, values in locked.items()}
         seen = set()
         lines = []
         uid = self.env.uid

@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from odoo import api, fields, models
-from odoo.addons.prepaid_metering.models.prepaid_meter_reading import without_jit
+from odoo.addons.prepaid_metering.models.prepaid_meter_reading import gc_paused, without_jit
 from odoo.tools import SQL, split_every
 
 from prepaid_engine.calendar import cycle_bounds
@@ -25,7 +25,7 @@ from .prepaid_account import copy_text, id_array
 
 _logger = logging.getLogger(__name__)
 
-BATCH = 5000  # meters settled per batch: one locking read, one ledger COPY, one balance and one cursor UPDATE
+BATCH = 2000  # meters settled per batch: one locking read, one ledger COPY, one balance and one cursor UPDATE
 BANDS = ("sharp", "peak", "flat", "valley")
 BILLABLE_ACCOUNT_STATES = ("open", "suspended")
 UNIT_LABEL = {"electricity": "kWh", "water": "m³"}
@@ -171,9 +171,10 @@ class PrepaidSettlement(models.AbstractModel):
     @api.private
     def _settle_meters(self, meter_ids):
         """Settle these meters in batches of :data:`BATCH`; returns counters (meters, readings, intervals,
-        lines, errors)."""
+        lines, errors). The bulk statements run without JIT (:func:`without_jit`) and the garbage collector
+        pauses meanwhile (:func:`gc_paused`)."""
         stats = Counter(meters=0, readings=0, intervals=0, lines=0, errors=0)
-        with without_jit(self.env.cr):
+        with gc_paused(), without_jit(self.env.cr):
             for chunk in split_every(BATCH, sorted(set(meter_ids)), list):
                 stats.update(self._settle_batch(chunk))
         return stats
@@ -343,14 +344,15 @@ class PrepaidSettlement(models.AbstractModel):
         utilities = dict(self.env["prepaid.meter"]._fields["utility"]._description_selection(self.env))
         settled_at = copy_text(fields.Datetime.now())
         ledger_rows, cursor_lines, errors = [], [], {}
-        stats = Counter(meters=len(meters))
+        n_readings = n_intervals = n_errors = 0
         checked_starts = {}  # (calendar, cycle start) -> whether it is a cycle start of the calendar
         stamps = {}  # instant -> its compact UTC stamp (idempotency keys)
+        ends = {}  # instant -> naive UTC (ledger dates)
         new_cursors = False
         for meter_id in sorted(meters):
             row = meters[meter_id]
             new = readings.get(meter_id, ())
-            stats["readings"] += len(new)
+            n_readings += len(new)
             tariff, calendar = context[meter_id]
             billable = (
                 row.billing_mode == "platform"
@@ -370,9 +372,9 @@ class PrepaidSettlement(models.AbstractModel):
             is_new = not row.cursor_id
             new_cursors = new_cursors or is_new
             cursor_lines.append(self._cursor_line(meter_id, cursor, settled_at, is_new))
-            stats["intervals"] += len(lines)
+            n_intervals += len(lines)
             if error:
-                stats["errors"] += 1
+                n_errors += 1
                 if error != row.last_error:
                     errors[meter_id] = error
             if not lines:
@@ -392,18 +394,20 @@ class PrepaidSettlement(models.AbstractModel):
                         "kind": "consumption",
                         "amount": -rated.charge,
                         "idempotency_key": f"cons:{meter_id}:{start_stamp}:{end_stamp}",
-                        "date": naive(end),
+                        "date": ends.get(end) or ends.setdefault(end, naive(end)),
                         "description": f"{label} {interval.total:.3f} {unit}",
                         "utility": utility,
                         "res_model": "prepaid.meter",
                         "res_id": meter_id,
                     }
                 )
-        stats["lines"] = self.env["prepaid.account"].sudo()._post_ledger_bulk(ledger_rows)
+        lines = self.env["prepaid.account"].sudo()._post_ledger_bulk(ledger_rows)
         self._write_cursors(cursor_lines, [mid for mid, row in meters.items() if row.cursor_id], new_cursors)
         if errors:
             self._report_errors(errors)
-        return stats
+        return Counter(
+            meters=len(meters), readings=n_readings, intervals=n_intervals, lines=lines, errors=n_errors
+        )
 
     @staticmethod
     def _state_of(row):
@@ -513,6 +517,8 @@ class PrepaidSettlement(models.AbstractModel):
     @staticmethod
     def _make_register(read_at, total, sharp=None, peak=None, flat=None, valley=None):
         """An engine register from stored values (numeric columns read as text: exact decimals)."""
+        if sharp is None and peak is None and flat is None and valley is None:
+            return Register(aware(read_at), exact(total))
         return Register(aware(read_at), exact(total), exact(sharp), exact(peak), exact(flat), exact(valley))
 
     @staticmethod

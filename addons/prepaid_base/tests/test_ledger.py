@@ -281,6 +281,50 @@ class TestLedgerAppendOnly(PrepaidCommon):
 
 
 @tagged("post_install", "-at_install")
+class TestLedgerColumns(PrepaidCommon):
+    def test_a_line_keeps_its_account_s_tenant_company_currency_and_who_posted_it_when(self):
+        line = (
+            self.env["prepaid.account"]
+            .with_user(self.operator)
+            ._post_ledger(
+                [
+                    {
+                        "account_id": self.account_a101.id,
+                        "kind": "topup",
+                        "amount": 12.5,
+                        "idempotency_key": "cols",
+                    }
+                ]
+            )
+        )
+        self.assertRecordValues(
+            line,
+            [
+                {
+                    "partner_id": self.account_a101.partner_id.id,
+                    "company_id": self.account_a101.company_id.id,
+                    "currency_id": self.account_a101.currency_id.id,
+                    "create_uid": self.operator.id,
+                }
+            ],
+        )
+        self.assertEqual(self._db_value(line, "create_date"), self.env.cr.now())
+        self.assertNotIn("write_uid", line._fields, "a line is written once: no last writer to keep")
+
+    def test_a_line_checks_one_foreign_key_its_account(self):
+        """Tenant, company, currency and poster are copies without foreign keys of their own: the account's
+        (which refuses to delete an account that has lines) is the one lookup a new line costs."""
+        rows = self.env.execute_query(
+            SQL(
+                """SELECT a.attname, c.confdeltype FROM pg_constraint c
+                     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)
+                    WHERE c.conrelid = 'prepaid_ledger'::regclass AND c.contype = 'f'"""
+            )
+        )
+        self.assertEqual(rows, [("account_id", "r")])
+
+
+@tagged("post_install", "-at_install")
 class TestBalanceCheck(PrepaidCommon):
     def _corrupt(self, account, balance):
         self.env.flush_all()

@@ -1,6 +1,8 @@
 from datetime import timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
+from odoo.addons.prepaid_billing.models.prepaid_account import LEVEL_COLUMNS, level_of, level_table
 from odoo.tests import tagged
 from odoo.tools import SQL, mute_logger
 
@@ -37,6 +39,9 @@ class TestSettlement(BillingCommon):
             ],
         )
         self.assertEqual(self.account_1.balance, 87.5)
+        self.assertEqual(line.create_uid, self.env.user, "the bulk posting records who settled")
+        self.assertEqual(line.create_date, self.env.cr.now())
+        self.assertEqual(line.partner_id, self.account_1.partner_id)
         cursor = self.meter_1.settlement_cursor_ids
         self.assertEqual(cursor.read_at, (T0 + timedelta(minutes=15)).replace(tzinfo=None))
         self.assertEqual(cursor.total, 1012.5)
@@ -95,6 +100,42 @@ class TestSettlement(BillingCommon):
         self.assertEqual(len(self.consumption_lines(self.meter_1)), 3)
         self.assertEqual(len(self.consumption_lines(self.meter_2)), 3)
         self.assertEqual(self.account_2.balance, -3.0)
+
+    def test_the_level_the_settlement_stores_is_the_account_s_own(self):
+        """The bulk posting computes levels from the account's thresholds without the ORM (one comparison
+        per level): around every threshold it agrees with ``_get_level``, and exactly on the half cent
+        (where ``_get_level``'s floats can fall either way) with the exact rule, ``level_of``."""
+        account = self.account_1
+        account.write(
+            {
+                "warn_level_1": 50.0,
+                "warn_level_2": 20.0,
+                "warn_level_3": 10.0,
+                "cutoff_level": 2.5,
+                "overdraft_limit": 5.0,
+            }
+        )
+        self.env.flush_all()
+        limits, places = self.env.execute_query(
+            SQL(
+                """SELECT ARRAY[warn_level_1::text, warn_level_2::text, warn_level_3::text,
+                                cutoff_level::text, overdraft_limit::text], c.decimal_places
+                     FROM prepaid_account a JOIN res_currency c ON c.id = a.currency_id WHERE a.id = %s""",
+                account.id,
+            )
+        )[0]
+        level = level_table(tuple(limits), places)
+        exact = SimpleNamespace(**dict(zip(LEVEL_COLUMNS, map(Decimal, limits), strict=True)))
+        quantum = Decimal(1).scaleb(-places)
+        checked = set()
+        for threshold in ("50", "20", "10", "-2.5"):
+            for offset in ("-0.01", "-0.006", "-0.005", "-0.004", "0", "0.004", "0.005", "0.006", "0.01"):
+                balance = Decimal(threshold) + Decimal(offset)
+                self.assertEqual(level(balance), level_of(balance, exact, quantum), balance)
+                if abs(Decimal(offset)) != Decimal("0.005"):
+                    self.assertEqual(level(balance), account._get_level(float(balance)), balance)
+                checked.add(level(balance))
+        self.assertEqual(checked, {"normal", "warning_1", "warning_2", "warning_3", "cutoff"})
 
     @mute_logger("odoo.addons.prepaid_billing.models.prepaid_settlement")
     def test_a_falling_index_charges_nothing_and_asks_a_manager(self):

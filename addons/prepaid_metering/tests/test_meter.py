@@ -1,3 +1,4 @@
+import gc
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -254,6 +255,30 @@ class TestIngest(MeteringCommon):
                 }
             ],
         )
+
+    def test_a_reading_checks_one_foreign_key_its_meter(self):
+        """Company and building are copies of the meter's without foreign keys of their own: the meter's
+        (whose deletion takes its readings along) is the one lookup a new reading costs."""
+        rows = self.env.execute_query(
+            SQL(
+                """SELECT a.attname, c.confdeltype FROM pg_constraint c
+                     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)
+                    WHERE c.conrelid = 'prepaid_meter_reading'::regclass AND c.contype = 'f'"""
+            )
+        )
+        self.assertEqual(rows, [("meter_id", "c")])
+
+    def test_ingest_gives_back_the_jit_setting_and_the_garbage_collector_as_it_found_them(self):
+        Reading_ = self.env["prepaid.meter.reading"]
+        self.env.cr.execute(SQL("SET LOCAL jit = on"))
+        self.assertEqual(len(Reading_._ingest(self._readings(3), "poll")), 3)
+        self.assertEqual(self.env.execute_query(SQL("SELECT current_setting('jit')")), [("on",)])
+        self.assertTrue(gc.isenabled())
+        gc.disable()
+        self.addCleanup(gc.enable)
+        again = Reading_._ingest(self._readings(3, start=datetime(2026, 2, 1, tzinfo=UTC)), "poll")
+        self.assertEqual(len(again), 3)
+        self.assertFalse(gc.isenabled(), "a collector paused by the caller stays paused")
 
     def test_readings_of_unknown_meters_are_skipped(self):
         start = datetime(2026, 1, 1, tzinfo=UTC)

@@ -96,6 +96,11 @@ def addons_path(args):
     return ",".join(paths)
 
 
+def load_average():
+    """The machine's 1, 5 and 15 minute load averages: other work running beside the bench skews it."""
+    return "load average {:.2f}, {:.2f}, {:.2f}".format(*os.getloadavg())
+
+
 def database_exists(name):
     out = subprocess.run(
         ["psql", "-d", "postgres", "-Atc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
@@ -534,6 +539,7 @@ def main(argv=None):
         step = 1
 
     print(f"settlement bench: {len(meters)} meters, database {args.db}, chunks of {args.chunk} readings")
+    print(f"machine: {os.cpu_count()} CPUs, {load_average()} before the measurements")
     vacuum(args)
     readings = monotonic_readings(meters, step, previous)
     elapsed, inserted, lines = ingest_in_chunks(registry, readings, args.chunk)
@@ -589,6 +595,7 @@ def main(argv=None):
         f"{copy_elapsed:.2f} s = {copy_rate:,.0f} rows/s; set-based ingest + settlement runs at "
         f"{rate / copy_rate:.1%} of COPY speed ({copy_rate / rate:.1f} x slower)"
     )
+    print(f"machine: {load_average()} after the measurements")
     return 0
 
 

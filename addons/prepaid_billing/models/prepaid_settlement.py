@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from odoo import api, fields, models
-from odoo.addons.prepaid_metering.models.prepaid_meter_reading import gc_paused, without_jit
+from odoo.addons.prepaid_metering.models.prepaid_meter_reading import batch_planner, gc_paused
 from odoo.tools import SQL, split_every
 
 from prepaid_engine.calendar import cycle_bounds
@@ -171,10 +171,10 @@ class PrepaidSettlement(models.AbstractModel):
     @api.private
     def _settle_meters(self, meter_ids):
         """Settle these meters in batches of :data:`BATCH`; returns counters (meters, readings, intervals,
-        lines, errors). The bulk statements run without JIT (:func:`without_jit`) and the garbage collector
-        pauses meanwhile (:func:`gc_paused`)."""
+        lines, errors). The bulk statements are planned for batches (:func:`batch_planner`) and the garbage
+        collector pauses meanwhile (:func:`gc_paused`)."""
         stats = Counter(meters=0, readings=0, intervals=0, lines=0, errors=0)
-        with gc_paused(), without_jit(self.env.cr):
+        with gc_paused(), batch_planner(self.env.cr):
             for chunk in split_every(BATCH, sorted(set(meter_ids)), list):
                 stats.update(self._settle_batch(chunk))
         return stats

@@ -268,11 +268,14 @@ class TestIngest(MeteringCommon):
         )
         self.assertEqual(rows, [("meter_id", "c")])
 
-    def test_ingest_gives_back_the_jit_setting_and_the_garbage_collector_as_it_found_them(self):
+    def test_ingest_gives_back_the_planner_settings_and_the_garbage_collector_as_it_found_them(self):
         Reading_ = self.env["prepaid.meter.reading"]
-        self.env.cr.execute(SQL("SET LOCAL jit = on"))
+        self.env.cr.execute(SQL("SET LOCAL jit = on; SET LOCAL random_page_cost = 3.5"))
         self.assertEqual(len(Reading_._ingest(self._readings(3), "poll")), 3)
-        self.assertEqual(self.env.execute_query(SQL("SELECT current_setting('jit')")), [("on",)])
+        self.assertEqual(
+            self.env.execute_query(SQL("SELECT current_setting('jit'), current_setting('random_page_cost')")),
+            [("on", "3.5")],
+        )
         self.assertTrue(gc.isenabled())
         gc.disable()
         self.addCleanup(gc.enable)

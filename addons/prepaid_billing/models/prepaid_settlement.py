@@ -26,7 +26,6 @@ from .prepaid_account import copy_text, id_array
 _logger = logging.getLogger(__name__)
 
 BATCH = 2000  # meters settled per batch: one locking read, one ledger COPY, one balance and one cursor UPDATE
-BANDS = ("sharp", "peak", "flat", "valley")
 BILLABLE_ACCOUNT_STATES = ("open", "suspended")
 UNIT_LABEL = {"electricity": "kWh", "water": "m³"}
 ZERO = Decimal(0)
@@ -56,7 +55,6 @@ CURSOR_COLUMNS = (
 )
 NULL = "\\N"  # COPY's NULL
 TAB = "\t"
-STATE_COLUMNS = ("cycle_quantity", "cycle_sharp", "cycle_peak", "cycle_flat", "cycle_valley", "cycle_exact")
 NO_STATE = (None,) * 8  # the cursor's cycle columns when there is no cycle state
 CURSOR_BULK_TABLE = "prepaid_cursor_bulk"
 # What the settlement reads of a meter, its unit and its cursor (numeric cursor columns as text: exact).
@@ -126,11 +124,6 @@ def exact(value):
 def compact(at):
     """``2026-03-02T08:15:00Z`` style UTC stamp (microseconds only when there are some)."""
     return at.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
-
-
-def consumption_key(meter_id, interval):
-    """Idempotency key of the deduction of one rated interval (or cycle piece) of one meter."""
-    return f"cons:{meter_id}:{compact(interval.start)}:{compact(interval.end)}"
 
 
 class PrepaidSettlement(models.AbstractModel):
@@ -386,6 +379,7 @@ class PrepaidSettlement(models.AbstractModel):
                     continue
                 interval = rated.interval
                 start, end = interval.start, interval.end
+                # The deduction's idempotency key: cons:<meter>:<interval start>:<interval end>.
                 start_stamp = stamps.get(start) or stamps.setdefault(start, compact(start))
                 end_stamp = stamps.get(end) or stamps.setdefault(end, compact(end))
                 ledger_rows.append(

@@ -12,23 +12,24 @@ class PrepaidMeterReading(models.Model):
 
     @api.model
     @api.private
-    def _after_ingest(self, new_reading_ids):
+    def _after_ingest(self, new_reading_ids, meter_ids=None):
         """Settle the meters of the new readings right away, in the ingesting transaction. If another
         transaction holds their cursors or accounts, the readings stay stored and the settlement cron settles
         them on its next run (a conflict must not lose the readings). With the context key
         ``prepaid_skip_settlement`` (bulk imports of history) the readings wait for the settlement cron."""
-        result = super()._after_ingest(new_reading_ids)
+        result = super()._after_ingest(new_reading_ids, meter_ids)
         if not new_reading_ids or self.env.context.get("prepaid_skip_settlement"):
             return result
-        meter_ids = [
-            row[0]
-            for row in self.env.execute_query(
-                SQL(
-                    "SELECT DISTINCT meter_id FROM prepaid_meter_reading WHERE id = ANY(%s)",
-                    list(new_reading_ids),
+        if meter_ids is None:
+            meter_ids = [
+                row[0]
+                for row in self.env.execute_query(
+                    SQL(
+                        "SELECT DISTINCT meter_id FROM prepaid_meter_reading WHERE id = ANY(%s)",
+                        list(new_reading_ids),
+                    )
                 )
-            )
-        ]
+            ]
         try:
             with self.env.cr.savepoint():
                 self.env["prepaid.settlement"].sudo()._settle_meters(meter_ids)

@@ -43,10 +43,12 @@ BULK_COLUMNS = (
     *((name, VALUE_TYPES.get(name, "numeric")) for name in VALUE_FIELDS),
 )
 MAX_ID = 2**31 - 1  # ids are PostgreSQL integers: a larger meter key cannot be a meter
-# An older version kept these: foreign keys of the copied company and building (see CopiedMany2one) and an
-# index the UNIQUE(meter_id, read_at) index already serves (read backwards for the latest readings).
+# An older version kept these: foreign keys of the copied company and building (see CopiedMany2one), an
+# index the UNIQUE(meter_id, read_at) index already serves (read backwards for the latest readings), and an
+# index of the company, which picks a company's share of the largest table, not a few rows (readings are read
+# by meter and time) and cost one more index entry per reading stored.
 DROPPED_FOREIGN_KEYS = ("company_id", "building_id")
-DROPPED_INDEXES = ("prepaid_meter_reading_meter_read_at_desc_idx",)
+DROPPED_INDEXES = ("prepaid_meter_reading_meter_read_at_desc_idx", "prepaid_meter_reading__company_id_index")
 # Ingestion rewrites a meter's row at every reading, all the meters of a page in one transaction: pages half
 # empty keep those updates in place (HOT: no new entry in the meter's dozen indexes).
 METER_FILLFACTOR = 50
@@ -162,7 +164,7 @@ class PrepaidMeterReading(models.Model):
     balance = fields.Float(string="Meter Balance", digits=(16, 2), aggregator="min")
     purchase_count = fields.Integer(aggregator="max")
     source = fields.Selection(SOURCE_SELECTION, required=True, default="manual")
-    company_id = CopiedMany2one("res.company", related="meter_id.company_id", store=True, index=True)
+    company_id = CopiedMany2one("res.company", related="meter_id.company_id", store=True)
     utility = fields.Selection(related="meter_id.utility", store=True)
     building_id = CopiedMany2one("prepaid.property", related="meter_id.building_id", store=True)
     unit_id = fields.Many2one("prepaid.property", related="meter_id.unit_id", string="Unit")
@@ -208,7 +210,7 @@ class PrepaidMeterReading(models.Model):
             )
         )
         self._update_meters(stored, mark_online=False)
-        self._after_ingest(readings.ids)
+        self._after_ingest(readings.ids, readings.meter_id.ids)
         return readings
 
     # -- ingestion -------------------------------------------------------------------------------------------
@@ -225,8 +227,8 @@ class PrepaidMeterReading(models.Model):
         purchase count (the newest reading per meter, when it is not older than what the meter holds) and
         go online (poll and push only). Re-ingesting the same readings inserts and changes nothing.
 
-        Returns the ids of the inserted rows, after calling :meth:`_after_ingest` with them. The garbage
-        collector pauses meanwhile (:func:`gc_paused`).
+        Returns the ids of the inserted rows, after calling :meth:`_after_ingest` with them and their
+        meters. The garbage collector pauses meanwhile (:func:`gc_paused`).
         """
         with gc_paused():
             return self._ingest_readings(readings, source)
@@ -250,6 +252,7 @@ class PrepaidMeterReading(models.Model):
             meter_ids.append(meter_id)
             lines.append(f"{meter_id}\t{stamp}\t{TAB.join(map(_copy_value, reading_values(reading)))}\n")
         new_ids = []
+        new_meter_ids = set()
         if lines:
             self.env["prepaid.meter"].flush_model()
             self.flush_model()
@@ -267,22 +270,24 @@ class PrepaidMeterReading(models.Model):
                 for start in range(0, len(lines), INGEST_CHUNK):
                     chunk = lines[start : start + INGEST_CHUNK]
                     chunk_meters = sorted(set(meter_ids[start : start + INGEST_CHUNK]))
-                    ids = self._ingest_lines(chunk, chunk_meters, now, source, online)
-                    if len(ids) < len(chunk):
+                    rows = self._ingest_lines(chunk, chunk_meters, now, source, online)
+                    if len(rows) < len(chunk):
                         skipped += self._count_unknown_meters()
-                    new_ids += ids
+                    new_ids += [row[0] for row in rows]
+                    new_meter_ids.update(row[1] for row in rows)
             if new_ids:
                 self.invalidate_model()
                 self.env["prepaid.meter"].invalidate_model(METER_FIELDS)
         if skipped:
             _logger.warning("ingest: %s readings of unknown meters skipped", skipped)
-        self._after_ingest(new_ids)
+        self._after_ingest(new_ids, sorted(new_meter_ids))
         return new_ids
 
     def _ingest_lines(self, lines, meter_ids, now, source, online):
         """COPY ``lines`` (text rows of :data:`BULK_COLUMNS`, of the meters ``meter_ids``) and store them;
-        returns the new reading ids. The meters are named twice (``m.id = ANY(..)``) so the planner reads
-        them by their index instead of hashing the whole table for a batch that is a small part of it."""
+        returns ``(id, meter id)`` of the new readings. The meters are named twice (``m.id = ANY(..)``) so
+        the planner reads them by their index instead of hashing the whole table for a batch that is a small
+        part of it."""
         cr = self.env.cr
         cr.execute(SQL("TRUNCATE %s", SQL.identifier(BULK_TABLE)))
         cr.copy_from(io.StringIO("".join(lines)), BULK_TABLE, columns=[name for name, _kind in BULK_COLUMNS])
@@ -313,7 +318,7 @@ class PrepaidMeterReading(models.Model):
                          WHERE m.id = v.meter_id AND m.id = ANY(%(meters)s::int[])
                            AND (m.last_reading_at IS NULL OR m.last_reading_at <= v.read_at)
                    )
-                   SELECT id FROM new""",
+                   SELECT id, meter_id FROM new""",
                 columns=SQL(", ").join(SQL.identifier(name) for name in VALUE_FIELDS),
                 now=now,
                 source=source,
@@ -323,7 +328,7 @@ class PrepaidMeterReading(models.Model):
                 online=bool(online),
             )
         )
-        return [row[0] for row in cr.fetchall()]
+        return cr.fetchall()
 
     def _count_unknown_meters(self):
         """How many readings of the last COPY name no meter."""
@@ -371,8 +376,9 @@ class PrepaidMeterReading(models.Model):
 
     @api.model
     @api.private
-    def _after_ingest(self, new_reading_ids):
-        """Hook called by :meth:`_ingest` with the ids of the readings it really inserted (possibly none).
+    def _after_ingest(self, new_reading_ids, meter_ids=None):
+        """Hook called by :meth:`_ingest` with the ids of the readings it really inserted (possibly none) and
+        the ids of their meters (``None``: not given, read them from the readings).
 
         Billing extends it to settle the new readings right after ingestion. Nothing to do here.
         """

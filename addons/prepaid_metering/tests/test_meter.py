@@ -163,7 +163,9 @@ class TestIngest(MeteringCommon):
         Reading_ = self.env["prepaid.meter.reading"]
         self.env.flush_all()
         hooked = []
-        self.patch(type(Reading_), "_after_ingest", lambda model, ids: hooked.append(ids) or ids)
+        self.patch(
+            type(Reading_), "_after_ingest", lambda model, ids, meter_ids=None: hooked.append(ids) or ids
+        )
         before = self.cr.sql_log_count
         ids = Reading_._ingest(readings, "import")
         self.assertEqual(hooked, [ids])

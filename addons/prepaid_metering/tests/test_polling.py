@@ -94,14 +94,15 @@ class TestPolling(SimulatorCommon):
         seen = []
         original = type(Reading)._after_ingest
 
-        def spy(model, new_reading_ids):
-            seen.append(list(new_reading_ids))
-            return original(model, new_reading_ids)
+        def spy(model, new_reading_ids, meter_ids=None):
+            seen.append((list(new_reading_ids), meter_ids))
+            return original(model, new_reading_ids, meter_ids)
 
         self.patch(type(Reading), "_after_ingest", spy)
         new_ids = Reading._ingest(shifted, "poll")
         self.assertEqual(len(new_ids), len(shifted))
-        self.assertEqual(seen, [new_ids])
+        # The hook gets the new readings and their meters (billing settles those meters).
+        self.assertEqual(seen, [(new_ids, sorted(Reading.browse(new_ids).meter_id.ids))])
         meter = self.meters["t-mb-1/1/1"]
         self.assertEqual(
             meter.last_reading_at,

@@ -16,7 +16,7 @@ def main():
     try:
         import odoo.release
     except ImportError as exc:
-        where = f"ODOO_PATH={src}" if src else "python3's path (no ODOO_PATH set)"
+        where = f"ODOO_PATH={src}" if src else f"{sys.executable}'s path (no ODOO_PATH set)"
         print(f"Odoo is not importable from {where}: {exc}", file=sys.stderr)
         return 2
     if odoo.release.version_info[0] != 18:

@@ -1,8 +1,10 @@
 import logging
 
 from odoo import api, models
-from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 from odoo.tools import SQL
+from psycopg2 import Error as PsycopgError
+
+from .prepaid_settlement import is_settlement_conflict
 
 _logger = logging.getLogger(__name__)
 
@@ -33,7 +35,9 @@ class PrepaidMeterReading(models.Model):
         try:
             with self.env.cr.savepoint():
                 self.env["prepaid.settlement"].sudo()._settle_meters(meter_ids)
-        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY as exc:
+        except PsycopgError as exc:
+            if not is_settlement_conflict(exc):
+                raise
             self.env.invalidate_all()
             _logger.warning(
                 "settlement of %s meters deferred to the settlement cron: %s", len(meter_ids), exc.pgerror

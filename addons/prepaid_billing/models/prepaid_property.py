@@ -1,10 +1,15 @@
+import logging
 from datetime import UTC, datetime
 
 from odoo import api, fields, models
+from psycopg2 import Error as PsycopgError
 
 from prepaid_engine.calendar import Cycle, SettlementCalendar, cycle_bounds
 
+from .prepaid_settlement import is_settlement_conflict
 from .prepaid_tariff import local_time
+
+_logger = logging.getLogger(__name__)
 
 CLOSE_BATCH = 20  # buildings whose meters are settled per cron call
 
@@ -59,10 +64,21 @@ class PrepaidProperty(models.Model):
         )
         todo = due[:batch]
         Meter = self.env["prepaid.meter"].sudo()
+        closed = 0
         for building in todo:
             meters = Meter.search([("building_id", "=", building.id)])
-            if meters:
-                meters._settle()
-            building.settlement_closed_at = naive_utc(building._prepaid_current_cycle_start(now))
-        self.env["ir.cron"]._notify_progress(done=len(todo), remaining=len(due) - len(todo))
-        return len(todo)
+            try:
+                with self.env.cr.savepoint():
+                    if meters:
+                        meters._settle()
+                    building.settlement_closed_at = naive_utc(building._prepaid_current_cycle_start(now))
+            except PsycopgError as exc:
+                if not is_settlement_conflict(exc):
+                    raise
+                # A poll or another settlement holds some of its meters: the building stays due.
+                self.env.invalidate_all()
+                _logger.info("closing the cycle of %s left for the next run: %s", building.code, exc.pgerror)
+                continue
+            closed += 1
+        self.env["ir.cron"]._notify_progress(done=closed, remaining=len(due) - closed if closed else 0)
+        return closed

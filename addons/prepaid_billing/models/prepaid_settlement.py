@@ -7,7 +7,9 @@ from typing import NamedTuple
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_metering.models.prepaid_meter_reading import batch_planner, gc_paused
+from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 from odoo.tools import SQL, split_every
+from psycopg2.errors import UniqueViolation
 
 from prepaid_engine.calendar import cycle_bounds
 from prepaid_engine.errors import EngineError
@@ -24,6 +26,19 @@ from prepaid_engine.rating import (
 from .prepaid_account import copy_text, id_array
 
 _logger = logging.getLogger(__name__)
+
+CURSOR_UNIQUE = "prepaid_settlement_cursor_meter_uniq"
+
+
+def is_settlement_conflict(exc):
+    """Whether ``exc`` means another transaction is settling the same meters: a lock or serialization
+    conflict, or the first cursor of a never-settled meter inserted by a transaction that committed after
+    this one's snapshot (Odoo's REPEATABLE READ does not show it; the second INSERT violates UNIQUE(meter)).
+    Either way nothing was charged twice: the caller rolls its savepoint back and settles again later."""
+    if isinstance(exc, PG_CONCURRENCY_EXCEPTIONS_TO_RETRY):
+        return True
+    return isinstance(exc, UniqueViolation) and exc.diag.constraint_name == CURSOR_UNIQUE
+
 
 BATCH = 2000  # meters settled per batch: one locking read, one ledger COPY, one balance and one cursor UPDATE
 BILLABLE_ACCOUNT_STATES = ("open", "suspended")

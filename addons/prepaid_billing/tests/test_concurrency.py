@@ -212,3 +212,62 @@ class TestSettlementConcurrency(TransactionCase):
             env = api.Environment(cr, SUPERUSER_ID, {})
             env["prepaid.meter"].browse(self.ids["meter"])._settle()
         self.assertEqual(self._final_state(), (Decimal("495.00"), 3, Decimal("495.00")))
+
+    def _forget_cursor(self):
+        """The meter as if it had never been settled: no settlement cursor (committed)."""
+        with self.registry.cursor() as cr:
+            cr.execute(SQL("DELETE FROM prepaid_settlement_cursor WHERE meter_id = %s", self.ids["meter"]))
+
+    def _cursor(self):
+        with self.registry.cursor() as cr:
+            cr.execute(
+                SQL(
+                    "SELECT read_at, total::text FROM prepaid_settlement_cursor WHERE meter_id = %s",
+                    self.ids["meter"],
+                )
+            )
+            return [(read_at, Decimal(total)) for read_at, total in cr.fetchall()]
+
+    @mute_logger("odoo.sql_db", "odoo.addons.prepaid_billing.models.prepaid_meter_reading")
+    def test_poll_racing_the_first_settlement_of_a_meter_keeps_its_readings(self):
+        """A poll whose snapshot predates another transaction's first settlement of a meter (cycle closing
+        settles every meter of a building) cannot see the cursor that one inserted: its own first cursor
+        violates UNIQUE(meter). The poll keeps its readings and the next settlement charges them."""
+        self._forget_cursor()
+        meter_id = self.ids["meter"]
+        reading = Reading(str(meter_id), T0 + timedelta(minutes=15), total=Decimal("110"))
+        with self.registry.cursor() as poll_cr:
+            poll_env = api.Environment(poll_cr, SUPERUSER_ID, {"tracking_disable": True})
+            poll_cr.execute("SELECT 1")  # the poll's transaction has its snapshot
+            with self.registry.cursor() as cr:
+                api.Environment(cr, SUPERUSER_ID, {})["prepaid.meter"].browse(meter_id)._settle()
+            new_ids = poll_env["prepaid.meter.reading"]._ingest([reading])
+            self.assertEqual(len(new_ids), 1, "the reading is stored although its settlement waits")
+        # The other transaction's cursor stands: its baseline is the reading of T0 (index 100).
+        self.assertEqual(self._cursor(), [(T0.replace(tzinfo=None), Decimal(100))])
+        self.assertEqual(self._final_state(), (Decimal("500.00"), 1, Decimal("500.00")))
+        with self.registry.cursor() as cr:
+            stats = api.Environment(cr, SUPERUSER_ID, {})["prepaid.meter"].browse(meter_id)._settle()
+        self.assertEqual(stats["lines"], 1)
+        self.assertEqual(self._final_state(), (Decimal("490.00"), 2, Decimal("490.00")))
+
+    @mute_logger("odoo.sql_db", "odoo.addons.prepaid_billing.models.prepaid_property")
+    def test_cycle_closing_racing_a_poll_leaves_the_building_due(self):
+        """The other way round: the poll settles the meter first and commits; the cycle closing, whose
+        snapshot is older, meets the same conflict on that building, leaves it due and does not fail."""
+        self._forget_cursor()
+        meter_id = self.ids["meter"]
+        with self.registry.cursor() as cron_cr:
+            cron_env = api.Environment(cron_cr, SUPERUSER_ID, {"tracking_disable": True})
+            building = cron_env["prepaid.property"].browse(self.ids["building"])
+            self.assertFalse(building.settlement_closed_at)
+            with self.registry.cursor() as cr:
+                api.Environment(cr, SUPERUSER_ID, {})["prepaid.meter.reading"]._ingest(
+                    [Reading(str(meter_id), T0 + timedelta(minutes=15), total=Decimal("110"))]
+                )
+            cron_env["prepaid.property"]._cron_close_cycles(batch=1000)
+            self.assertFalse(building.settlement_closed_at, "the building stays due for the next run")
+            cron_cr.rollback()  # the other buildings of the database are not this test's to close
+        # The poll's settlement stands: its first reading of the meter after the gap is the baseline.
+        self.assertEqual(self._cursor(), [((T0 + timedelta(minutes=15)).replace(tzinfo=None), Decimal(110))])
+        self.assertEqual(self._final_state(), (Decimal("500.00"), 1, Decimal("500.00")))

@@ -1,6 +1,6 @@
 from odoo import api, fields, models
 from odoo.exceptions import UserError
-from odoo.tools import SQL, create_index
+from odoo.tools import create_index
 
 from .prepaid_account import LEDGER_POST
 from .prepaid_tariff import UTILITY_SELECTION
@@ -15,16 +15,6 @@ LEDGER_KINDS = [
     ("adjustment", "Adjustment"),
     ("opening", "Opening Balance"),
 ]
-# Foreign keys an older version of the ledger had and this one does not (see PrepaidLedger), the index the
-# (account, date) index makes redundant, and the indexes of the company and the kind, which pick large
-# shares of the table, not a few rows (lines are read by account and date, the summary by id past its
-# watermark) and cost two index entries more per line posted: init() drops them from existing databases.
-DROPPED_FOREIGN_KEYS = ("partner_id", "company_id", "currency_id", "create_uid", "write_uid")
-DROPPED_INDEXES = (
-    "prepaid_ledger__account_id_index",
-    "prepaid_ledger__company_id_index",
-    "prepaid_ledger__kind_index",
-)
 
 
 class CopiedMany2one(fields.Many2one):
@@ -99,17 +89,6 @@ class PrepaidLedger(models.Model):
 
     def init(self):
         res = super().init()
-        cr = self.env.cr
-        for column in DROPPED_FOREIGN_KEYS:
-            cr.execute(
-                SQL(
-                    "ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s",
-                    SQL.identifier(self._table),
-                    SQL.identifier(f"{self._table}_{column}_fkey"),
-                )
-            )
-        for index in DROPPED_INDEXES:
-            cr.execute(SQL("DROP INDEX IF EXISTS %s", SQL.identifier(index)))
         # "Latest lines of an account" (account form, statements, portal) reads this index in order.
         create_index(
             self.env.cr,

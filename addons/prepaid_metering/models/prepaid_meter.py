@@ -4,10 +4,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
+from odoo.tools import SQL
 
 from prepaid_engine.types import MeterSpec, Supply
 
 from .prepaid_meter_model import UTILITY_SELECTION
+
+# Ingestion rewrites a meter's row at every reading, all the meters of a page in one transaction: pages half
+# empty keep those updates in place (HOT: no new entry in the meter's dozen indexes).
+METER_FILLFACTOR = 50
 
 SUPPLY_SELECTION = [(str(Supply.ON), "On"), (str(Supply.OFF), "Off"), (str(Supply.FAULT), "Fault")]
 UNIT_OF_UTILITY = {"electricity": "kWh", "water": "m³"}
@@ -195,6 +200,13 @@ class PrepaidMeter(models.Model):
         ),
         ("ct_ratio_positive", "CHECK(ct_ratio > 0)", "The CT ratio must be positive."),
     ]
+
+    def init(self):
+        res = super().init()
+        self.env.cr.execute(
+            SQL("ALTER TABLE %s SET (fillfactor = %s)", SQL.identifier(self._table), METER_FILLFACTOR)
+        )
+        return res
 
     @api.model
     def get_import_templates(self):

@@ -43,15 +43,6 @@ BULK_COLUMNS = (
     *((name, VALUE_TYPES.get(name, "numeric")) for name in VALUE_FIELDS),
 )
 MAX_ID = 2**31 - 1  # ids are PostgreSQL integers: a larger meter key cannot be a meter
-# An older version kept these: foreign keys of the copied company and building (see CopiedMany2one), an
-# index the UNIQUE(meter_id, read_at) index already serves (read backwards for the latest readings), and an
-# index of the company, which picks a company's share of the largest table, not a few rows (readings are read
-# by meter and time) and cost one more index entry per reading stored.
-DROPPED_FOREIGN_KEYS = ("company_id", "building_id")
-DROPPED_INDEXES = ("prepaid_meter_reading_meter_read_at_desc_idx", "prepaid_meter_reading__company_id_index")
-# Ingestion rewrites a meter's row at every reading, all the meters of a page in one transaction: pages half
-# empty keep those updates in place (HOT: no new entry in the meter's dozen indexes).
-METER_FILLFACTOR = 50
 # What a reading tells its meter (written by _ingest and _update_meters).
 METER_FIELDS = ("last_reading_at", "last_total", "supply", "meter_balance", "purchase_count", "online")
 TAB = "\t"
@@ -173,25 +164,6 @@ class PrepaidMeterReading(models.Model):
     _sql_constraints = [
         ("meter_read_at_uniq", "UNIQUE(meter_id, read_at)", "A meter has one reading per moment."),
     ]
-
-    def init(self):
-        res = super().init()
-        cr = self.env.cr
-        for column in DROPPED_FOREIGN_KEYS:
-            cr.execute(
-                SQL(
-                    "ALTER TABLE %s DROP CONSTRAINT IF EXISTS %s",
-                    SQL.identifier(self._table),
-                    SQL.identifier(f"{self._table}_{column}_fkey"),
-                )
-            )
-        for index in DROPPED_INDEXES:
-            cr.execute(SQL("DROP INDEX IF EXISTS %s", SQL.identifier(index)))
-        Meter = self.env["prepaid.meter"]
-        cr.execute(
-            SQL("ALTER TABLE %s SET (fillfactor = %s)", SQL.identifier(Meter._table), METER_FILLFACTOR)
-        )
-        return res
 
     @api.model_create_multi
     def create(self, vals_list):

@@ -18,6 +18,8 @@ Direction of errors: decoding bytes that are not BCD raises :class:`~prepaid_eng
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 
 from ..errors import ConfigError, FrameError
@@ -30,6 +32,11 @@ DLT645_WILDCARD = "AA" * DLT645_ADDRESS_BYTES
 CJT188_WILDCARD = "AA" * CJT188_ADDRESS_BYTES
 
 _DIGITS = frozenset("0123456789")
+# the bytes an address may hold (BCD or the AA wildcard): ``raw.translate(None, ADDRESS_BYTE_VALUES)`` is
+# empty exactly when every byte of ``raw`` is one (one C-level call, the deframers' header test)
+ADDRESS_BYTE_VALUES = bytes(
+    b for b in range(256) if b == WILDCARD_BYTE or ((b >> 4) < 10 and (b & 0x0F) < 10)
+)
 
 
 # --- integers -------------------------------------------------------------------------------------
@@ -146,6 +153,21 @@ def encode_address(address: str, length: int) -> bytes:
     return bytes.fromhex(upper)[::-1]
 
 
+def address_encoder(length: int) -> Callable[[str], bytes]:
+    """:func:`encode_address` for ``length`` bytes, remembering up to 65536 addresses (a hot path)."""
+    cache: dict[str, bytes] = {}
+
+    def address_bytes(address: str) -> bytes:
+        raw = cache.get(address)
+        if raw is None:
+            raw = encode_address(address, length)
+            if len(cache) < 65536:
+                cache[address] = raw
+        return raw
+
+    return address_bytes
+
+
 def decode_address(raw: bytes) -> str:
     """Address bytes (least significant first) to the printed string; ``AA`` bytes stay ``"AA"``."""
     text = raw[::-1].hex()
@@ -160,7 +182,7 @@ def decode_address(raw: bytes) -> str:
 
 def valid_address_bytes(raw: bytes) -> bool:
     """Whether every byte is BCD or the wildcard ``AA`` (a cheap plausibility test for deframers)."""
-    return all(b == WILDCARD_BYTE or ((b >> 4) < 10 and (b & 0x0F) < 10) for b in raw)
+    return not bytes(raw).translate(None, ADDRESS_BYTE_VALUES)
 
 
 def shortened_address(address: str, keep: int) -> str:
@@ -193,3 +215,43 @@ def is_wildcard(address: str) -> bool:
 
 def is_broadcast(address: str) -> bool:
     return address == "99" * (len(address) // 2) and len(address) % 2 == 0 and bool(address)
+
+
+# --- meter clocks ---------------------------------------------------------------------------------
+def datetime_to_bcd(when: datetime, tz: tzinfo, *, century: bool = False, seconds: bool = True) -> bytes:
+    """``when`` as wall-clock time in the meter's zone ``tz``: ``ss mm hh DD MM YY`` BCD, least significant
+    first (``seconds=False``: no ``ss``; ``century``: a second year byte ``YY(high)`` last, any year, else
+    the year must be 2000..2099). Microseconds are dropped."""
+    if not isinstance(when, datetime) or when.tzinfo is None:
+        raise ConfigError(f"a timezone-aware datetime is needed, not {when!r}")
+    local = when.astimezone(tz)
+    if not century and not 2000 <= local.year <= 2099:
+        raise ConfigError(f"year {local.year} is outside 2000..2099")
+    digits = (
+        f"{local.year:04d}{local.month:02d}{local.day:02d}"
+        f"{local.hour:02d}{local.minute:02d}{local.second:02d}"
+    )
+    return bytes.fromhex(digits[0 if century else 2 : None if seconds else 12])[::-1]
+
+
+def bcd_to_datetime(
+    raw: bytes, tz: tzinfo, *, century: str = "", not_bcd: str = "date and time are not BCD"
+) -> datetime:
+    """``[ss] mm hh DD MM YY[YY]`` BCD (least significant first) in ``tz`` -> aware UTC datetime; ``century``
+    (``"20"``) goes in front of a two-digit year. :class:`FrameError` when the bytes are not one."""
+    digits = century + raw[::-1].hex()  # YYYYMMDDhhmm[ss]
+    if not digits.isdigit():
+        raise FrameError(f"{not_bcd}: {raw.hex(' ')}")
+    try:
+        moment = datetime(
+            int(digits[0:4]),
+            int(digits[4:6]),
+            int(digits[6:8]),
+            int(digits[8:10]),
+            int(digits[10:12]),
+            int(digits[12:14] or 0),
+            tzinfo=tz,
+        )
+        return moment if tz is UTC else moment.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise FrameError(f"{raw.hex(' ')} is not a date and time") from exc

@@ -38,24 +38,33 @@ Simulator side: :class:`Deframer`, :func:`decode` the request, answer with ``enc
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from decimal import Decimal
-from typing import ClassVar
 
-from ..errors import AddressError, ChecksumError, ConfigError, FrameError, MeterError, UnexpectedReply
+from ..errors import ConfigError, FrameError, MeterError
 from ..types import Supply
 from .bcd import (
     CJT188_WILDCARD,
-    address_matches,
+    address_encoder,
+    bcd_to_datetime,
     bcd_to_decimal,
+    datetime_to_bcd,
     decimal_to_bcd,
     decode_address,
-    encode_address,
-    to_bcd_byte,
 )
-from .framing import Layout, StreamDeframer
+from .framing import (
+    ABNORMAL,
+    DIRECTION,
+    FrameDeframer,
+    Layout,
+    byte_field,
+    check_reply_message,
+    reply_predicate,
+    seal,
+    unwrap,
+)
 
 __all__ = [
     "ADDRESS_BYTES",
@@ -136,12 +145,8 @@ DI_METER_DATA = "901F"
 DI_ADDRESS = "810A"
 DI_VALVE = "A017"
 
-DIRECTION = 0x80
-ABNORMAL = 0x40
+# control byte: D7 direction (1 = reply, DIRECTION), D6 abnormal reply (ABNORMAL), D5..D0 function
 FUNCTION = 0x3F
-
-_FE = b"\xfe"
-_PREAMBLES = tuple(_FE * n for n in range(9))
 
 
 class DIOrder(enum.StrEnum):
@@ -176,16 +181,7 @@ class Frame:
         return encode_frame(self, preamble)
 
 
-_address_cache: dict[str, bytes] = {}
-
-
-def _address_bytes(address: str) -> bytes:
-    raw = _address_cache.get(address)
-    if raw is None:
-        raw = encode_address(address, ADDRESS_BYTES)
-        if len(_address_cache) < 65536:
-            _address_cache[address] = raw
-    return raw
+_address_bytes = address_encoder(ADDRESS_BYTES)
 
 
 def encode_frame(frame: Frame, preamble: int = 2) -> bytes:
@@ -195,45 +191,27 @@ def encode_frame(frame: Frame, preamble: int = 2) -> bytes:
         raise ConfigError(f"CJ/T 188 data is at most {LAYOUT.max_data} bytes, not {len(data)}")
     if not 0 <= frame.meter_type <= 0xFF or not 0 <= frame.control <= 0xFF:
         raise ConfigError(f"meter type {frame.meter_type!r} / control {frame.control!r} is not a byte")
-    if not 0 <= preamble < len(_PREAMBLES):
-        raise ConfigError(f"preamble of {preamble} FE bytes is out of range 0..{len(_PREAMBLES) - 1}")
     body = (
         bytes((0x68, frame.meter_type))
         + _address_bytes(frame.address)
         + bytes((frame.control, len(data)))
         + data
     )
-    return _PREAMBLES[preamble] + body + bytes((sum(body) & 0xFF, 0x16))
+    return seal(body, preamble)
 
 
 def decode_frame(buf: bytes | bytearray | memoryview) -> Frame:
     """Exactly one frame (any number of FE before it). ``ChecksumError`` for a bad CS, else ``FrameError``."""
     if isinstance(buf, Frame):
         return buf
-    if not isinstance(buf, bytes | bytearray | memoryview):
-        raise FrameError(f"a CJ/T 188 frame is bytes, not {type(buf).__name__}")
-    body = bytes(buf).lstrip(_FE)
-    n = len(body)
-    if n < 13:
-        raise FrameError(f"CJ/T 188 frame too short ({n} bytes): {body.hex(' ')}")
-    if body[0] != 0x68:
-        raise FrameError(f"CJ/T 188 frame does not start with 68: {body.hex(' ')}")
-    length = body[10]
-    if n != length + 13:
-        raise FrameError(f"CJ/T 188 frame of {n} bytes, L={length} needs {length + 13}: {body.hex(' ')}")
-    if body[-1] != 0x16:
-        raise FrameError(f"CJ/T 188 frame does not end with 16: {body.hex(' ')}")
-    checksum = sum(body[:-2]) & 0xFF
-    if checksum != body[-2]:
-        raise ChecksumError(f"CJ/T 188 checksum {body[-2]:02x} != computed {checksum:02x}: {body.hex(' ')}")
-    return _frame_of(body)
+    return _frame_of(unwrap(buf, LAYOUT))
 
 
 def _frame_of(body: bytes) -> Frame:
     return Frame(body[1], decode_address(body[2:9]), body[9], body[11:-2], body)
 
 
-class Deframer(StreamDeframer):
+class Deframer(FrameDeframer[Frame]):
     """Stream deframer for CJ/T 188 (``68 T A0..A6 C L DATA CS 16``), h11-style.
 
     ``feed(data)``; ``next_frame()`` -> :class:`Frame` or ``None``; iteration. Strips any FE, resynchronises
@@ -243,18 +221,8 @@ class Deframer(StreamDeframer):
     """
 
     __slots__ = ()
-    layout: ClassVar[Layout] = LAYOUT
-
-    def __init__(self, max_buffer: int = 8192):
-        StreamDeframer.__init__(self, LAYOUT, max_buffer)
-
-    def next_frame(self) -> Frame | None:
-        raw = self.next_raw()
-        return None if raw is None else _frame_of(raw)
-
-    def __iter__(self) -> Iterator[Frame]:  # type: ignore[override]
-        while (frame := self.next_frame()) is not None:
-            yield frame
+    layout = LAYOUT
+    frame_of = staticmethod(_frame_of)
 
 
 # --- field helpers --------------------------------------------------------------------------------
@@ -305,10 +273,7 @@ def _meter_type(value: int | str) -> int:
     return value
 
 
-def _byte(value: int, what: str) -> bytes:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFF:
-        raise ConfigError(f"{what} {value!r} is not a byte")
-    return bytes((value,))
+_byte = byte_field
 
 
 def _status_bytes(status: int) -> bytes:
@@ -337,40 +302,11 @@ def _flow_of(raw: bytes) -> tuple[Decimal, int]:
 
 def _clock_bytes(when: datetime, tz: tzinfo) -> bytes:
     """ss mm hh DD MM YY(low) YY(high), BCD, in the meter's zone."""
-    if not isinstance(when, datetime) or when.tzinfo is None:
-        raise ConfigError(f"a timezone-aware datetime is needed, not {when!r}")
-    local = when.astimezone(tz)
-    return bytes(
-        to_bcd_byte(v)
-        for v in (
-            local.second,
-            local.minute,
-            local.hour,
-            local.day,
-            local.month,
-            local.year % 100,
-            local.year // 100,
-        )
-    )
+    return datetime_to_bcd(when, tz, century=True)
 
 
 def _clock_of(raw: bytes, tz: tzinfo) -> datetime:
-    digits = raw[::-1].hex()  # YYYYMMDDhhmmss
-    if not digits.isdigit():
-        raise FrameError(f"meter time is not BCD: {raw.hex(' ')}")
-    try:
-        moment = datetime(
-            int(digits[0:4]),
-            int(digits[4:6]),
-            int(digits[6:8]),
-            int(digits[8:10]),
-            int(digits[10:12]),
-            int(digits[12:14]),
-            tzinfo=tz,
-        )
-        return moment if tz is UTC else moment.astimezone(UTC)
-    except (ValueError, OverflowError) as exc:
-        raise FrameError(f"{raw.hex(' ')} is not a date and time") from exc
+    return bcd_to_datetime(raw, tz, not_bcd="meter time is not BCD")
 
 
 # --- status word ----------------------------------------------------------------------------------
@@ -802,20 +738,9 @@ def reply_filter(
 ) -> Callable[[Frame], bool]:
     """A cheap predicate for a link's ``expect``: a reply from ``expect_address`` to ``function``, for ``di``
     when given (abnormal replies carry no DI and always pass)."""
-    di_wire = _di_bytes(di, di_order) if di is not None else None
-    function &= FUNCTION
-
-    def expect(frame: Frame) -> bool:
-        control = frame.control
-        if not control & DIRECTION or control & FUNCTION != function:
-            return False
-        if frame.address != expect_address and not address_matches(expect_address, frame.address):
-            return False
-        if di_wire is not None and not control & ABNORMAL:
-            return frame.data[:2] == di_wire
-        return True
-
-    return expect
+    return reply_predicate(
+        expect_address, function, _di_bytes(di, di_order) if di is not None else None, FUNCTION
+    )
 
 
 def parse_reply(
@@ -833,21 +758,12 @@ def parse_reply(
     to another ``function`` (the request's control code) or DI, :class:`MeterError` for an abnormal reply.
     """
     message = decode(buf_or_frame, di_order=di_order, tz=tz)
-    if not isinstance(message, Reply):
-        raise UnexpectedReply(f"expected a reply, got the request {message!r}")
-    address = message.address  # type: ignore[attr-defined]
-    if address != expect_address and not address_matches(expect_address, address):
-        raise AddressError(f"reply from meter {address}, expected {expect_address}")
-    got = message.function  # type: ignore[attr-defined]
-    if function is not None and got != function & FUNCTION:
-        raise UnexpectedReply(f"reply to function {got:02X}, expected {function & FUNCTION:02X}")
+    return check_reply_message(message, Reply, expect_address, expect_di, function, _raise_for, FUNCTION)
+
+
+def _raise_for(message: object) -> None:
     if isinstance(message, ErrorReply):
         raise meter_error(message)
-    if expect_di is not None:
-        di = getattr(message, "di", None)
-        if di is not None and di != expect_di.upper():
-            raise UnexpectedReply(f"reply for DI {di}, expected {expect_di.upper()}")
-    return message
 
 
 def reading_values(reply: Reply) -> dict[str, object]:

@@ -52,29 +52,26 @@ raise :class:`FrameError`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from typing import ClassVar
 
 from ..errors import (
-    AddressError,
-    ChecksumError,
     ConfigError,
     DuplicateRecharge,
     FrameError,
     MeterError,
     RechargeRefused,
-    UnexpectedReply,
 )
 from ..types import CommandKind
 from .bcd import (
     DLT645_BROADCAST,
     DLT645_WILDCARD,
-    address_matches,
+    address_encoder,
     bcd_byte,
+    bcd_to_datetime,
+    datetime_to_bcd,
     decode_address,
-    encode_address,
     to_bcd_byte,
 )
 from .dlt645_di import (
@@ -86,7 +83,19 @@ from .dlt645_di import (
     encode_value,
     reading_values,
 )
-from .framing import Layout, StreamDeframer
+from .framing import (
+    ABNORMAL,
+    DIRECTION,
+    PREAMBLES,
+    FrameDeframer,
+    Layout,
+    byte_field,
+    check_preamble,
+    check_reply_message,
+    reply_predicate,
+    seal,
+    unwrap,
+)
 
 __all__ = [
     "ADDRESS_BYTES",
@@ -159,12 +168,9 @@ LAYOUT = Layout("DL/T 645", length_at=9, address_from=1, address_to=7, second_st
 
 _ADD33 = bytes((b + 0x33) & 0xFF for b in range(256))
 _SUB33 = bytes((b - 0x33) & 0xFF for b in range(256))
-_FE = b"\xfe"
-_PREAMBLES = tuple(_FE * n for n in range(9))
 
-# control byte: D7 direction (1 = reply), D6 abnormal reply, D5 more frames follow, D4..D0 function
-DIRECTION = 0x80
-ABNORMAL = 0x40
+# control byte: D7 direction (1 = reply, DIRECTION), D6 abnormal reply (ABNORMAL), D5 more frames follow,
+# D4..D0 function
 MORE = 0x20
 FUNCTION = 0x1F
 
@@ -195,16 +201,7 @@ class Frame:
         return encode_frame(self, preamble)
 
 
-_address_cache: dict[str, bytes] = {}
-
-
-def _address_bytes(address: str) -> bytes:
-    raw = _address_cache.get(address)
-    if raw is None:
-        raw = encode_address(address, ADDRESS_BYTES)
-        if len(_address_cache) < 65536:
-            _address_cache[address] = raw
-    return raw
+_address_bytes = address_encoder(ADDRESS_BYTES)
 
 
 def encode_frame(frame: Frame, preamble: int = 4) -> bytes:
@@ -215,37 +212,17 @@ def encode_frame(frame: Frame, preamble: int = 4) -> bytes:
     control = frame.control
     if not 0 <= control <= 0xFF:
         raise ConfigError(f"control code {control!r} is not a byte")
-    if not 0 <= preamble < len(_PREAMBLES):
-        raise ConfigError(f"preamble of {preamble} FE bytes is out of range 0..{len(_PREAMBLES) - 1}")
     body = (
         b"\x68" + _address_bytes(frame.address) + bytes((0x68, control, len(data))) + data.translate(_ADD33)
     )
-    return _PREAMBLES[preamble] + body + bytes((sum(body) & 0xFF, 0x16))
+    return seal(body, preamble)
 
 
 def decode_frame(buf: bytes | bytearray | memoryview) -> Frame:
     """Exactly one frame (any number of FE before it). ``ChecksumError`` for a bad CS, else ``FrameError``."""
     if isinstance(buf, Frame):
         return buf
-    if not isinstance(buf, bytes | bytearray | memoryview):
-        raise FrameError(f"a DL/T 645 frame is bytes, not {type(buf).__name__}")
-    body = bytes(buf).lstrip(_FE)
-    n = len(body)
-    if n < 12:
-        raise FrameError(f"DL/T 645 frame too short ({n} bytes): {body.hex(' ')}")
-    if body[0] != 0x68 or body[7] != 0x68:
-        raise FrameError(f"DL/T 645 frame without 68 .. 68 header: {body.hex(' ')}")
-    length = body[9]
-    if length > MAX_DATA:
-        raise FrameError(f"DL/T 645 data length {length} exceeds {MAX_DATA}")
-    if n != length + 12:
-        raise FrameError(f"DL/T 645 frame of {n} bytes, L={length} needs {length + 12}: {body.hex(' ')}")
-    if body[-1] != 0x16:
-        raise FrameError(f"DL/T 645 frame does not end with 16: {body.hex(' ')}")
-    checksum = sum(body[:-2]) & 0xFF
-    if checksum != body[-2]:
-        raise ChecksumError(f"DL/T 645 checksum {body[-2]:02x} != computed {checksum:02x}: {body.hex(' ')}")
-    return _frame_of(body)
+    return _frame_of(unwrap(buf, LAYOUT))
 
 
 def _frame_of(body: bytes) -> Frame:
@@ -253,7 +230,7 @@ def _frame_of(body: bytes) -> Frame:
     return Frame(decode_address(body[1:7]), body[8], body[10:-2].translate(_SUB33), body)
 
 
-class Deframer(StreamDeframer):
+class Deframer(FrameDeframer[Frame]):
     """Stream deframer for DL/T 645 (2007 and 1997 share the framing), h11-style.
 
     ``feed(data)``; ``next_frame()`` -> :class:`Frame` or ``None`` (needs more bytes); ``for frame in
@@ -264,40 +241,41 @@ class Deframer(StreamDeframer):
     """
 
     __slots__ = ()
-    layout: ClassVar[Layout] = LAYOUT
-
-    def __init__(self, max_buffer: int = 8192):
-        StreamDeframer.__init__(self, LAYOUT, max_buffer)
-
-    def next_frame(self) -> Frame | None:
-        raw = self.next_raw()
-        return None if raw is None else _frame_of(raw)
-
-    def __iter__(self) -> Iterator[Frame]:  # type: ignore[override]
-        while (frame := self.next_frame()) is not None:
-            yield frame
+    layout = LAYOUT
+    frame_of = staticmethod(_frame_of)
 
 
 # --- field helpers --------------------------------------------------------------------------------
-_di_cache: dict[str, bytes] = {}
+def di_encoder(digits: int, edition: str) -> Callable[[str], bytes]:
+    """``di`` (``digits`` hex digits, most significant first) -> its wire bytes (least significant first),
+    remembering up to 4096 identifiers; ``edition`` names the standard in errors (shared with 1997)."""
+    cache: dict[str, bytes] = {}
+
+    def di_bytes(di: str) -> bytes:
+        raw = cache.get(di)
+        if raw is None:
+            if not isinstance(di, str) or len(di) != digits:
+                raise ConfigError(f"a {edition} data identifier is {digits} hex digits, not {di!r}")
+            try:
+                raw = bytes.fromhex(di)[::-1]
+            except ValueError as exc:
+                raise ConfigError(f"data identifier {di!r} is not hex") from exc
+            if len(cache) < 4096:
+                cache[di] = raw
+        return raw
+
+    return di_bytes
 
 
-def _di_bytes(di: str) -> bytes:
-    raw = _di_cache.get(di)
-    if raw is None:
-        if not isinstance(di, str) or len(di) != 8:
-            raise ConfigError(f"a DL/T 645-2007 data identifier is 8 hex digits, not {di!r}")
-        try:
-            raw = bytes.fromhex(di)[::-1]
-        except ValueError as exc:
-            raise ConfigError(f"data identifier {di!r} is not hex") from exc
-        if len(_di_cache) < 4096:
-            _di_cache[di] = raw
-    return raw
+_di_bytes = di_encoder(8, "DL/T 645-2007")
 
 
-def _di_text(raw: bytes) -> str:
+def _hex_text(raw: bytes) -> str:
+    """Wire bytes (least significant first) as hex written most significant first: DI, password, operator."""
     return raw[::-1].hex().upper()
+
+
+_di_text = _hex_text
 
 
 def _hex_field(value: str, length: int, what: str) -> bytes:
@@ -326,43 +304,19 @@ def _auth(level: int | str, password: str, operator: str | None) -> bytes:
     return out
 
 
-def _seconds(when: datetime, tz: tzinfo) -> tuple[int, int, int, int, int, int]:
-    if not isinstance(when, datetime) or when.tzinfo is None:
-        raise ConfigError(f"a timezone-aware datetime is needed, not {when!r}")
-    local = when.astimezone(tz)
-    if not 2000 <= local.year <= 2099:
-        raise ConfigError(f"year {local.year} is outside 2000..2099")
-    return local.second, local.minute, local.hour, local.day, local.month, local.year - 2000
-
-
 def _time_bytes(when: datetime, tz: tzinfo) -> bytes:
     """ss mm hh DD MM YY (BCD) in the meter's zone ``tz``; microseconds are dropped."""
-    return bytes(to_bcd_byte(v) for v in _seconds(when, tz))
+    return datetime_to_bcd(when, tz)
 
 
 def _minute_bytes(when: datetime, tz: tzinfo) -> bytes:
     """mm hh DD MM YY (BCD); seconds are dropped."""
-    return bytes(to_bcd_byte(v) for v in _seconds(when, tz)[1:])
+    return datetime_to_bcd(when, tz, seconds=False)
 
 
 def _time_of(raw: bytes, tz: tzinfo) -> datetime:
     """ss mm hh DD MM YY (or mm hh DD MM YY) in ``tz`` -> aware UTC datetime."""
-    digits = raw[::-1].hex()  # YYMMDDhhmm[ss]
-    if not digits.isdigit():
-        raise FrameError(f"date and time are not BCD: {raw.hex(' ')}")
-    try:
-        moment = datetime(
-            2000 + int(digits[0:2]),
-            int(digits[2:4]),
-            int(digits[4:6]),
-            int(digits[6:8]),
-            int(digits[8:10]),
-            int(digits[10:12] or 0),
-            tzinfo=tz,
-        )
-    except ValueError as exc:
-        raise FrameError(f"{raw.hex(' ')} is not a date and time") from exc
-    return moment if tz is UTC else moment.astimezone(UTC)
+    return bcd_to_datetime(raw, tz, century="20")
 
 
 def _need(frame: Frame, size: int, what: str) -> None:
@@ -532,10 +486,23 @@ class ChangeBaud(Request):
     baud: int
 
     def to_frame(self, tz: tzinfo = UTC) -> Frame:
-        code = BAUD_CODES.get(self.baud)
-        if code is None:
-            raise ConfigError(f"DL/T 645 has no baud code for {self.baud}")
-        return Frame(self.address, 0x17, bytes((code,)))
+        return Frame(self.address, 0x17, _baud_byte(self.baud))
+
+
+def _baud_byte(baud: int) -> bytes:
+    """The one-byte baud code of ``baud`` (shared with DL/T 645-1997)."""
+    code = BAUD_CODES.get(baud)
+    if code is None:
+        raise ConfigError(f"DL/T 645 has no baud code for {baud}")
+    return bytes((code,))
+
+
+def _baud_of(code: int) -> int:
+    """The baud rate a change-baud request's data byte names (shared with DL/T 645-1997)."""
+    baud = _BAUD_OF_CODE.get(code)
+    if baud is None:
+        raise FrameError(f"baud code {code:02x} names no single rate")
+    return baud
 
 
 @dataclass(frozen=True, slots=True)
@@ -714,10 +681,7 @@ def _relay_code(code: int) -> int:
         raise ConfigError(f"{code!r} is not a relay control code (N1)") from exc
 
 
-def _byte(value: int, what: str) -> bytes:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFF:
-        raise ConfigError(f"{what} {value!r} is not a byte")
-    return bytes((value,))
+_byte = byte_field
 
 
 # --- decoding: control code -> decoder ------------------------------------------------------------
@@ -751,8 +715,8 @@ def _d_write(frame: Frame, tz: tzinfo) -> WriteRequest:
         _di_text(data[:4]),
         data[12:],
         bcd_byte(data[4]),
-        data[5:8][::-1].hex().upper(),
-        data[8:12][::-1].hex().upper(),
+        _hex_text(data[5:8]),
+        _hex_text(data[8:12]),
     )
 
 
@@ -774,10 +738,7 @@ def _d_freeze(frame: Frame, tz: tzinfo) -> Freeze:
 
 def _d_baud(frame: Frame, tz: tzinfo) -> ChangeBaud:
     _need(frame, 1, "change baud")
-    baud = _BAUD_OF_CODE.get(frame.data[0])
-    if baud is None:
-        raise FrameError(f"baud code {frame.data[0]:02x} names no single rate")
-    return ChangeBaud(frame.address, baud)
+    return ChangeBaud(frame.address, _baud_of(frame.data[0]))
 
 
 def _d_password(frame: Frame, tz: tzinfo) -> ChangePassword:
@@ -790,9 +751,9 @@ def _d_password(frame: Frame, tz: tzinfo) -> ChangePassword:
     return ChangePassword(
         frame.address,
         bcd_byte(data[4]),
-        data[5:8][::-1].hex().upper(),
+        _hex_text(data[5:8]),
         new_level,
-        data[9:12][::-1].hex().upper(),
+        _hex_text(data[9:12]),
     )
 
 
@@ -810,15 +771,15 @@ def _d_relay(frame: Frame, tz: tzinfo) -> RelayControl:
         code,
         _time_of(data[10:16], tz),
         bcd_byte(data[0]),
-        data[1:4][::-1].hex().upper(),
-        data[4:8][::-1].hex().upper(),
+        _hex_text(data[1:4]),
+        _hex_text(data[4:8]),
     )
 
 
 def _d_security(frame: Frame, tz: tzinfo) -> SecurityRequest:
     _at_least(frame, 8, "security request")
     data = frame.data
-    return SecurityRequest(frame.address, _di_text(data[:4]), data[4:8][::-1].hex().upper(), data[8:])
+    return SecurityRequest(frame.address, _di_text(data[:4]), _hex_text(data[4:8]), data[8:])
 
 
 def _d_read_reply(frame: Frame, tz: tzinfo) -> ReadReply:
@@ -1009,9 +970,8 @@ def read(address: str, di: str, *, preamble: int = 4) -> bytes:
         tail = (scrambled, sum(scrambled))
         if len(_read_cache) < 4096:
             _read_cache[di] = tail
-    if not 0 <= preamble < len(_PREAMBLES):
-        raise ConfigError(f"preamble of {preamble} FE bytes is out of range 0..{len(_PREAMBLES) - 1}")
-    return _PREAMBLES[preamble] + head[0] + tail[0] + bytes(((head[1] + tail[1]) & 0xFF, 0x16))
+    check_preamble(preamble)
+    return PREAMBLES[preamble] + head[0] + tail[0] + bytes(((head[1] + tail[1]) & 0xFF, 0x16))
 
 
 def read_follow_up(address: str, di: str, seq: int, *, preamble: int = 4) -> bytes:
@@ -1073,23 +1033,7 @@ def reply_filter(expect_address: str, function: int, di: str | None = None) -> C
 
 def frame_filter(expect_address: str, function: int, di_wire: bytes | None) -> Callable[[Frame], bool]:
     """:func:`reply_filter` on the identifier's wire bytes (shared with DL/T 645-1997's 2-byte DIs)."""
-    scrambled = di_wire.translate(_ADD33) if di_wire is not None else None
-    end = 10 + len(di_wire) if di_wire is not None else 10
-    function &= FUNCTION
-
-    def expect(frame: Frame) -> bool:
-        control = frame.control
-        if not control & DIRECTION or control & FUNCTION != function:
-            return False
-        if frame.address != expect_address and not address_matches(expect_address, frame.address):
-            return False
-        if scrambled is not None and not control & ABNORMAL:
-            if frame.raw:
-                return frame.raw[10:end] == scrambled
-            return frame.data[: end - 10] == di_wire
-        return True
-
-    return expect
+    return reply_predicate(expect_address, function, di_wire, FUNCTION)
 
 
 def parse_reply(
@@ -1120,17 +1064,6 @@ def check_reply(
     raise_error: Callable[[object], None],
 ):
     """The checks of :func:`parse_reply` on a decoded message (shared with DL/T 645-1997)."""
-    if not isinstance(message, reply_type):
-        raise UnexpectedReply(f"expected a reply, got the request {message!r}")
-    address = message.address  # type: ignore[attr-defined]
-    if address != expect_address and not address_matches(expect_address, address):
-        raise AddressError(f"reply from meter {address}, expected {expect_address}")
-    got = message.function  # type: ignore[attr-defined]
-    if function is not None and got != function & FUNCTION:
-        raise UnexpectedReply(f"reply to function {got:02X}, expected {function & FUNCTION:02X}")
-    raise_error(message)
-    if expect_di is not None:
-        di = getattr(message, "di", None)
-        if di is not None and di != expect_di.upper():
-            raise UnexpectedReply(f"reply for DI {di}, expected {expect_di.upper()}")
-    return message
+    return check_reply_message(
+        message, reply_type, expect_address, expect_di, function, raise_error, FUNCTION
+    )

@@ -40,7 +40,6 @@ from ..errors import ConfigError, FrameError, MeterError
 from .bcd import bcd_byte, decode_address
 from .dlt645 import (
     ABNORMAL,
-    BAUD_CODES,
     BROADCAST,
     DIRECTION,
     FUNCTION,
@@ -51,15 +50,21 @@ from .dlt645 import (
     Frame,
     _address_bytes,
     _auth,
+    _baud_byte,
+    _baud_of,
+    _bit_names,
     _byte,
+    _di_text,
+    _hex_text,
     _time_bytes,
     _time_of,
     check_reply,
     decode_frame,
+    di_encoder,
     encode_frame,
     frame_filter,
 )
-from .dlt645_di import DataItem, Kind, compile_table, encode_item
+from .dlt645_di import DataItem, Kind, compile_table, encode_item, lookup
 
 __all__ = [
     "BROADCAST",
@@ -144,12 +149,7 @@ _COMPILED = compile_table(DI_TABLE)
 
 
 def _item(di: str) -> DataItem:
-    item = DI_TABLE.get(di)
-    if item is None:
-        item = DI_TABLE.get(di.upper()) if isinstance(di, str) else None
-        if item is None:
-            raise ConfigError(f"unknown DL/T 645-1997 data identifier {di!r}")
-    return item
+    return lookup(di, DI_TABLE, what="DL/T 645-1997 data identifier")
 
 
 def decode_value(di: str, raw: bytes):
@@ -174,25 +174,7 @@ def reading_values(di: str, raw: bytes) -> dict[str, object]:
     return reader(raw)
 
 
-_di_cache: dict[str, bytes] = {}
-
-
-def _di_bytes(di: str) -> bytes:
-    raw = _di_cache.get(di)
-    if raw is None:
-        if not isinstance(di, str) or len(di) != 4:
-            raise ConfigError(f"a DL/T 645-1997 data identifier is 4 hex digits, not {di!r}")
-        try:
-            raw = bytes.fromhex(di)[::-1]
-        except ValueError as exc:
-            raise ConfigError(f"data identifier {di!r} is not hex") from exc
-        if len(_di_cache) < 4096:
-            _di_cache[di] = raw
-    return raw
-
-
-def _di_text(raw: bytes) -> str:
-    return raw[::-1].hex().upper()
+_di_bytes = di_encoder(4, "DL/T 645-1997")
 
 
 # --- messages -----------------------------------------------------------------------------------------------
@@ -287,9 +269,6 @@ class WriteAddress(Request):
         return Frame(self.address, 0x0A, _address_bytes(self.new_address))
 
 
-_BAUD_OF_CODE = {code: baud for baud, code in BAUD_CODES.items()}
-
-
 @dataclass(frozen=True, slots=True)
 class ChangeBaud(Request):
     """C=0C: one bit per rate, as in 2007."""
@@ -298,10 +277,7 @@ class ChangeBaud(Request):
     baud: int
 
     def to_frame(self, tz: tzinfo = UTC) -> Frame:
-        code = BAUD_CODES.get(self.baud)
-        if code is None:
-            raise ConfigError(f"DL/T 645 has no baud code for {self.baud}")
-        return Frame(self.address, 0x0C, bytes((code,)))
+        return Frame(self.address, 0x0C, _baud_byte(self.baud))
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,9 +375,7 @@ def _d_write(frame: Frame, tz: tzinfo) -> WriteRequest:
     data = frame.data
     if len(data) < 6:
         raise FrameError(f"DL/T 645-1997 write: {len(data)} data bytes, expected at least 6")
-    return WriteRequest(
-        frame.address, _di_text(data[:2]), data[6:], bcd_byte(data[2]), data[3:6][::-1].hex().upper()
-    )
+    return WriteRequest(frame.address, _di_text(data[:2]), data[6:], bcd_byte(data[2]), _hex_text(data[3:6]))
 
 
 def _d_broadcast_time(frame: Frame, tz: tzinfo) -> BroadcastTime:
@@ -416,10 +390,7 @@ def _d_write_address(frame: Frame, tz: tzinfo) -> WriteAddress:
 
 def _d_baud(frame: Frame, tz: tzinfo) -> ChangeBaud:
     _need(frame, 1, "change baud")
-    baud = _BAUD_OF_CODE.get(frame.data[0])
-    if baud is None:
-        raise FrameError(f"baud code {frame.data[0]:02x} names no single rate")
-    return ChangeBaud(frame.address, baud)
+    return ChangeBaud(frame.address, _baud_of(frame.data[0]))
 
 
 def _d_password(frame: Frame, tz: tzinfo) -> ChangePassword:
@@ -428,9 +399,9 @@ def _d_password(frame: Frame, tz: tzinfo) -> ChangePassword:
     return ChangePassword(
         frame.address,
         bcd_byte(data[0]),
-        data[1:4][::-1].hex().upper(),
+        _hex_text(data[1:4]),
         bcd_byte(data[4]),
-        data[5:8][::-1].hex().upper(),
+        _hex_text(data[5:8]),
     )
 
 
@@ -496,11 +467,7 @@ ERR_BITS: tuple[str, ...] = (
 
 
 def error_names(err: int) -> tuple[str, ...]:
-    return tuple(
-        ERR_BITS[bit] if bit < len(ERR_BITS) else f"bit{bit}"
-        for bit in range(err.bit_length())
-        if err >> bit & 1
-    )
+    return _bit_names(err, ERR_BITS)
 
 
 def meter_error(reply: ErrorReply) -> MeterError:

@@ -198,13 +198,14 @@ def _build_table() -> dict[str, DataItem]:
 DI_TABLE: dict[str, DataItem] = _build_table()
 
 
-def lookup(di: str, table: Mapping[str, DataItem] = DI_TABLE) -> DataItem:
-    """The :class:`DataItem` of ``di`` (any case); :class:`ConfigError` for an identifier not in ``table``."""
+def lookup(di: str, table: Mapping[str, DataItem] = DI_TABLE, *, what: str = "data identifier") -> DataItem:
+    """The :class:`DataItem` of ``di`` (any case); :class:`ConfigError` (``unknown {what}``) for an identifier
+    not in ``table``."""
     item = table.get(di)
     if item is None:
         item = table.get(di.upper()) if isinstance(di, str) else None
         if item is None:
-            raise ConfigError(f"unknown data identifier {di!r}")
+            raise ConfigError(f"unknown {what} {di!r}")
     return item
 
 

@@ -20,23 +20,31 @@ A :class:`Layout` says where the fields sit; :class:`StreamDeframer` cuts a byte
   maximal frame, and :meth:`StreamDeframer.feed` never lets it grow beyond ``max_buffer`` (the oldest bytes
   are discarded and the next call raises a :class:`FrameError` saying how many).
 
-Nothing here raises anything but :class:`FrameError` and its subclasses.
+The deframer raises nothing but :class:`FrameError` and its subclasses. The frame helpers the codecs share
+live here too: :func:`seal` (preamble, CS and ``16`` around a header and data), :func:`unwrap` (one frame
+checked against its layout), :class:`FrameDeframer` (a deframer that returns decoded frames),
+:func:`reply_predicate` and :func:`check_reply_message` (the poller's reply checks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, TypeVar
 
-from ..errors import ChecksumError, FrameError
+from ..errors import AddressError, ChecksumError, ConfigError, FrameError, UnexpectedReply
+from .bcd import ADDRESS_BYTE_VALUES as _ADDRESS_DELETE
+from .bcd import address_matches
 
 START = 0x68
 END = 0x16
 PREAMBLE = 0xFE
+# control byte of both protocols: D7 direction (1 = reply), D6 abnormal reply; the function mask differs
+DIRECTION = 0x80
+ABNORMAL = 0x40
 
-# A BCD byte or the AA wildcard: a 256-entry table so the header test is one C-level call per byte.
-_ADDRESS_OK = bytes(1 if (b == 0xAA or ((b >> 4) < 10 and (b & 0x0F) < 10)) else 0 for b in range(256))
-_ADDRESS_DELETE = bytes(b for b in range(256) if _ADDRESS_OK[b])
+_FE = bytes((PREAMBLE,))
+PREAMBLES = tuple(_FE * n for n in range(9))
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +76,57 @@ def frame_checksum(frame: bytes | bytearray | memoryview) -> int:
     return sum(frame) & 0xFF
 
 
+def check_preamble(preamble: int) -> None:
+    if not 0 <= preamble < len(PREAMBLES):
+        raise ConfigError(f"preamble of {preamble} FE bytes is out of range 0..{len(PREAMBLES) - 1}")
+
+
+def byte_field(value: int, what: str) -> bytes:
+    """One byte field (SER, ERR, seq) as bytes; :class:`ConfigError` for anything but an int 0..255."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFF:
+        raise ConfigError(f"{what} {value!r} is not a byte")
+    return bytes((value,))
+
+
+def seal(body: bytes, preamble: int) -> bytes:
+    """The wire bytes of a frame: ``preamble`` x FE, ``body`` (start byte through the last data byte), CS,
+    16."""
+    check_preamble(preamble)
+    return PREAMBLES[preamble] + body + bytes((sum(body) & 0xFF, END))
+
+
+def unwrap(buf: bytes | bytearray | memoryview, layout: Layout) -> bytes:
+    """Exactly one frame of ``layout`` (any number of FE before it, nothing after), start byte through 16.
+
+    :class:`ChecksumError` for a bad CS, else :class:`FrameError`.
+    """
+    name = layout.name
+    if not isinstance(buf, bytes | bytearray | memoryview):
+        raise FrameError(f"a {name} frame is bytes, not {type(buf).__name__}")
+    body = bytes(buf).lstrip(_FE)
+    n = len(body)
+    smallest = layout.length_at + 3
+    if n < smallest:
+        raise FrameError(f"{name} frame too short ({n} bytes): {body.hex(' ')}")
+    second = layout.second_start
+    if second is None:
+        if body[0] != START:
+            raise FrameError(f"{name} frame does not start with 68: {body.hex(' ')}")
+    elif body[0] != START or body[second] != START:
+        raise FrameError(f"{name} frame without 68 .. 68 header: {body.hex(' ')}")
+    length = body[layout.length_at]
+    if length > layout.max_data:
+        raise FrameError(f"{name} data length {length} exceeds {layout.max_data}")
+    if n != length + smallest:
+        raise FrameError(f"{name} frame of {n} bytes, L={length} needs {length + smallest}: {body.hex(' ')}")
+    if body[-1] != END:
+        raise FrameError(f"{name} frame does not end with 16: {body.hex(' ')}")
+    checksum = sum(body[:-2]) & 0xFF
+    if checksum != body[-2]:
+        raise ChecksumError(f"{name} checksum {body[-2]:02x} != computed {checksum:02x}: {body.hex(' ')}")
+    return body
+
+
 class StreamDeframer:
     """Cuts a byte stream into raw frames of one :class:`Layout` (see the module docstring).
 
@@ -79,7 +138,7 @@ class StreamDeframer:
     __slots__ = ("_buf", "_layout", "_overflow", "max_buffer")
 
     def __init__(self, layout: Layout, max_buffer: int = 8192):
-        if max_buffer < layout.length_at + layout.max_data + 3:
+        if max_buffer < layout.max_frame:
             raise FrameError(f"max_buffer {max_buffer} is below one {layout.name} frame ({layout.max_frame})")
         self._layout = layout
         self._buf = bytearray()
@@ -206,14 +265,8 @@ def _later_frame(buf: bytearray, start: int, layout: Layout) -> int:
     while i >= 0:
         if n - i < header + 2:
             return -1
-        if _check_header(buf, i, n, layout) > 0:
-            total = header + buf[i + layout.length_at] + 2
-            if (
-                i + total <= n
-                and buf[i + total - 1] == END
-                and (sum(buf[i : i + total - 2]) & 0xFF) == buf[i + total - 2]
-            ):
-                return i
+        if _frame_at(buf, i, n, layout):
+            return i
         i = buf.find(START, i + 1)
     return -1
 
@@ -221,12 +274,94 @@ def _later_frame(buf: bytearray, start: int, layout: Layout) -> int:
 def _inner_frame(buf: bytearray, total: int, layout: Layout) -> bool:
     """Whether a complete, valid frame starts after index 0 and ends within the first ``total`` bytes."""
     header = layout.header
-    length_at = layout.length_at
     i = buf.find(START, 1, total - header - 1)
     while i >= 0:
-        if _check_header(buf, i, total, layout) > 0:
-            end = i + header + buf[i + length_at] + 2
-            if end <= total and buf[end - 1] == END and (sum(buf[i : end - 2]) & 0xFF) == buf[end - 2]:
-                return True
+        if _frame_at(buf, i, total, layout):
+            return True
         i = buf.find(START, i + 1, total - header - 1)
     return False
+
+
+def _frame_at(buf: bytearray, at: int, limit: int, layout: Layout) -> bool:
+    """Whether a complete, valid frame starts at ``at`` and ends within the first ``limit`` bytes."""
+    if _check_header(buf, at, limit, layout) <= 0:
+        return False
+    end = at + layout.header + buf[at + layout.length_at] + 2
+    return end <= limit and buf[end - 1] == END and (sum(buf[at : end - 2]) & 0xFF) == buf[end - 2]
+
+
+FrameT = TypeVar("FrameT")
+
+
+class FrameDeframer(StreamDeframer, Generic[FrameT]):
+    """A :class:`StreamDeframer` of one protocol that returns decoded frames, h11-style.
+
+    Subclasses set ``layout`` and ``frame_of`` (``staticmethod``: validated wire bytes -> frame).
+    ``feed(data)``; ``next_frame()`` -> frame or ``None`` (needs more bytes); ``for frame in deframer``.
+    """
+
+    __slots__ = ()
+    layout: ClassVar[Layout]
+    frame_of: Callable[[bytes], Any]
+
+    def __init__(self, max_buffer: int = 8192):
+        StreamDeframer.__init__(self, self.layout, max_buffer)
+
+    def next_frame(self) -> FrameT | None:
+        raw = self.next_raw()
+        return None if raw is None else self.frame_of(raw)
+
+    def __iter__(self) -> Iterator[FrameT]:  # type: ignore[override]
+        while (frame := self.next_frame()) is not None:
+            yield frame
+
+
+# --- reply checks (the poller's side) --------------------------------------------------------------
+def reply_predicate(
+    expect_address: str, function: int, di_wire: bytes | None, function_mask: int
+) -> Callable[[Any], bool]:
+    """A cheap predicate for a link's ``expect``: a reply frame from ``expect_address`` (``AA`` bytes match
+    any) to ``function`` (under ``function_mask``) whose data starts with ``di_wire`` when given (abnormal
+    replies always pass). ``di_wire`` is compared with the frame's de-scrambled data."""
+    function &= function_mask
+    size = len(di_wire) if di_wire is not None else 0
+
+    def expect(frame: Any) -> bool:
+        control = frame.control
+        if not control & DIRECTION or control & function_mask != function:
+            return False
+        if frame.address != expect_address and not address_matches(expect_address, frame.address):
+            return False
+        if di_wire is not None and not control & ABNORMAL:
+            return frame.data[:size] == di_wire
+        return True
+
+    return expect
+
+
+def check_reply_message(
+    message: object,
+    reply_type: type,
+    expect_address: str,
+    expect_di: str | None,
+    function: int | None,
+    raise_error: Callable[[object], None],
+    function_mask: int,
+):
+    """The checks of a codec's ``parse_reply`` on a decoded message: :class:`UnexpectedReply` for a request
+    (an echo), a reply to another ``function`` or data identifier, :class:`AddressError` for another meter;
+    ``raise_error`` raises the meter's refusal. Returns the message."""
+    if not isinstance(message, reply_type):
+        raise UnexpectedReply(f"expected a reply, got the request {message!r}")
+    address = message.address  # type: ignore[attr-defined]
+    if address != expect_address and not address_matches(expect_address, address):
+        raise AddressError(f"reply from meter {address}, expected {expect_address}")
+    got = message.function  # type: ignore[attr-defined]
+    if function is not None and got != function & function_mask:
+        raise UnexpectedReply(f"reply to function {got:02X}, expected {function & function_mask:02X}")
+    raise_error(message)
+    if expect_di is not None:
+        di = getattr(message, "di", None)
+        if di is not None and di != expect_di.upper():
+            raise UnexpectedReply(f"reply for DI {di}, expected {expect_di.upper()}")
+    return message

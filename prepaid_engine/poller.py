@@ -456,10 +456,7 @@ class Poller:
                 run.index += 1
                 continue
             try:
-                replies = []
-                for step in plan.steps:
-                    replies.append(await self._step(run, link, step, timeout, tries))
-                values = plan.fold(plan.steps, replies) if replies else {}
+                values = await self._read_values(run, link, plan, timeout, tries)
                 readings.append(make_reading(meter.key, run.last_contact or clock(), values))
             except EngineError as exc:
                 if run.down is not None:
@@ -638,8 +635,11 @@ class Poller:
         return _Outcome(CommandStatus.FAILED, False, attempts, last)
 
     async def _read_values(self, run: _BusRun, link: Any, plan: ReadPlan, timeout: float, tries: int) -> dict:
-        replies = [await self._step(run, link, step, timeout, tries) for step in plan.steps]
-        return plan.fold(plan.steps, replies)
+        """Run ``plan``'s steps in order (each with its retries) and fold the replies ({} without steps)."""
+        replies = []
+        for step in plan.steps:
+            replies.append(await self._step(run, link, step, timeout, tries))
+        return plan.fold(plan.steps, replies) if replies else {}
 
 
 def _duplicate_is_success(plan: CommandPlan, exc: MeterError) -> bool:

@@ -20,8 +20,9 @@ optional and written only when set. Loading checks the whole document and raises
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import ConfigError
 from .types import BusSpec, GatewaySpec, MeterModel, MeterSpec, Protocol, Transport, Utility
@@ -125,23 +126,12 @@ class SiteGateway:
         }
 
 
-def default_meter_key(gateway: SiteGateway, bus: SiteBus, meter: SiteMeter) -> str:
-    """The default :attr:`MeterSpec.key`: ``"<gateway key>/<bus key>/<address>"``."""
-    return f"{gateway.key}/{bus.key}/{meter.address}"
+class _MeterTree:
+    """What a site map and a simulator configuration share: gateways with buses with meters."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True, slots=True)
-class SiteMap:
-    name: str = "default"
-    seed: int = 1
-    gateways: tuple[SiteGateway, ...] = ()
-    version: int = SITE_MAP_VERSION
-
-    def __post_init__(self) -> None:
-        _check_site(self)
-
-    # -- views ---------------------------------------------------------------------------------------------
-    def meters(self) -> Iterable[tuple[SiteGateway, SiteBus, SiteMeter]]:
+    def meters(self) -> Iterator[tuple[Any, Any, Any]]:
         """Every meter with its gateway and bus, in document order."""
         for gateway in self.gateways:
             for bus in gateway.buses:
@@ -152,6 +142,23 @@ class SiteMap:
     def meter_count(self) -> int:
         return sum(len(bus.meters) for gateway in self.gateways for bus in gateway.buses)
 
+
+def default_meter_key(gateway: SiteGateway, bus: SiteBus, meter: SiteMeter) -> str:
+    """The default :attr:`MeterSpec.key`: ``"<gateway key>/<bus key>/<address>"``."""
+    return f"{gateway.key}/{bus.key}/{meter.address}"
+
+
+@dataclass(frozen=True, slots=True)
+class SiteMap(_MeterTree):
+    name: str = "default"
+    seed: int = 1
+    gateways: tuple[SiteGateway, ...] = ()
+    version: int = SITE_MAP_VERSION
+
+    def __post_init__(self) -> None:
+        _check_site(self)
+
+    # -- views (and ``meters()``, ``meter_count``) -----------------------------------------------------------
     def gateway(self, key: str) -> SiteGateway:
         for gateway in self.gateways:
             if gateway.key == key:
@@ -190,16 +197,7 @@ class SiteMap:
             for bus in gateway.buses:
                 meters = []
                 for meter in bus.meters:
-                    model = table.get(meter.model)
-                    if model is None:
-                        raise ConfigError(
-                            f"meter {meter.address} on {gateway.key}/{bus.key}: unknown model {meter.model!r}"
-                        )
-                    if model.protocol != meter.protocol:
-                        raise ConfigError(
-                            f"meter {meter.address}: model {model.code} speaks {model.protocol}, "
-                            f"the site map says {meter.protocol}"
-                        )
+                    model = model_of(table, meter, f"{gateway.key}/{bus.key}")
                     meters.append(
                         MeterSpec(
                             key=key(gateway, bus, meter),
@@ -233,20 +231,26 @@ def _model_table(models: Mapping[str, MeterModel] | Iterable[MeterModel] | None)
     return {model.code: model for model in models}
 
 
+def model_of(table: Mapping[str, MeterModel], meter, where: str) -> MeterModel:
+    """The model of ``meter`` (anything with ``address``, ``model`` and ``protocol``) on bus ``where``
+    ("<gateway key>/<bus key>"); :class:`ConfigError` for an unknown code or a model of another protocol."""
+    model = table.get(meter.model)
+    if model is None:
+        raise ConfigError(f"meter {meter.address} on {where}: unknown model {meter.model!r}")
+    if model.protocol != meter.protocol:
+        raise ConfigError(
+            f"meter {meter.address}: model {model.code} speaks {model.protocol}, "
+            f"the site map says {meter.protocol}"
+        )
+    return model
+
+
 # -- loading ------------------------------------------------------------------------------------------
 
 
 def load_site_map(source: str | bytes | Mapping) -> SiteMap:
     """Parse a site map from JSON text (or bytes) or from an already decoded dict."""
-    if isinstance(source, str | bytes | bytearray):
-        try:
-            data = json.loads(source)
-        except ValueError as exc:
-            raise ConfigError(f"site map is not JSON: {exc}") from exc
-    else:
-        data = source
-    if not isinstance(data, Mapping):
-        raise ConfigError("site map must be a JSON object")
+    data = json_object(source, "site map")
     version = data.get("version", SITE_MAP_VERSION)
     if version != SITE_MAP_VERSION:
         raise ConfigError(f"site map version {version!r} is not supported (expected {SITE_MAP_VERSION})")
@@ -261,6 +265,21 @@ def load_site_map(source: str | bytes | Mapping) -> SiteMap:
         raise
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"invalid site map: {exc!r}") from exc
+
+
+def json_object(source: str | bytes | Mapping, what: str) -> Mapping:
+    """``source`` as a JSON object: JSON text (or bytes) decoded, or an already decoded mapping as it is;
+    :class:`ConfigError` naming ``what`` for text that is not JSON or a value that is not an object."""
+    if isinstance(source, str | bytes | bytearray):
+        try:
+            data = json.loads(source)
+        except ValueError as exc:
+            raise ConfigError(f"{what} is not JSON: {exc}") from exc
+    else:
+        data = source
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{what} must be a JSON object")
+    return data
 
 
 def _gateway(data: Mapping) -> SiteGateway:
@@ -349,9 +368,31 @@ def _int(value, where: str) -> int:
 
 def _check_site(site: SiteMap) -> None:
     """Cross-checks: unique keys, unique host:port, address shapes, transports fit protocols."""
-    gateway_keys: set[str] = set()
     endpoints: dict[tuple[str, int], str] = {}
-    for gateway in site.gateways:
+    for gateway, bus, where in checked_buses(site.gateways):
+        if not 0 < bus.port < 65536:
+            raise ConfigError(f"{where}: port {bus.port} out of range")
+        if not bus.baud > 0:
+            raise ConfigError(f"{where}: baud must be positive")
+        endpoint = (gateway.host, bus.port)
+        if endpoint in endpoints:
+            raise ConfigError(f"{where}: {gateway.host}:{bus.port} is already used by {endpoints[endpoint]}")
+        endpoints[endpoint] = where
+        for meter in checked_meters(bus.meters, where):
+            if meter.protocol not in _TRANSPORT_PROTOCOLS[gateway.transport]:
+                raise ConfigError(
+                    f"{where}: a {gateway.transport} gateway cannot carry {meter.protocol} "
+                    f"meter {meter.address}"
+                )
+            if meter.ct_ratio < 1:
+                raise ConfigError(f"{where}: meter {meter.address} ct_ratio must be >= 1")
+
+
+def checked_buses(gateways: Iterable) -> Iterator[tuple[Any, Any, str]]:
+    """``(gateway, bus, "gateway G bus B")`` for every bus of ``gateways`` (site map or simulator config),
+    each yielded once its gateway key and its bus key are known to be unique; :class:`ConfigError` if not."""
+    gateway_keys: set[str] = set()
+    for gateway in gateways:
         if gateway.key in gateway_keys:
             raise ConfigError(f"gateway key {gateway.key!r} is used twice")
         gateway_keys.add(gateway.key)
@@ -361,26 +402,15 @@ def _check_site(site: SiteMap) -> None:
             if bus.key in bus_keys:
                 raise ConfigError(f"{where}: bus key used twice")
             bus_keys.add(bus.key)
-            if not 0 < bus.port < 65536:
-                raise ConfigError(f"{where}: port {bus.port} out of range")
-            if not bus.baud > 0:
-                raise ConfigError(f"{where}: baud must be positive")
-            endpoint = (gateway.host, bus.port)
-            if endpoint in endpoints:
-                raise ConfigError(
-                    f"{where}: {gateway.host}:{bus.port} is already used by {endpoints[endpoint]}"
-                )
-            endpoints[endpoint] = where
-            addresses: set[str] = set()
-            for meter in bus.meters:
-                check_address(meter.protocol, meter.address)
-                if meter.address in addresses:
-                    raise ConfigError(f"{where}: meter address {meter.address} used twice")
-                addresses.add(meter.address)
-                if meter.protocol not in _TRANSPORT_PROTOCOLS[gateway.transport]:
-                    raise ConfigError(
-                        f"{where}: a {gateway.transport} gateway cannot carry {meter.protocol} "
-                        f"meter {meter.address}"
-                    )
-                if meter.ct_ratio < 1:
-                    raise ConfigError(f"{where}: meter {meter.address} ct_ratio must be >= 1")
+            yield gateway, bus, where
+
+
+def checked_meters(meters: Iterable, where: str) -> Iterator[Any]:
+    """Every meter of one bus, each yielded once its address has its protocol's shape and is not a repeat."""
+    addresses: set[str] = set()
+    for meter in meters:
+        check_address(meter.protocol, meter.address)
+        if meter.address in addresses:
+            raise ConfigError(f"{where}: meter address {meter.address} used twice")
+        addresses.add(meter.address)
+        yield meter

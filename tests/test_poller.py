@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from conftest import LineDeframer, LocalServer
 
 from prepaid_engine.adapters.base import CommandContext, CommandPlan, FrameStep, ReadPlan
 from prepaid_engine.errors import (
@@ -52,23 +53,13 @@ TOY = MeterModel("toy", "toy line meter", Protocol.DLT645_2007, Utility.ELECTRIC
 # --------------------------------------------------------------------------------------------- toy protocol
 
 
-class ToyDeframer:
+class ToyDeframer(LineDeframer):
     """Lines; a line starting with ``!`` is a frame with a bad checksum, other unknown lines are garbage."""
 
-    def __init__(self):
-        self.buffer = b""
+    checksum_message = "toy checksum"
 
-    def feed(self, data: bytes) -> None:
-        self.buffer += data
-
-    def next_frame(self):
-        while b"\n" in self.buffer:
-            line, self.buffer = self.buffer.split(b"\n", 1)
-            if line.startswith(b"!"):
-                raise ChecksumError("toy checksum")
-            if line[:1] in (b"A", b"E"):
-                return line
-        return None
+    def accepts(self, line: bytes) -> bool:
+        return line[:1] in (b"A", b"E")
 
 
 def _addr(meter: MeterSpec) -> bytes:
@@ -711,23 +702,12 @@ def test_commands_keep_their_order_per_bus_run_concurrently_across_buses_and_rep
 # -------------------------------------------------------------------------------- real link, toy TCP bus
 
 
-class ToyBus:
+class ToyBus(LocalServer):
     """A TCP server acting as one bus of toy meters: {address: (value, reply delay)}."""
 
     def __init__(self, meters: dict[str, tuple[str, float]]):
         self.meters = meters
-        self.server: asyncio.AbstractServer | None = None
-        self.port = 0
         self.requests: list[str] = []
-
-    async def __aenter__(self):
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc):
-        self.server.close()
-        await self.server.wait_closed()
 
     async def _serve(self, reader, writer):
         try:

@@ -15,6 +15,7 @@ import struct
 import tty
 
 import pytest
+from conftest import LineDeframer, LocalServer
 from pymodbus import FramerType
 from pymodbus.datastore import ModbusDeviceContext, ModbusSequentialDataBlock, ModbusServerContext
 from pymodbus.server import ModbusTcpServer
@@ -24,30 +25,15 @@ from prepaid_engine.errors import ChecksumError, ConfigError, LinkError, LinkTim
 from prepaid_engine.transport import ModbusLink, SerialLink, SerialModbusLink, TransparentLink
 
 
-class Lines:
-    """Deframer for the line test protocol."""
-
-    def __init__(self):
-        self.buffer = b""
-
-    def feed(self, data: bytes) -> None:
-        self.buffer += data
-
-    def next_frame(self):
-        while b"\n" in self.buffer:
-            line, self.buffer = self.buffer.split(b"\n", 1)
-            if line.startswith(b"!"):
-                raise ChecksumError("bad line")
-            if line:
-                return line
-        return None
+class Lines(LineDeframer):
+    """Deframer for the line test protocol: every non-empty line is a frame."""
 
 
 def reply_to(tag: bytes):
     return lambda frame: frame.startswith(b"ok " + tag)
 
 
-class Gateway:
+class Gateway(LocalServer):
     """A scriptable TCP peer: ``script(request) -> list of (delay, bytes | None)``; None closes the socket."""
 
     def __init__(self, script):
@@ -55,18 +41,6 @@ class Gateway:
         self.requests: list[bytes] = []
         self.connections = 0
         self.log: list[tuple[str, bytes]] = []
-        self.server = None
-        self.port = 0
-
-    async def __aenter__(self):
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc):
-        self.server.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.server.wait_closed(), 1)
 
     async def _serve(self, reader, writer):
         self.connections += 1
@@ -374,19 +348,11 @@ def test_modbus_tcp_link_reads_writes_and_maps_errors():
     assert traces[:2] == ["tx", "rx"]
 
 
-class SilentGateway:
+class SilentGateway(LocalServer):
     """Accepts connections and never answers: every request times out."""
 
     def __init__(self):
         self.connections = 0
-
-    async def __aenter__(self):
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc):
-        self.server.close()
 
     async def _serve(self, reader, writer):
         self.connections += 1
@@ -425,22 +391,12 @@ def test_modbus_link_to_a_refusing_gateway_is_a_link_error():
     run(scenario())
 
 
-class SlowRtuSlave:
+class SlowRtuSlave(LocalServer):
     """RTU over TCP: answers FC3 for unit 1 after ``delays[n]`` seconds (n = request number)."""
 
     def __init__(self, delays):
         self.delays = list(delays)
         self.connections = 0
-        self.server = None
-        self.port = 0
-
-    async def __aenter__(self):
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc):
-        self.server.close()
 
     async def _serve(self, reader, writer):
         self.connections += 1

@@ -9,13 +9,13 @@ closed -> supply OFF). Model options: ``meter_type`` (hex, default "10" cold wat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 from ..codecs import cjt188
 from ..errors import ConfigError
 from ..types import CommandKind, MeterCommand, MeterSpec, Supply
-from .base import CommandContext, CommandPlan, FrameStep, ReadPlan, Step, Values, merge_values
+from .base import CommandContext, CommandPlan, FrameStep, ReadPlan, Values, merge_values
 
 READ = 0x01
 WRITE = 0x04
@@ -68,9 +68,5 @@ class Cjt188Adapter:
             f"valve {'open' if open_valve else 'close'}",
             cjt188.Deframer,
         )
-        confirm = ReadPlan((self._read_step(meter, cjt188.DI_METER_DATA),), _fold)
+        confirm = ReadPlan((self._read_step(meter, cjt188.DI_METER_DATA),), merge_values)
         return CommandPlan(kind, (action,), confirm, lambda v: v.get("supply") is wanted, f"supply {wanted}")
-
-
-def _fold(steps: Sequence[Step], replies: Sequence[Values]) -> Values:
-    return merge_values(steps, replies)

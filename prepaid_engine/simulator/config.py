@@ -19,7 +19,6 @@ strings: sharp, peak, flat, valley), ``initial_balance``, ``hoarding_limit``, ``
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -27,7 +26,18 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..sitemap import SiteBus, SiteGateway, SiteMap, SiteMeter, check_address
+from ..sitemap import (
+    SITE_MAP_VERSION,
+    SiteBus,
+    SiteGateway,
+    SiteMap,
+    SiteMeter,
+    _MeterTree,
+    checked_buses,
+    checked_meters,
+    json_object,
+    load_site_map,
+)
 from ..types import Protocol, Transport, Utility
 from .faults import FaultRates
 from .profile import BANDS, DEFAULT_TOU, PROFILES
@@ -110,7 +120,7 @@ class GatewayConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class SiteConfig:
+class SiteConfig(_MeterTree):
     """A whole simulated site and the knobs of its simulation.
 
     Timing: each reply is written ``request bytes x byte time + latency (+ jitter) + reply bytes x byte
@@ -143,54 +153,30 @@ class SiteConfig:
     def __post_init__(self) -> None:
         _check_config(self)
 
-    def meters(self):
-        """Every meter with its gateway and bus, in document order."""
-        for gateway in self.gateways:
-            for bus in gateway.buses:
-                for meter in bus.meters:
-                    yield gateway, bus, meter
-
-    @property
-    def meter_count(self) -> int:
-        return sum(len(bus.meters) for gateway in self.gateways for bus in gateway.buses)
-
     def site_map(self, ports: Mapping[tuple[str, str], int] | None = None) -> SiteMap:
         """The site map of this configuration; ``ports`` maps (gateway key, bus key) to the bound port."""
-        ports = ports or {}
-        return SiteMap(
-            name=self.name,
-            seed=self.seed,
-            gateways=tuple(
-                SiteGateway(
-                    key=g.key,
-                    name=g.name or g.key,
-                    host=g.host,
-                    transport=g.transport,
-                    timeout=g.timeout,
-                    buses=tuple(
-                        SiteBus(
-                            key=b.key,
-                            port=ports.get((g.key, b.key), b.port),
-                            baud=b.baud,
-                            meters=tuple(
-                                SiteMeter(
-                                    address=m.address,
-                                    model=m.model,
-                                    protocol=m.protocol,
-                                    utility=m.utility,
-                                    meter_number=m.number,
-                                    ct_ratio=m.ct_ratio,
-                                    name=m.name,
-                                    customer_number=m.customer_number,
-                                )
-                                for m in b.meters
-                            ),
-                        )
-                        for b in g.buses
-                    ),
-                )
-                for g in self.gateways
-            ),
+        return SiteMap(name=self.name, seed=self.seed, gateways=self._site_gateways(ports or {}))
+
+    def _site_gateways(self, ports: Mapping[tuple[str, str], int]) -> tuple[SiteGateway, ...]:
+        """The gateways of :meth:`site_map`, unchecked (a site map checks them; ports 0 do not pass)."""
+        return tuple(
+            SiteGateway(
+                key=g.key,
+                name=g.name or g.key,
+                host=g.host,
+                transport=g.transport,
+                timeout=g.timeout,
+                buses=tuple(
+                    SiteBus(
+                        key=b.key,
+                        port=ports.get((g.key, b.key), b.port),
+                        baud=b.baud,
+                        meters=tuple(_meter_site(m) for m in b.meters),
+                    )
+                    for b in g.buses
+                ),
+            )
+            for g in self.gateways
         )
 
     def with_ports(self, base_port: int) -> SiteConfig:
@@ -222,27 +208,25 @@ def default_site(**settings) -> SiteConfig:
 
     Meter numbers equal addresses. ``settings`` override :class:`SiteConfig` fields (seed, latency, ...).
     """
-    units = [(floor, unit) for floor in (1, 2, 3) for unit in range(1, 9)]
-    electricity = tuple(
-        MeterConfig(
-            address=f"1{floor}{unit:02d}".zfill(12),
-            model="dlt645_2007_prepaid",
-            protocol=Protocol.DLT645_2007,
-            utility=Utility.ELECTRICITY,
-            name=f"Building A {floor}-{unit:02d} electricity",
+
+    def building(digits: int, model: str, protocol: Protocol, utility: Utility, what: str):
+        """One meter per unit of floors 1-3, units 01-08: address "1FUU" zero-filled to ``digits``."""
+        return tuple(
+            MeterConfig(
+                address=f"1{floor}{unit:02d}".zfill(digits),
+                model=model,
+                protocol=protocol,
+                utility=utility,
+                name=f"Building A {floor}-{unit:02d} {what}",
+            )
+            for floor in (1, 2, 3)
+            for unit in range(1, 9)
         )
-        for floor, unit in units
+
+    electricity = building(
+        12, "dlt645_2007_prepaid", Protocol.DLT645_2007, Utility.ELECTRICITY, "electricity"
     )
-    water = tuple(
-        MeterConfig(
-            address=f"1{floor}{unit:02d}".zfill(14),
-            model="cjt188_water",
-            protocol=Protocol.CJT188,
-            utility=Utility.WATER,
-            name=f"Building A {floor}-{unit:02d} cold water",
-        )
-        for floor, unit in units
-    )
+    water = building(14, "cjt188_water", Protocol.CJT188, Utility.WATER, "cold water")
     common = (
         MeterConfig(
             address="1",
@@ -388,17 +372,7 @@ def load_config(source: str | bytes | Path | Mapping) -> SiteConfig:
             source = Path(source).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read site configuration {source}: {exc}") from exc
-    if isinstance(source, str | bytes | bytearray):
-        try:
-            data = json.loads(source)
-        except ValueError as exc:
-            raise ConfigError(f"site configuration is not JSON: {exc}") from exc
-    else:
-        data = source
-    if not isinstance(data, Mapping):
-        raise ConfigError("a site configuration is a JSON object")
-    from ..sitemap import load_site_map
-
+    data = json_object(source, "site configuration")
     site_map = load_site_map({k: v for k, v in data.items() if k != "simulator"} | {"gateways": []})
     try:
         gateways = tuple(_gateway_config(g) for g in data.get("gateways") or ())
@@ -411,20 +385,14 @@ def load_config(source: str | bytes | Path | Mapping) -> SiteConfig:
 
 
 def _gateway_config(data: Mapping) -> GatewayConfig:
-    from ..sitemap import _gateway  # the site map's parser checks the shared fields
+    from ..sitemap import _bus, _gateway  # the site map's parser checks the shared fields
 
     parsed = _gateway({**data, "buses": []})
     buses = []
     for bus_data in data.get("buses") or ():
+        bus = _bus({**bus_data, "meters": []}, f"gateway {parsed.key}")
         meters = tuple(_meter_config(m, parsed.transport) for m in bus_data.get("meters") or ())
-        buses.append(
-            BusConfig(
-                key=str(bus_data["key"]),
-                port=int(bus_data["port"]),
-                baud=int(bus_data.get("baud", 9600)),
-                meters=meters,
-            )
-        )
+        buses.append(BusConfig(key=bus.key, port=bus.port, baud=bus.baud, meters=meters))
     return GatewayConfig(
         key=parsed.key,
         name=parsed.name,
@@ -548,24 +516,11 @@ def parse_master_key(text: str) -> bytes:
 
 def config_to_dict(config: SiteConfig) -> dict:
     """The JSON shape :func:`load_config` reads (site map plus the ``simulator`` settings)."""
-    data = config.site_map().to_dict() if all(b.port for _, b, _ in config.meters()) else None
-    if data is None:  # OS-chosen ports (0) do not make a valid site map; write the raw structure
-        data = {"version": 1, "name": config.name, "seed": config.seed, "gateways": []}
-        for g in config.gateways:
-            data["gateways"].append(
-                SiteGateway(g.key, g.host, g.transport, name=g.name, timeout=g.timeout).to_dict()
-                | {
-                    "buses": [
-                        {
-                            "key": b.key,
-                            "port": b.port,
-                            "baud": b.baud,
-                            "meters": [_meter_site(m).to_dict() for m in b.meters],
-                        }
-                        for b in g.buses
-                    ]
-                }
-            )
+    if all(b.port for _, b, _ in config.meters()):
+        data = config.site_map().to_dict()
+    else:  # OS-chosen ports (0) do not make a valid site map; write the same structure unchecked
+        gateways = [g.to_dict() for g in config._site_gateways({})]
+        data = {"version": SITE_MAP_VERSION, "name": config.name, "seed": config.seed, "gateways": gateways}
     for g_data, g in zip(data["gateways"], config.gateways, strict=True):
         if g.dead:
             g_data["dead"] = True
@@ -635,40 +590,25 @@ def _check_config(config: SiteConfig) -> None:
         raise ConfigError("log_size and auto_restore must be >= 0")
     if config.start is not None and config.start.tzinfo is None:
         raise ConfigError("start must be timezone-aware")
-    gateway_keys: set[str] = set()
     endpoints: set[tuple[str, int]] = set()
-    for gateway in config.gateways:
-        if gateway.key in gateway_keys:
-            raise ConfigError(f"gateway key {gateway.key!r} is used twice")
-        gateway_keys.add(gateway.key)
-        bus_keys: set[str] = set()
-        for bus in gateway.buses:
-            where = f"gateway {gateway.key} bus {bus.key}"
-            if bus.key in bus_keys:
-                raise ConfigError(f"{where}: bus key used twice")
-            bus_keys.add(bus.key)
-            if not 0 <= bus.port < 65536 or bus.baud <= 0:
-                raise ConfigError(f"{where}: port must be 0..65535 and baud positive")
-            if bus.port:
-                if (gateway.host, bus.port) in endpoints:
-                    raise ConfigError(f"{where}: {gateway.host}:{bus.port} is used twice")
-                endpoints.add((gateway.host, bus.port))
-            families = {WIRE_FAMILY[m.protocol] for m in bus.meters}
-            if len(families) > 1:
-                raise ConfigError(f"{where}: one bus carries one framing ({', '.join(sorted(families))})")
-            if gateway.transport == Transport.MODBUS_TCP and families - {"modbus"}:
-                raise ConfigError(f"{where}: a Modbus-TCP gateway carries Modbus meters only")
-            if gateway.transport == Transport.SERIAL:
-                raise ConfigError(f"{where}: the simulator serves TCP gateways only, not serial ones")
-            addresses: set[str] = set()
-            for meter in bus.meters:
-                check_address(meter.protocol, meter.address)
-                if meter.address in addresses:
-                    raise ConfigError(f"{where}: meter address {meter.address} used twice")
-                addresses.add(meter.address)
-                if meter.profile and meter.profile not in PROFILES:
-                    raise ConfigError(f"meter {meter.address}: unknown profile {meter.profile!r}")
-                if meter.preamble is not None and not 0 <= meter.preamble <= 4:
-                    raise ConfigError(f"meter {meter.address}: preamble must be 0..4")
-                if meter.ct_ratio < 1:
-                    raise ConfigError(f"meter {meter.address}: ct_ratio must be >= 1")
+    for gateway, bus, where in checked_buses(config.gateways):
+        if not 0 <= bus.port < 65536 or bus.baud <= 0:
+            raise ConfigError(f"{where}: port must be 0..65535 and baud positive")
+        if bus.port:
+            if (gateway.host, bus.port) in endpoints:
+                raise ConfigError(f"{where}: {gateway.host}:{bus.port} is used twice")
+            endpoints.add((gateway.host, bus.port))
+        families = {WIRE_FAMILY[m.protocol] for m in bus.meters}
+        if len(families) > 1:
+            raise ConfigError(f"{where}: one bus carries one framing ({', '.join(sorted(families))})")
+        if gateway.transport == Transport.MODBUS_TCP and families - {"modbus"}:
+            raise ConfigError(f"{where}: a Modbus-TCP gateway carries Modbus meters only")
+        if gateway.transport == Transport.SERIAL:
+            raise ConfigError(f"{where}: the simulator serves TCP gateways only, not serial ones")
+        for meter in checked_meters(bus.meters, where):
+            if meter.profile and meter.profile not in PROFILES:
+                raise ConfigError(f"meter {meter.address}: unknown profile {meter.profile!r}")
+            if meter.preamble is not None and not 0 <= meter.preamble <= 4:
+                raise ConfigError(f"meter {meter.address}: preamble must be 0..4")
+            if meter.ct_ratio < 1:
+                raise ConfigError(f"meter {meter.address}: ct_ratio must be >= 1")

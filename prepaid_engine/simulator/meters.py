@@ -740,16 +740,17 @@ _RECHARGE_OUTCOME_SERR = {
 }
 
 
+def _energy(index: int):
+    """The reader of energy register ``index`` (0 total, 1-4 the bands) from a read's snapshot."""
+    return lambda m, s: s["energy"][index]
+
+
 def _dlt_reader_table() -> tuple[dict[str, object], dict[str, object]]:
     """DI -> function(meter, snapshot) -> value, as data. ``snapshot`` holds what one request needs."""
-
-    def energy(index):
-        return lambda m, s: s["energy"][index]
-
     table: dict[str, object] = {}
     for family in ("0000", "0001"):
         for index in range(5):
-            table[f"{family}{index:02X}00"] = energy(index)
+            table[f"{family}{index:02X}00"] = _energy(index)
         table[f"{family}FF00"] = lambda m, s: s["energy"]
     table["00020000"] = lambda m, s: _ZERO
     table.update(
@@ -1055,10 +1056,7 @@ class Dlt645Meter(_FramedMeter):
 
 @functools.cache
 def _dlt1997_readers() -> dict[str, object]:
-    def energy(index):
-        return lambda m, s: s["energy"][index]
-
-    table = {f"901{n}": energy(n) for n in range(5)}
+    table = {f"901{n}": _energy(n) for n in range(5)}
     volts = lambda m, s: s["voltage"].quantize(Decimal(1), rounding="ROUND_DOWN")  # noqa: E731
     amps = lambda m, s: s["current"].quantize(Decimal("0.01"), rounding="ROUND_DOWN")  # noqa: E731
     table.update(

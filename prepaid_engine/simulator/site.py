@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from ..errors import ConfigError
-from ..sitemap import SiteMap
+from ..sitemap import SiteMap, _model_table, model_of
 from ..types import MeterModel, Protocol, Transport
 from .clock import SimClock
 from .config import WIRE_FAMILY, SiteConfig
@@ -83,10 +83,7 @@ class Site:
         models: Mapping[str, MeterModel] | None = None,
         clock: SimClock | None = None,
     ):
-        if models is None:
-            from ..catalog import builtin_models
-
-            models = builtin_models()
+        models = _model_table(models)
         self.config = config
         self.clock = clock or SimClock(config.start, config.speed)
         self.calendar = Calendar(config.timezone, config.tou)
@@ -101,13 +98,7 @@ class Site:
             for bus_cfg in gateway_cfg.buses:
                 meters = []
                 for meter_cfg in bus_cfg.meters:
-                    model = models.get(meter_cfg.model)
-                    if model is None:
-                        raise ConfigError(f"meter {meter_cfg.address}: unknown model {meter_cfg.model!r}")
-                    if model.protocol != meter_cfg.protocol:
-                        raise ConfigError(
-                            f"meter {meter_cfg.address}: model {model.code} is {model.protocol}"
-                        )
+                    model = model_of(models, meter_cfg, f"{gateway_cfg.key}/{bus_cfg.key}")
                     cls = classes.get(meter_cfg.protocol)
                     if cls is None:
                         raise ConfigError(f"{meter_cfg.protocol} meters cannot be simulated yet")

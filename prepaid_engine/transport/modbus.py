@@ -61,7 +61,7 @@ class _ModbusLinkBase:
 
     reconnect_after_timeout = False
 
-    def __init__(self, *, timeout: float, connect_timeout: float, trace: TraceFn | None):
+    def __init__(self, *, timeout: float = 1.0, connect_timeout: float = 3.0, trace: TraceFn | None = None):
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.trace = trace
@@ -71,6 +71,16 @@ class _ModbusLinkBase:
 
     def _make_client(self) -> Any:
         raise NotImplementedError
+
+    def _client_options(self) -> dict[str, Any]:
+        """What every pymodbus client here is built with: our reply timeout, our trace, and no retries or
+        automatic reconnects of its own (the poller owns those)."""
+        return {
+            "timeout": self.timeout,
+            "retries": 0,
+            "reconnect_delay": 0,
+            "trace_packet": self._trace_packet,
+        }
 
     def describe(self) -> str:
         return type(self).__name__
@@ -173,11 +183,10 @@ class ModbusLink(_ModbusLinkBase):
         port: int,
         *,
         framer: FramerType = FramerType.SOCKET,
-        timeout: float = 1.0,
-        connect_timeout: float = 3.0,
-        trace: TraceFn | None = None,
+        **options: Any,
     ):
-        super().__init__(timeout=timeout, connect_timeout=connect_timeout, trace=trace)
+        """``options``: ``timeout`` (reply), ``connect_timeout`` and ``trace``, as for every Modbus link."""
+        super().__init__(**options)
         self.host = host
         self.port = port
         self.framer = framer
@@ -188,12 +197,4 @@ class ModbusLink(_ModbusLinkBase):
         return f"{kind} {self.host}:{self.port}"
 
     def _make_client(self) -> Any:
-        return AsyncModbusTcpClient(
-            self.host,
-            port=self.port,
-            framer=self.framer,
-            timeout=self.timeout,
-            retries=0,
-            reconnect_delay=0,
-            trace_packet=self._trace_packet,
-        )
+        return AsyncModbusTcpClient(self.host, port=self.port, framer=self.framer, **self._client_options())

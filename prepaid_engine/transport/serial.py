@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
 from typing import Any
 
 import serial
@@ -21,7 +20,7 @@ from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient
 
 from ..errors import LinkError
-from .base import DeframerFactory, FramedLink, TraceFn, _LinkProtocol, frame_bytes
+from .base import FramedLink, _LinkProtocol
 from .modbus import _ModbusLinkBase
 
 try:
@@ -123,24 +122,14 @@ class SerialLink(FramedLink):
         self,
         device: str,
         *,
-        deframer_factory: DeframerFactory | None = None,
         baud: int = 2400,
         parity: str = serial.PARITY_EVEN,
-        connect_timeout: float = 3.0,
-        trace: TraceFn | None = None,
-        drain_quiet: float = 0.05,
-        max_drain: float = 2.0,
         poll_interval: float = 0.001,
-        frame_to_bytes: Callable[[Any], bytes] = frame_bytes,
+        **options: Any,
     ):
-        super().__init__(
-            deframer_factory=deframer_factory,
-            connect_timeout=connect_timeout,
-            trace=trace,
-            drain_quiet=drain_quiet,
-            max_drain=max_drain,
-            frame_to_bytes=frame_to_bytes,
-        )
+        """``options``: the :class:`~prepaid_engine.transport.base.FramedLink` settings (``deframer_factory``,
+        ``connect_timeout``, ``trace``, ``drain_quiet``, ``max_drain``, ``frame_to_bytes``)."""
+        super().__init__(**options)
         self.device = device
         self.baud = baud
         self.parity = parity
@@ -174,11 +163,10 @@ class SerialModbusLink(_ModbusLinkBase):
         *,
         baud: int = 9600,
         parity: str = "N",
-        timeout: float = 1.0,
-        connect_timeout: float = 3.0,
-        trace: TraceFn | None = None,
+        **options: Any,
     ):
-        super().__init__(timeout=timeout, connect_timeout=connect_timeout, trace=trace)
+        """``options``: ``timeout`` (reply), ``connect_timeout`` and ``trace``, as for every Modbus link."""
+        super().__init__(**options)
         self.device = device
         self.baud = baud
         self.parity = parity
@@ -187,13 +175,7 @@ class SerialModbusLink(_ModbusLinkBase):
         return f"Modbus RTU serial {self.device}"
 
     def _make_client(self) -> Any:
+        options = self._client_options()
         return AsyncModbusSerialClient(
-            self.device,
-            framer=FramerType.RTU,
-            baudrate=self.baud,
-            parity=self.parity,
-            timeout=self.timeout,
-            retries=0,
-            reconnect_delay=0,
-            trace_packet=self._trace_packet,
+            self.device, framer=FramerType.RTU, baudrate=self.baud, parity=self.parity, **options
         )

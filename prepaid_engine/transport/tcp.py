@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
 from typing import Any
 
-from .base import DeframerFactory, FramedLink, TraceFn, frame_bytes
+from .base import FramedLink
 
 
 class TransparentLink(FramedLink):
@@ -18,26 +17,10 @@ class TransparentLink(FramedLink):
     with ``await link.connect()``), reconnects lazily after a disconnect, and allows one request in flight.
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        deframer_factory: DeframerFactory | None = None,
-        connect_timeout: float = 3.0,
-        trace: TraceFn | None = None,
-        drain_quiet: float = 0.05,
-        max_drain: float = 2.0,
-        frame_to_bytes: Callable[[Any], bytes] = frame_bytes,
-    ):
-        super().__init__(
-            deframer_factory=deframer_factory,
-            connect_timeout=connect_timeout,
-            trace=trace,
-            drain_quiet=drain_quiet,
-            max_drain=max_drain,
-            frame_to_bytes=frame_to_bytes,
-        )
+    def __init__(self, host: str, port: int, **options: Any):
+        """``options``: the :class:`~prepaid_engine.transport.base.FramedLink` settings (``deframer_factory``,
+        ``connect_timeout``, ``trace``, ``drain_quiet``, ``max_drain``, ``frame_to_bytes``)."""
+        super().__init__(**options)
         self.host = host
         self.port = port
 

@@ -86,6 +86,12 @@ def _column_value(Ledger, field, row):
     return field.convert_to_column(value, Ledger, row, validate=False)
 
 
+def levels_ordered(warn_level_1, warn_level_2, warn_level_3, cutoff_level):
+    """Whether low-balance levels are in order: warning 1 > warning 2 > warning 3 >= cut-off (the rule for
+    an account's levels and for the company defaults new accounts take)."""
+    return warn_level_1 > warn_level_2 > warn_level_3 >= cutoff_level
+
+
 class PrepaidAccount(models.Model):
     """The tenant's prepaid wallet.
 
@@ -263,7 +269,9 @@ class PrepaidAccount(models.Model):
     @api.constrains("warn_level_1", "warn_level_2", "warn_level_3", "cutoff_level")
     def _check_levels(self):
         for account in self:
-            if not account.warn_level_1 > account.warn_level_2 > account.warn_level_3 >= account.cutoff_level:
+            if not levels_ordered(
+                account.warn_level_1, account.warn_level_2, account.warn_level_3, account.cutoff_level
+            ):
                 raise ValidationError(
                     self.env._(
                         "Levels of %(account)s must be ordered: "

@@ -1,6 +1,8 @@
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
+from .prepaid_account import levels_ordered
+
 
 class ResCompany(models.Model):
     _inherit = "res.company"
@@ -46,11 +48,11 @@ class ResCompany(models.Model):
     )
     def _check_prepaid_levels(self):
         for company in self:
-            if not (
-                company.prepaid_warn_level_1
-                > company.prepaid_warn_level_2
-                > company.prepaid_warn_level_3
-                >= company.prepaid_cutoff_level
+            if not levels_ordered(
+                company.prepaid_warn_level_1,
+                company.prepaid_warn_level_2,
+                company.prepaid_warn_level_3,
+                company.prepaid_cutoff_level,
             ):
                 raise ValidationError(
                     self.env._(

@@ -26,6 +26,11 @@ PURGE_CHUNK = 10000
 MAX_PURGE_CHUNKS = 100  # per autovacuum run; the rest waits for the next day
 
 
+def frame_hex(data):
+    """Frame bytes as the logs show them: upper-case hex bytes separated by spaces ("" for no bytes)."""
+    return data.hex(" ").upper()
+
+
 class PrepaidCommLog(models.Model):
     """Frames (hex) and errors per gateway and meter. Lean like the readings: written by the poller only,
     never edited, purged after a retention period (system parameter ``prepaid_metering.comm_log_days``)."""
@@ -76,7 +81,7 @@ class PrepaidCommLog(models.Model):
         ]
         traced = {key for key, gateway in gateway_of.items() if gateway.trace_frames}
         vals_list += [
-            dict(common(trace), direction=trace.direction, data_hex=trace.data.hex(" ").upper())
+            dict(common(trace), direction=trace.direction, data_hex=frame_hex(trace.data))
             for trace in result.traces
             if trace.gateway_key in traced
         ]

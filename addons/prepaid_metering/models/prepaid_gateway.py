@@ -1,4 +1,5 @@
 import logging
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 from odoo import api, fields, models
@@ -163,12 +164,13 @@ class PrepaidGateway(models.Model):
         Buses without any of the meters are left out."""
         self.ensure_one()
         meters = self._get_pollable_meters() if meters is None else meters
+        meters_of_bus = meters.grouped("bus_id")
         models_cache = {}
-        buses = []
-        for bus in self.bus_ids:
-            bus_meters = meters.filtered(lambda m, bus=bus: m.bus_id == bus)
-            if bus_meters:
-                buses.append(bus._prepare_engine_bus(bus_meters, models_cache))
+        buses = [
+            bus._prepare_engine_bus(meters_of_bus[bus], models_cache)
+            for bus in self.bus_ids
+            if bus in meters_of_bus
+        ]
         return GatewaySpec(
             key=str(self.id),
             host=self.host,
@@ -245,10 +247,13 @@ class PrepaidGateway(models.Model):
         engine's :class:`PollResult`. One gateway failing never stops the others."""
         started = fields.Datetime.now()
         specs, failures = {}, []
+        # The meters of all these gateways in one search (not one per gateway), then split by gateway.
+        polled = self._get_pollable_meters() if meters is None else meters
+        meters_of_gateway = polled.grouped("gateway_id")
         for gateway in self:
             try:
                 specs[gateway.id] = gateway._prepare_engine_gateway(
-                    meters.filtered(lambda m, gw=gateway: m.gateway_id == gw) if meters is not None else None
+                    meters_of_gateway.get(gateway, polled.browse())
                 )
             except EngineError as exc:
                 _logger.warning("gateway %s cannot be polled: %s", gateway.code, exc)
@@ -257,7 +262,7 @@ class PrepaidGateway(models.Model):
         now = datetime.now(UTC)
         for gateway, exc in failures:
             result.errors.append(PollError(str(gateway.id), "", None, ErrorKind.UNSUPPORTED, str(exc), now))
-        self._apply_poll_result(result, polled_at=started, meters=meters)
+        self._apply_poll_result(result, polled_at=started, meters=meters, polled=polled)
         return result
 
     @api.model
@@ -291,12 +296,13 @@ class PrepaidGateway(models.Model):
             merged.finished_at = part.finished_at
         return merged
 
-    def _apply_poll_result(self, result, polled_at=None, meters=None, source="poll"):
+    def _apply_poll_result(self, result, polled_at=None, meters=None, source="poll", polled=None):
         """Store a poll result for these gateways: readings (idempotent), errors and traces in the
         communication log, gateway and meter online states, next poll time.
 
         ``meters``: the meters a partial poll asked ("Read now" on meters); such a poll does not move the
-        gateways' schedule nor their failure count."""
+        gateways' schedule nor their failure count. ``polled``: the meters the poll asked, when the caller
+        already has them (default: ``meters``, else the gateways' pollable meters)."""
         Reading = self.env["prepaid.meter.reading"].sudo()
         Reading._ingest(result.readings, source)
         meter_ids = {int(r.meter_key) for r in result.readings if r.meter_key.isdecimal()}
@@ -304,15 +310,21 @@ class PrepaidGateway(models.Model):
         # Meters: online with a reading this cycle; offline with an error and no reading this cycle.
         Meter = self.env["prepaid.meter"].sudo().with_context(tracking_disable=True)
         errored = set()
-        polled = self._get_pollable_meters() if meters is None else meters
+        if polled is None:
+            polled = self._get_pollable_meters() if meters is None else meters
+        behind = None  # (gateway key, bus name or "" for the whole gateway) -> ids of the meters behind it
         for error in result.errors:
             if error.meter_key is not None and error.meter_key.isdecimal():
                 errored.add(int(error.meter_key))
                 continue
             # The gateway or a bus failed: every meter behind it that gave no reading is offline.
-            for meter in polled:
-                if str(meter.gateway_id.id) == error.gateway_key and error.bus_key in ("", meter.bus_id.name):
-                    errored.add(meter.id)
+            if behind is None:
+                behind = defaultdict(set)
+                for meter in polled:
+                    gateway_key = str(meter.gateway_id.id)
+                    behind[gateway_key, ""].add(meter.id)
+                    behind[gateway_key, meter.bus_id.name].add(meter.id)
+            errored |= behind.get((error.gateway_key, error.bus_key), set())
         Meter.browse(meter_ids).filtered(lambda m: not m.online).write({"online": True})
         Meter.browse(errored - meter_ids).exists().filtered("online").write({"online": False})
         # Gateways: state from the engine; a gateway the engine says nothing about did not answer.
@@ -328,7 +340,9 @@ class PrepaidGateway(models.Model):
             gateway.write(vals)
 
     # -- buttons ---------------------------------------------------------------------------------------------
+    @api.model
     def _notify(self, title, message, kind="success"):
+        """A notification action (sticky unless a success) that reloads the view; meters use it too."""
         return {
             "type": "ir.actions.client",
             "tag": "display_notification",
@@ -385,7 +399,9 @@ class PrepaidGateway(models.Model):
             "danger",
         )
 
+    @api.model
     def _action_related(self, xmlid, domain, context=None):
+        """The window action ``xmlid`` restricted to ``domain`` (with ``context``); meters use it too."""
         action = self.env["ir.actions.act_window"]._for_xml_id(xmlid)
         action["domain"] = domain
         action["context"] = context or {}

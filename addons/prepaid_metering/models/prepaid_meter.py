@@ -28,15 +28,7 @@ ADDRESS_RULES = {
     ),
 }
 MODBUS_UNIT_MAX = 247
-# Meter buttons -> command kind, and the utility they apply to.
-BUTTON_COMMANDS = {
-    "action_trip": "trip",
-    "action_close": "close",
-    "action_keep_power_on": "keep_power_on",
-    "action_keep_power_off": "keep_power_off",
-    "action_valve_open": "valve_open",
-    "action_valve_close": "valve_close",
-}
+# Command kind -> the utility it applies to (the meter buttons below queue these kinds).
 COMMAND_UTILITY = {
     "trip": "electricity",
     "close": "electricity",
@@ -462,15 +454,9 @@ class PrepaidMeter(models.Model):
     def action_valve_close(self):
         return self._enqueue_manual("valve_close")
 
-    def _action_related(self, xmlid, domain, context=None):
-        action = self.env["ir.actions.act_window"]._for_xml_id(xmlid)
-        action["domain"] = domain
-        action["context"] = context or {}
-        return action
-
     def action_view_readings(self):
         self.ensure_one()
-        return self._action_related(
+        return self.env["prepaid.gateway"]._action_related(
             "prepaid_metering.prepaid_meter_reading_action",
             [("meter_id", "=", self.id)],
             {"default_meter_id": self.id},
@@ -478,7 +464,7 @@ class PrepaidMeter(models.Model):
 
     def action_view_commands(self):
         self.ensure_one()
-        return self._action_related(
+        return self.env["prepaid.gateway"]._action_related(
             "prepaid_metering.prepaid_meter_command_action",
             [("meter_id", "=", self.id)],
             {"default_meter_id": self.id},
@@ -486,4 +472,6 @@ class PrepaidMeter(models.Model):
 
     def action_view_comm_log(self):
         self.ensure_one()
-        return self._action_related("prepaid_metering.prepaid_comm_log_action", [("meter_id", "=", self.id)])
+        return self.env["prepaid.gateway"]._action_related(
+            "prepaid_metering.prepaid_comm_log_action", [("meter_id", "=", self.id)]
+        )

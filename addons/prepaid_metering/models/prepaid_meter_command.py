@@ -1,4 +1,5 @@
 import logging
+from collections import defaultdict
 from datetime import UTC, timedelta
 from decimal import Decimal
 
@@ -148,12 +149,20 @@ class PrepaidMeterCommand(models.Model):
         purchase count, amount and origin record. With ``urgent`` the executor cron is triggered now.
         """
         result = self.browse()
+        # The queued commands of all these meters in one search, kept up to date below as commands are
+        # cancelled or created (a later entry of the same meter sees what an earlier one did).
+        queued_of = defaultdict(self.browse)
+        meter_ids = list({vals["meter_id"] for vals in vals_list})
+        if meter_ids:
+            queued = self.search([("meter_id", "in", meter_ids), ("state", "=", "queued")], order="id")
+            queued_of.update(queued.grouped(lambda c: c.meter_id.id))
         for vals in vals_list:
             vals = dict(vals, urgent=urgent or vals.get("urgent", False))
             kind, meter_id = vals["kind"], vals["meter_id"]
-            queued = self.search([("meter_id", "=", meter_id), ("state", "=", "queued")], order="id")
+            queued = queued_of[meter_id]
             opposite = queued.filtered(lambda c, kind=kind: c.kind == OPPOSITE_KINDS.get(kind))
             if opposite:
+                queued_of[meter_id] = queued - opposite
                 opposite.write(
                     {
                         "state": "cancelled",
@@ -181,6 +190,7 @@ class PrepaidMeterCommand(models.Model):
                     command.write(updates)
             else:
                 command = self.create([vals])
+                queued_of[meter_id] |= command
             result |= command
         if urgent and result:
             self.env.ref(EXECUTOR_CRON).sudo()._trigger()
@@ -285,16 +295,13 @@ class PrepaidMeterCommand(models.Model):
     def _execute(self):
         """Send these commands now (marks them sent, calls the engine, applies the results)."""
         now = fields.Datetime.now()
-        for command in self:
-            command.write({"state": "sent", "sent_at": now, "attempts": command.attempts + 1})
+        for attempts, commands in self.grouped("attempts").items():
+            commands.write({"state": "sent", "sent_at": now, "attempts": attempts + 1})
         unreachable = self.filtered(lambda c: not c.meter_id.gateway_id or not c.meter_id.bus_id)
         unreachable._apply_failure(self.env._("The meter is not behind a gateway."), final=True)
         todo = self - unreachable
         results = {}
-        by_gateway = {}
-        for command in todo:
-            by_gateway.setdefault(command.meter_id.gateway_id, self.browse())
-            by_gateway[command.meter_id.gateway_id] |= command
+        by_gateway = todo.grouped(lambda c: c.meter_id.gateway_id)
         specs, engine_commands = [], []
         for gateway, commands in by_gateway.items():
             try:
@@ -364,17 +371,12 @@ class PrepaidMeterCommand(models.Model):
     def _apply_failure(self, message, final=False):
         """A failed attempt: back to the queue with a backoff, or failed for good after ``max_attempts``."""
         now = fields.Datetime.now()
-        for command in self:
-            if final or command.attempts >= command.max_attempts:
-                command.write({"state": "failed", "done_at": now, "message": message})
-            else:
-                command.write(
-                    {
-                        "state": "queued",
-                        "next_attempt_at": now + backoff(command.attempts),
-                        "message": message,
-                    }
-                )
+        exhausted = self if final else self.filtered(lambda c: c.attempts >= c.max_attempts)
+        exhausted.write({"state": "failed", "done_at": now, "message": message})
+        for attempts, commands in (self - exhausted).grouped("attempts").items():
+            commands.write(
+                {"state": "queued", "next_attempt_at": now + backoff(attempts), "message": message}
+            )
 
     def _after_execute(self):
         """Hook called with the commands of one executor run once their results are applied (billing

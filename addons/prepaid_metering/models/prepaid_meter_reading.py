@@ -10,28 +10,18 @@ from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_ledger import CopiedMany2one
 from odoo.tools import SQL
 
+from prepaid_engine.types import READING_FIELDS
+
 from .prepaid_meter import SUPPLY_SELECTION
 
 _logger = logging.getLogger(__name__)
 
 INGEST_CHUNK = 50_000  # readings per COPY + INSERT round of _ingest (bounds the memory of a huge import)
 UPDATE_CHUNK = 2000  # meters per UPDATE statement of _update_meters (readings created through the ORM)
-# Reading value fields copied from the engine's Reading, in column order.
-VALUE_FIELDS = (
-    "total",
-    "sharp",
-    "peak",
-    "flat",
-    "valley",
-    "voltage",
-    "current",
-    "power",
-    "power_factor",
-    "frequency",
-    "supply",
-    "balance",
-    "purchase_count",
-)
+# Values of the engine's Reading that are not stored on a reading record.
+UNSTORED_FIELDS = ("battery_low",)
+# Reading value fields copied from the engine's Reading (its READING_FIELDS that are stored), in its order.
+VALUE_FIELDS = tuple(name for name in READING_FIELDS if name not in UNSTORED_FIELDS)
 VALUE_TYPES = {"supply": "varchar", "purchase_count": "int"}  # the others are numeric
 reading_values = attrgetter(*VALUE_FIELDS)
 SOURCE_SELECTION = [("poll", "Poll"), ("push", "Push"), ("manual", "Manual"), ("import", "Import")]

@@ -9,6 +9,8 @@ from odoo.tools import mute_logger
 from prepaid_engine import push
 from prepaid_engine.errors import ConfigError, FrameError, SecurityError
 
+from .prepaid_comm_log import frame_hex
+
 _logger = logging.getLogger(__name__)
 
 # Answers to the platform: (HTTP status, JSON body). Platforms retry anything but 2xx, so only forged or
@@ -204,7 +206,7 @@ class PrepaidPlatform(models.Model):
                         "direction": "error",
                         "kind": "frame",
                         "message": str(exc),
-                        "data_hex": message.payload.hex(" ").upper() or False,
+                        "data_hex": frame_hex(message.payload) or False,
                         "company_id": meter.company_id.id,
                     }
                 ]

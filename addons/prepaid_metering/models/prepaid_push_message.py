@@ -1,5 +1,6 @@
 from odoo import api, fields, models
 
+from .prepaid_comm_log import frame_hex
 from .prepaid_gateway import _utc
 
 
@@ -61,6 +62,6 @@ class PrepaidPushMessage(models.Model):
             "kind": str(message.kind),
             "device_ref": message.device_ids[0] if message.device_ids else False,
             "meter_id": meter.id or False,
-            "payload_hex": message.payload.hex(" ").upper() or False,
+            "payload_hex": frame_hex(message.payload) or False,
             "company_id": platform.company_id.id,
         }

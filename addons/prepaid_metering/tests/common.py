@@ -1,5 +1,6 @@
 from datetime import UTC, datetime
 
+from odoo.addons.prepaid_metering.models.prepaid_meter_reading import VALUE_FIELDS
 from odoo.tests import TransactionCase
 from odoo.tools import mute_logger
 
@@ -7,6 +8,8 @@ from prepaid_engine.simulator import BusConfig, GatewayConfig, MeterConfig, SimC
 from prepaid_engine.types import Protocol, Transport, Utility
 
 SIM_START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+# The measurements a full read of a Modbus meter reports: the reading's value fields before the supply state.
+MODBUS_FIELDS = VALUE_FIELDS[: VALUE_FIELDS.index("supply")]
 
 
 class MeteringCommon(TransactionCase):

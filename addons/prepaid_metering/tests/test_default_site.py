@@ -6,34 +6,16 @@ from odoo.tools import mute_logger
 from prepaid_engine.simulator import SimClock, SiteThread, default_site
 from prepaid_engine.types import Supply
 
-from .common import SIM_START, MeteringCommon
+from .common import MODBUS_FIELDS, SIM_START, MeteringCommon
 
-# Fields a full read of each protocol reports, compared with the simulator's truth.
+# Fields a full read of each protocol reports, compared with the simulator's truth. DL/T 645: the Modbus
+# measurements but power factor and frequency, and the meter's balance and purchase count.
 DLT_FIELDS = (
-    "total",
-    "sharp",
-    "peak",
-    "flat",
-    "valley",
-    "voltage",
-    "current",
-    "power",
+    *(name for name in MODBUS_FIELDS if name not in ("power_factor", "frequency")),
     "balance",
     "purchase_count",
 )
 WATER_FIELDS = ("total",)
-MODBUS_FIELDS = (
-    "total",
-    "sharp",
-    "peak",
-    "flat",
-    "valley",
-    "voltage",
-    "current",
-    "power",
-    "power_factor",
-    "frequency",
-)
 
 
 @tagged("post_install", "-at_install")

@@ -8,20 +8,7 @@ from odoo.tools import mute_logger
 
 from prepaid_engine.types import Supply
 
-from .common import SimulatorCommon
-
-VALUE_FIELDS = (
-    "total",
-    "sharp",
-    "peak",
-    "flat",
-    "valley",
-    "voltage",
-    "current",
-    "power",
-    "power_factor",
-    "frequency",
-)
+from .common import MODBUS_FIELDS, SimulatorCommon
 
 
 @tagged("post_install", "-at_install")
@@ -38,7 +25,7 @@ class TestPolling(SimulatorCommon):
             reading = self._readings(meter)
             self.assertEqual(len(reading), 1, key)
             self.assertEqual(reading.source, "poll")
-            for fname in VALUE_FIELDS:
+            for fname in MODBUS_FIELDS:
                 # The meter's registers hold the truth truncated to their resolution.
                 expected = truth[fname].quantize(resolution[fname], rounding=ROUND_DOWN)
                 self.assertEqual(Decimal(str(reading[fname])), expected, f"{key} {fname}")

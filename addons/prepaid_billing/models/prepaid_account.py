@@ -447,20 +447,31 @@ class PrepaidAccount(models.Model):
     def _prepaid_platform_meters(self):
         return self.meter_ids.filtered(lambda m: m.active and m.billing_mode == "platform")
 
-    def _prepaid_queue_supply(self, kinds, urgent):
-        """Queue, for each platform-billed meter of these accounts, the command ``kinds[utility]``."""
-        vals_list = [
+    def _prepaid_supply_command_vals(self, meters, kinds, reason):
+        """The values of the supply command ``kinds[utility]`` of each of ``meters`` whose utility is in
+        ``kinds``, on behalf of this account."""
+        self.ensure_one()
+        return [
             {
                 "meter_id": meter.id,
                 "kind": kinds[meter.utility],
-                "reason": "automatic",
+                "reason": reason,
                 "res_model": self._name,
-                "res_id": account.id,
-                "origin": account.name,
+                "res_id": self.id,
+                "origin": self.name,
             }
-            for account in self
-            for meter in account._prepaid_platform_meters()
+            for meter in meters
             if meter.utility in kinds
+        ]
+
+    def _prepaid_queue_supply(self, kinds, urgent):
+        """Queue, for each platform-billed meter of these accounts, the command ``kinds[utility]``."""
+        vals_list = [
+            vals
+            for account in self
+            for vals in account._prepaid_supply_command_vals(
+                account._prepaid_platform_meters(), kinds, "automatic"
+            )
         ]
         if vals_list:
             self.env["prepaid.meter.command"].sudo()._enqueue(vals_list, urgent=urgent)
@@ -562,22 +573,9 @@ class PrepaidAccount(models.Model):
                     }
                 ]
             )
-        meters = self.meter_ids.filtered(lambda m: m.active and m.utility in CUT_COMMAND)
-        if meters:
-            self.env["prepaid.meter.command"].sudo()._enqueue(
-                [
-                    {
-                        "meter_id": meter.id,
-                        "kind": CUT_COMMAND[meter.utility],
-                        "reason": "manual",
-                        "res_model": self._name,
-                        "res_id": self.id,
-                        "origin": self.name,
-                    }
-                    for meter in meters
-                ],
-                urgent=True,
-            )
+        cuts = self._prepaid_supply_command_vals(self.meter_ids.filtered("active"), CUT_COMMAND, "manual")
+        if cuts:
+            self.env["prepaid.meter.command"].sudo()._enqueue(cuts, urgent=True)
         self.action_close()
         self.message_post(
             body=self.env._(

@@ -4,9 +4,8 @@ from decimal import Decimal, InvalidOperation
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 from odoo.tools import SQL
-from psycopg2 import Error as PsycopgError
 
-from .prepaid_settlement import is_settlement_conflict
+from .prepaid_settlement import settlement_savepoint
 
 _logger = logging.getLogger(__name__)
 
@@ -68,15 +67,13 @@ class PrepaidMeter(models.Model):
         Settlement = self.env["prepaid.settlement"].sudo()
         todo = Settlement._get_meter_ids_to_settle(limit=batch)
         if todo:
-            try:
-                with self.env.cr.savepoint():
-                    Settlement._settle_meters(todo)
-            except PsycopgError as exc:
-                if not is_settlement_conflict(exc):
-                    raise
+            with settlement_savepoint(self.env) as outcome:
+                Settlement._settle_meters(todo)
+            if outcome.conflict:
                 # Another transaction is settling some of these meters: the next run takes them again.
-                self.env.invalidate_all()
-                _logger.info("settlement of %s meters left for the next run: %s", len(todo), exc.pgerror)
+                _logger.info(
+                    "settlement of %s meters left for the next run: %s", len(todo), outcome.conflict.pgerror
+                )
                 self.env["ir.cron"]._notify_progress(done=0, remaining=0)
                 return 0
         remaining = len(Settlement._get_meter_ids_to_settle(limit=None)) if len(todo) == batch else 0

@@ -2,9 +2,8 @@ import logging
 
 from odoo import api, models
 from odoo.tools import SQL
-from psycopg2 import Error as PsycopgError
 
-from .prepaid_settlement import is_settlement_conflict
+from .prepaid_settlement import settlement_savepoint
 
 _logger = logging.getLogger(__name__)
 
@@ -32,14 +31,12 @@ class PrepaidMeterReading(models.Model):
                     )
                 )
             ]
-        try:
-            with self.env.cr.savepoint():
-                self.env["prepaid.settlement"].sudo()._settle_meters(meter_ids)
-        except PsycopgError as exc:
-            if not is_settlement_conflict(exc):
-                raise
-            self.env.invalidate_all()
+        with settlement_savepoint(self.env) as outcome:
+            self.env["prepaid.settlement"].sudo()._settle_meters(meter_ids)
+        if outcome.conflict:
             _logger.warning(
-                "settlement of %s meters deferred to the settlement cron: %s", len(meter_ids), exc.pgerror
+                "settlement of %s meters deferred to the settlement cron: %s",
+                len(meter_ids),
+                outcome.conflict.pgerror,
             )
         return result

@@ -2,11 +2,10 @@ import logging
 from datetime import UTC, datetime
 
 from odoo import api, fields, models
-from psycopg2 import Error as PsycopgError
 
 from prepaid_engine.calendar import Cycle, SettlementCalendar, cycle_bounds
 
-from .prepaid_settlement import is_settlement_conflict
+from .prepaid_settlement import settlement_savepoint
 from .prepaid_tariff import local_time
 
 _logger = logging.getLogger(__name__)
@@ -67,17 +66,17 @@ class PrepaidProperty(models.Model):
         closed = 0
         for building in todo:
             meters = Meter.search([("building_id", "=", building.id)])
-            try:
-                with self.env.cr.savepoint():
-                    if meters:
-                        meters._settle()
-                    building.settlement_closed_at = naive_utc(building._prepaid_current_cycle_start(now))
-            except PsycopgError as exc:
-                if not is_settlement_conflict(exc):
-                    raise
+            with settlement_savepoint(self.env) as outcome:
+                if meters:
+                    meters._settle()
+                building.settlement_closed_at = naive_utc(building._prepaid_current_cycle_start(now))
+            if outcome.conflict:
                 # A poll or another settlement holds some of its meters: the building stays due.
-                self.env.invalidate_all()
-                _logger.info("closing the cycle of %s left for the next run: %s", building.code, exc.pgerror)
+                _logger.info(
+                    "closing the cycle of %s left for the next run: %s",
+                    building.code,
+                    outcome.conflict.pgerror,
+                )
                 continue
             closed += 1
         self.env["ir.cron"]._notify_progress(done=closed, remaining=len(due) - closed if closed else 0)

@@ -1,14 +1,17 @@
 import io
 import logging
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from datetime import UTC
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import NamedTuple
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_metering.models.prepaid_meter_reading import batch_planner, gc_paused
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 from odoo.tools import SQL, split_every
+from psycopg2 import Error as PsycopgError
 from psycopg2.errors import UniqueViolation
 
 from prepaid_engine.calendar import cycle_bounds
@@ -38,6 +41,23 @@ def is_settlement_conflict(exc):
     if isinstance(exc, PG_CONCURRENCY_EXCEPTIONS_TO_RETRY):
         return True
     return isinstance(exc, UniqueViolation) and exc.diag.constraint_name == CURSOR_UNIQUE
+
+
+@contextmanager
+def settlement_savepoint(env):
+    """Run the block (a settlement) in a savepoint of ``env``'s cursor and absorb a settlement conflict
+    (:func:`is_settlement_conflict`): the savepoint is rolled back, the caches are dropped and the error is
+    left on the yielded namespace's ``conflict`` (None when the block went through) for the caller to log and
+    defer the work; any other error propagates."""
+    outcome = SimpleNamespace(conflict=None)
+    try:
+        with env.cr.savepoint():
+            yield outcome
+    except PsycopgError as exc:
+        if not is_settlement_conflict(exc):
+            raise
+        env.invalidate_all()
+        outcome.conflict = exc
 
 
 BATCH = 2000  # meters settled per batch: one locking read, one ledger COPY, one balance and one cursor UPDATE
@@ -316,14 +336,25 @@ class PrepaidSettlement(models.AbstractModel):
                 effective = Property.browse(parents)._get_effective_tariffs(utility)
                 inherited[utility] = {pid: tariff.id for pid, tariff in effective.items()}
         calendars, default_calendars, engine_tariffs, context = {}, {}, {}, {}
+        # Buildings and tariffs are browsed one at a time below, but read together (one query per model).
+        building_ids = tuple({row.building_id for row in meters.values()} - {None})
+        tariff_ids = {
+            tid
+            for row in meters.values()
+            for tid in (row.tariff_id, row.unit_electricity_tariff_id, row.unit_water_tariff_id)
+        }
+        tariff_ids.update(tid for tariffs in inherited.values() for tid in tariffs.values())
+        tariff_ids = tuple(tariff_ids - {None, False})
         for meter_id, row in meters.items():
             building_id, unit_id, utility = row.building_id, row.unit_id, row.utility
             if building_id:
                 calendar = calendars.get(building_id)
                 if calendar is None:
-                    calendar = calendars[building_id] = Property.browse(
-                        building_id
-                    )._prepaid_settlement_calendar()
+                    calendar = calendars[building_id] = (
+                        Property.browse(building_id)
+                        .with_prefetch(building_ids)
+                        ._prepaid_settlement_calendar()
+                    )
             else:
                 company_id = row.company_id
                 if company_id not in default_calendars:
@@ -339,7 +370,11 @@ class PrepaidSettlement(models.AbstractModel):
             tariff = engine_tariffs.get(key)
             if tariff_id and tariff is None:
                 try:
-                    tariff = Tariff.browse(tariff_id)._prepare_engine_tariff(tz, quantum[row.company_id])
+                    tariff = (
+                        Tariff.browse(tariff_id)
+                        .with_prefetch(tariff_ids)
+                        ._prepare_engine_tariff(tz, quantum[row.company_id])
+                    )
                 except EngineError as exc:
                     tariff = exc
                 engine_tariffs[key] = tariff
@@ -591,11 +626,15 @@ class PrepaidSettlement(models.AbstractModel):
         """A to-do for a prepaid manager on each meter whose readings could not be charged."""
         Meter = self.env["prepaid.meter"].sudo()
         manager_group = self.env.ref("prepaid_base.group_prepaid_manager")
+        managers = {}  # company -> the manager its meters' to-dos go to (once per company, not per meter)
         for meter in Meter.browse(sorted(errors)):
             _logger.warning("settlement of meter %s (%s): %s", meter.id, meter.name, errors[meter.id])
-            user = manager_group.users.filtered(
-                lambda u, company=meter.company_id: company in u.company_ids and not u._is_superuser()
-            )[:1]
+            company = meter.company_id
+            if company not in managers:
+                managers[company] = manager_group.users.filtered(
+                    lambda u, company=company: company in u.company_ids and not u._is_superuser()
+                )[:1]
+            user = managers[company]
             meter.activity_schedule(
                 "mail.mail_activity_data_todo",
                 summary=self.env._("Readings not charged"),

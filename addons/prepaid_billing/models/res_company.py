@@ -99,6 +99,12 @@ class ResCompany(models.Model):
                     )
                 )
 
+    def _prepaid_default_cash_journal(self):
+        """The company's first cash journal: where the cashier's wizards take or give money back."""
+        self.ensure_one()
+        Journal = self.env["account.journal"]
+        return Journal.search([*Journal._check_company_domain(self), ("type", "=", "cash")], limit=1)
+
     def _prepaid_new_account(self, account_type, name):
         """A new account of ``account_type`` for this company, coded next to an existing one of its type."""
         self.ensure_one()

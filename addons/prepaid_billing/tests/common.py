@@ -95,6 +95,18 @@ class BillingCommon(AccountTestInvoicingCommon):
 
     # ------------------------------------------------------------------ helpers
 
+    def new_operator(self, login):
+        """A cashier of the company with the prepaid user group only (no manager or accounting rights)."""
+        return self.env["res.users"].create(
+            {
+                "name": "Cashier",
+                "login": login,
+                "company_id": self.company.id,
+                "company_ids": [(6, 0, self.company.ids)],
+                "groups_id": [(6, 0, [self.env.ref("prepaid_base.group_prepaid_user").id])],
+            }
+        )
+
     def ingest(self, meter, at, total, **registers):
         """Ingest one reading the way the poller does (settlement follows right after)."""
         values = {name: Decimal(str(value)) for name, value in registers.items()}

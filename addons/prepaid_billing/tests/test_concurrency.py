@@ -4,32 +4,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from odoo import SUPERUSER_ID, api
-from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
+from odoo.addons.prepaid_base.tests.test_concurrency import LOCK_WAIT_POLLS, _retrying
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL, mute_logger
 
 from prepaid_engine.types import Reading
 
-MAX_TRIES = 5
-LOCK_WAIT_POLLS = 400
 T0 = datetime(2026, 4, 1, 8, 0, tzinfo=UTC)
-
-
-def _retrying(func, env):
-    """What ``odoo.service.model.retrying`` does around every request: retry on a serialization failure,
-    commit at the end (``retrying`` itself needs the registry lock the test runner holds)."""
-    for tryno in range(1, MAX_TRIES + 1):
-        try:
-            result = func()
-            env.cr.flush()
-            break
-        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY:
-            env.cr.rollback()
-            env.invalidate_all(flush=False)
-            if tryno == MAX_TRIES:
-                raise
-    env.cr.commit()
-    return result
 
 
 @tagged("post_install", "-at_install")

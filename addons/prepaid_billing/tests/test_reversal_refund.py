@@ -56,15 +56,7 @@ class TestReversalRefund(BillingCommon):
 
     def test_an_operator_cannot_reverse(self):
         self.topup(self.account_1, 30.0)
-        operator = self.env["res.users"].create(
-            {
-                "name": "Cashier",
-                "login": "cashier_reverse",
-                "company_id": self.company.id,
-                "company_ids": [(6, 0, self.company.ids)],
-                "groups_id": [(6, 0, [self.env.ref("prepaid_base.group_prepaid_user").id])],
-            }
-        )
+        operator = self.new_operator("cashier_reverse")
         with self.assertRaises(UserError):
             self.account_1.with_user(operator).action_open_reverse_wizard()
 

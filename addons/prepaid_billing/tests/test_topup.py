@@ -44,15 +44,7 @@ class TestTopup(BillingCommon):
         self.assertLedgerMatchesAccounting(self.account_1)
 
     def test_an_operator_tops_up_through_the_wizard_without_accounting_rights(self):
-        cashier = self.env["res.users"].create(
-            {
-                "name": "Cashier",
-                "login": "cashier_topup",
-                "company_id": self.company.id,
-                "company_ids": [(6, 0, self.company.ids)],
-                "groups_id": [(6, 0, [self.env.ref("prepaid_base.group_prepaid_user").id])],
-            }
-        )
+        cashier = self.new_operator("cashier_topup")
         self.assertFalse(cashier.has_group("account.group_account_invoice"))
         wizard = (
             self.env["prepaid.topup.wizard"]

@@ -1,4 +1,4 @@
-from odoo import api, fields, models
+from odoo import fields, models
 from odoo.exceptions import UserError
 
 
@@ -20,16 +20,9 @@ class PrepaidRefundWizard(models.TransientModel):
         string="Refund Through",
         check_company=True,
         domain="[('type', 'in', ('cash', 'bank')), ('company_id', '=', company_id)]",
-        default=lambda self: self._default_journal(),
+        default=lambda self: self.env.company._prepaid_default_cash_journal(),
     )
     reason = fields.Char(required=True)
-
-    @api.model
-    def _default_journal(self):
-        return self.env["account.journal"].search(
-            [*self.env["account.journal"]._check_company_domain(self.env.company), ("type", "=", "cash")],
-            limit=1,
-        )
 
     def action_refund_and_close(self):
         self.ensure_one()

@@ -29,7 +29,7 @@ class PrepaidTopupWizard(models.TransientModel):
         required=True,
         check_company=True,
         domain="[('type', 'in', ('cash', 'bank')), ('company_id', '=', company_id)]",
-        default=lambda self: self._default_journal(),
+        default=lambda self: self.env.company._prepaid_default_cash_journal(),
         help="Cash, bank transfer, card terminal, WeChat Pay, Alipay...",
     )
     memo = fields.Char()
@@ -42,13 +42,6 @@ class PrepaidTopupWizard(models.TransientModel):
     )
     has_meter_side = fields.Boolean(compute="_compute_has_meter_side")
     print_receipt = fields.Boolean(default=True)
-
-    @api.model
-    def _default_journal(self):
-        return self.env["account.journal"].search(
-            [*self.env["account.journal"]._check_company_domain(self.env.company), ("type", "=", "cash")],
-            limit=1,
-        )
 
     @api.depends("account_id")
     def _compute_has_meter_side(self):

@@ -76,7 +76,7 @@ class PrepaidMeter(models.Model):
                 )
                 self.env["ir.cron"]._notify_progress(done=0, remaining=0)
                 return 0
-        remaining = len(Settlement._get_meter_ids_to_settle(limit=None)) if len(todo) == batch else 0
+        remaining = Settlement._count_meters_to_settle() if len(todo) == batch else 0
         self.env["ir.cron"]._notify_progress(done=len(todo), remaining=remaining)
         return len(todo)
 

@@ -181,19 +181,30 @@ class PrepaidSettlement(models.AbstractModel):
     @api.model
     def _get_meter_ids_to_settle(self, limit=None):
         """Active meters read since their last settlement attempt, in id order."""
+        rows = self._query_meters_to_settle(
+            SQL("m.id"), SQL("ORDER BY m.id %s", SQL("LIMIT %s", limit) if limit else SQL())
+        )
+        return [row[0] for row in rows]
+
+    @api.model
+    def _count_meters_to_settle(self):
+        """How many meters :meth:`_get_meter_ids_to_settle` would return."""
+        return self._query_meters_to_settle(SQL("COUNT(*)"), SQL())[0][0]
+
+    def _query_meters_to_settle(self, select, tail):
         self.env["prepaid.meter"].flush_model(["active", "last_reading_at"])
         self.env["prepaid.settlement.cursor"].flush_model()
-        rows = self.env.execute_query(
+        return self.env.execute_query(
             SQL(
-                """SELECT m.id FROM prepaid_meter m
+                """SELECT %s FROM prepaid_meter m
                      LEFT JOIN prepaid_settlement_cursor c ON c.meter_id = m.id
                     WHERE m.active AND m.last_reading_at IS NOT NULL
                       AND (c.id IS NULL OR c.attempted_at IS NULL OR m.last_reading_at > c.attempted_at)
-                 ORDER BY m.id %s""",
-                SQL("LIMIT %s", limit) if limit else SQL(),
+                    %s""",
+                select,
+                tail,
             )
         )
-        return [row[0] for row in rows]
 
     @api.model
     @api.private

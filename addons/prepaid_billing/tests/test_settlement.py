@@ -217,6 +217,16 @@ class TestSettlement(BillingCommon):
         self.assertEqual(self.consumption_lines(self.meter_1).mapped("amount"), [-7.0])
         self.assertNotIn(self.meter_1.id, self.env["prepaid.settlement"]._get_meter_ids_to_settle())
 
+    def test_settlement_cron_takes_a_batch_and_counts_the_rest(self):
+        Settlement = self.env["prepaid.settlement"]
+        self.ingest(self.meter_1, T0, "100")
+        self._store_unsettled(self.meter_1, T0 + timedelta(minutes=15), 107)
+        left = Settlement._get_meter_ids_to_settle()
+        self.assertEqual(Settlement._count_meters_to_settle(), len(left))
+        self.assertEqual(self.env["prepaid.meter"]._cron_settle(batch=1), 1)
+        self.assertEqual(Settlement._get_meter_ids_to_settle(), left[1:])
+        self.assertEqual(Settlement._count_meters_to_settle(), len(left) - 1)
+
     def _store_unsettled(self, meter, at, total):
         """A reading stored without settlement (as if another transaction held the account meanwhile)."""
         self.env.flush_all()

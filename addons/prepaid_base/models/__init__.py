@@ -1,6 +1,7 @@
 from . import (
     prepaid_account,
     prepaid_fee_item,
+    prepaid_guard,
     prepaid_ledger,
     prepaid_property,
     prepaid_tariff,

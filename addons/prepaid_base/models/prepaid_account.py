@@ -1,8 +1,16 @@
 import datetime
+import io
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from odoo import api, fields, models
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL, split_every
+from psycopg2.errors import UniqueViolation
+
+from prepaid_engine.levels import Levels, level_function, quantum_of
+
+from ..tools.bulk_sql import copy_line, id_array
+from .prepaid_guard import internal, is_manager
 
 LEVEL_SELECTION = [
     ("normal", "Normal"),
@@ -11,19 +19,13 @@ LEVEL_SELECTION = [
     ("warning_3", "Warning 3"),
     ("cutoff", "Cut-off"),
 ]
-# Most severe first: an account is at the first level whose threshold its balance is at or below.
-LEVEL_THRESHOLDS = (
-    ("cutoff", lambda account: account.cutoff_level - account.overdraft_limit),
-    ("warning_3", lambda account: account.warn_level_3),
-    ("warning_2", lambda account: account.warn_level_2),
-    ("warning_1", lambda account: account.warn_level_1),
-)
-# Button -> (states it may start from, state it leads to).
+# Button -> (states it may start from, state it leads to, whether only prepaid managers may press it).
 ACCOUNT_TRANSITIONS = {
-    "action_open": (("draft",), "open"),
-    "action_suspend": (("open",), "suspended"),
-    "action_reopen": (("suspended", "closed"), "open"),
-    "action_close": (("draft", "open", "suspended"), "closed"),
+    "action_open": (("draft",), "open", False),
+    "action_suspend": (("open",), "suspended", False),
+    "action_reopen": (("suspended",), "open", False),
+    "action_reopen_closed": (("closed",), "open", True),
+    "action_close": (("draft", "open", "suspended"), "closed", True),
 }
 # Money-risk settings only prepaid managers may change.
 MANAGER_FIELDS = (
@@ -37,59 +39,100 @@ MANAGER_FIELDS = (
 # Money-risk settings whose defaults come from the account's company (res.company prepaid_* fields).
 COMPANY_DEFAULT_FIELDS = ("warn_level_1", "warn_level_2", "warn_level_3", "cutoff_level", "overdraft_limit")
 # Fields nobody writes directly: the ledger API and the state buttons maintain them.
-PROTECTED_FIELDS = ("balance", "period", "last_topup_date")
+PROTECTED_FIELDS = ("balance", "period", "last_topup_date", "state", "level")
 # Fields frozen once the account has ledger lines (the ledger copies them).
 FROZEN_WITH_LEDGER = ("partner_id", "company_id")
-# Context key set by the ledger API and the state buttons for their own writes.
-INTERNAL_WRITE = "prepaid_account_internal_write"
-# Context key that lets prepaid.ledger.create() through (the ledger API itself inserts in bulk).
-LEDGER_POST = "prepaid_ledger_post"
 # Vals keys of _post_ledger the API turns into columns itself (everything else is passed through).
 LEDGER_API_FIELDS = ("account_id", "kind", "amount", "idempotency_key", "date")
 # Ledger columns the API fills from the account (related fields, stored as copies).
 LEDGER_COPIED_FIELDS = ("partner_id", "company_id", "currency_id")
-# Columns whose values the API has already converted (ids, rounded amounts, naive UTC datetimes).
-RAW_COLUMNS = (
+# The columns every posted line gets, in this order, then the extra fields of the vals (sorted).
+LEDGER_COLUMNS = (
     "account_id",
     "partner_id",
     "company_id",
     "currency_id",
+    "date",
+    "kind",
     "amount",
     "balance_after",
-    "date",
+    "idempotency_key",
     "period",
+    "create_uid",
+    "create_date",
 )
-# Who posted a line and when, written by the bulk insert (ledger lines are never written again).
-LOG_COLUMNS = ("create_uid", "create_date")
 # Every settlement batch rewrites the balance of each account it charges, all the accounts of a page in one
 # transaction: pages half empty keep those updates in place (HOT: no new index entries, dead versions
 # pruned by the next visit) instead of moving every row to a new page at every batch.
 ACCOUNT_FILLFACTOR = 50
-# Rows per INSERT statement.
-LEDGER_INSERT_BATCH = 1000
+# Up to this many new lines a posting INSERTs them (and gets their ids back); above it (settlement batches)
+# it COPYs them, which costs a few milliseconds for thousands of lines.
+COPY_ABOVE = 200
+LEDGER_INSERT_BATCH = 1000  # rows per INSERT statement
+LEVEL_COLUMNS = ("warn_level_1", "warn_level_2", "warn_level_3", "cutoff_level", "overdraft_limit")
 
 
 def _to_naive_utc(value):
     """Odoo stores UTC datetimes without tzinfo; accept aware datetimes (the engine's) and strings."""
     if not value:
         return fields.Datetime.now()
-    if isinstance(value, datetime.datetime) and value.tzinfo:
-        return value.astimezone(datetime.UTC).replace(tzinfo=None)
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo:
+            return value.astimezone(datetime.UTC).replace(tzinfo=None)
+        return value
     return fields.Datetime.to_datetime(value)
 
 
-def _column_value(Ledger, field, row):
-    """The database value of ``field`` in a ledger row (None is NULL)."""
-    value = row.get(field.name)
-    if value is None or field.name in RAW_COLUMNS:
-        return value
-    return field.convert_to_column(value, Ledger, row, validate=False)
+def _money(value):
+    """An amount given as float, int, text or Decimal, as an exact Decimal (None if it is not a finite
+    number)."""
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        number = Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        return None
+    return number if number.is_finite() else None
 
 
 def levels_ordered(warn_level_1, warn_level_2, warn_level_3, cutoff_level):
-    """Whether low-balance levels are in order: warning 1 > warning 2 > warning 3 >= cut-off (the rule for
-    an account's levels and for the company defaults new accounts take)."""
-    return warn_level_1 > warn_level_2 > warn_level_3 >= cutoff_level
+    """Whether low-balance levels are in order: warning 1 > warning 2 > warning 3 >= cut-off (the engine's
+    rule, for an account's levels and for the company defaults new accounts take)."""
+    return Levels.of(warn_level_1, warn_level_2, warn_level_3, cutoff_level).ordered
+
+
+class LockedAccount:
+    """An account row as a posting reads it under its lock (exact decimals)."""
+
+    __slots__ = (
+        "balance",
+        "company_id",
+        "currency_id",
+        "id",
+        "levels",
+        "partner_id",
+        "period",
+        "quantum",
+        "state",
+    )
+
+    def __init__(self, row):
+        (
+            self.id,
+            balance,
+            self.state,
+            self.period,
+            self.partner_id,
+            self.company_id,
+            self.currency_id,
+            places,
+        ) = row[:8]
+        self.balance = Decimal(balance or 0)
+        self.quantum = quantum_of(places)
+        self.levels = Levels.of(*row[8:13])
+
+    def level(self, balance):
+        return str(level_function(self.levels, self.quantum)(balance))
 
 
 class PrepaidAccount(models.Model):
@@ -97,11 +140,16 @@ class PrepaidAccount(models.Model):
 
     The balance is the sum of the account's ledger (``prepaid.ledger``); the stored ``balance`` is a cache
     that only :meth:`_post_ledger` changes, under a row lock, in the same transaction as the ledger lines.
+    The state changes only through the state buttons (:data:`ACCOUNT_TRANSITIONS`), the period only by
+    reopening a closed account.
     """
 
     _name = "prepaid.account"
     _description = "Prepaid Account"
-    _inherit = ["mail.thread", "mail.activity.mixin", "portal.mixin"]
+    _inherit = ["prepaid.guard.mixin", "mail.thread", "mail.activity.mixin", "portal.mixin"]
+    _prepaid_protected_fields = PROTECTED_FIELDS
+    _prepaid_manager_fields = MANAGER_FIELDS
+    _prepaid_target_fields = ("partner_id", "unit_ids", "portal_partner_ids")
     _order = "name desc, id desc"
     _rec_names_search = ["name", "partner_id.name"]
     _check_company_auto = True
@@ -220,6 +268,11 @@ class PrepaidAccount(models.Model):
         for account in self:
             account.level = account._get_level(account.balance)
 
+    def _prepaid_levels(self):
+        """The engine's :class:`~prepaid_engine.levels.Levels` of this account."""
+        self.ensure_one()
+        return Levels.of(*(self[fname] for fname in LEVEL_COLUMNS))
+
     def _compute_ledger_count(self):
         counts = dict(
             self.env["prepaid.ledger"]._read_group(
@@ -247,22 +300,19 @@ class PrepaidAccount(models.Model):
             )
 
     def _get_level(self, balance):
-        """The level ('normal', 'warning_1' .. 'warning_3', 'cutoff') this account is at with ``balance``.
-
-        Billing uses it with the balances handed to :meth:`_on_balance_changed` to tell the level before a
-        change from the level after it.
-        """
+        """The level ('normal', 'warning_1' .. 'warning_3', 'cutoff') this account is at with ``balance``:
+        the engine's rule (:mod:`prepaid_engine.levels`), the same for one account and for a settlement
+        batch."""
         self.ensure_one()
         currency = self.currency_id or self.env.company.currency_id
-        for level, threshold in LEVEL_THRESHOLDS:
-            if currency.compare_amounts(balance, threshold(self)) <= 0:
-                return level
-        return "normal"
+        return str(
+            level_function(self._prepaid_levels(), quantum_of(currency.decimal_places))(_money(balance))
+        )
 
     def _get_cutoff_threshold(self):
         """The balance at or below which the supply is cut (cut-off level minus overdraft allowance)."""
         self.ensure_one()
-        return self.cutoff_level - self.overdraft_limit
+        return float(self._prepaid_levels().cutoff_threshold)
 
     # ------------------------------------------------------------------ constraints
 
@@ -325,51 +375,23 @@ class PrepaidAccount(models.Model):
         )
         return self.browse([row[0] for row in rows])
 
-    def _check_manager_fields(self, vals):
-        if self.env.su or self.env.user.has_group("prepaid_base.group_prepaid_manager"):
-            return
-        changed = [fname for fname in MANAGER_FIELDS if fname in vals]
-        if changed:
-            raise AccessError(
-                self.env._(
-                    "Only prepaid managers can change %(fields)s.",
-                    fields=", ".join(self._fields[f]._description_string(self.env) for f in changed),
-                )
-            )
+    def _prepaid_manager_defaults(self, vals):
+        company = self.env["res.company"].browse(vals.get("company_id")) or self.env.company
+        return {fname: self._get_company_default(fname, company) for fname in MANAGER_FIELDS}
 
     @api.model_create_multi
     def create(self, vals_list):
-        if not self.env.context.get(INTERNAL_WRITE):
-            for vals in vals_list:
-                if any(vals.get(fname) for fname in PROTECTED_FIELDS):
-                    raise UserError(self.env._("A new account starts empty: post ledger lines to fund it."))
         for vals in vals_list:
-            company = self.env["res.company"].browse(vals.get("company_id")) or self.env.company
-            defaults = {fname: self._get_company_default(fname, company) for fname in MANAGER_FIELDS}
-            # Levels not given come from the account's company (field defaults use the current company).
+            # Levels not given come from the account's company (field defaults use the current company). An
+            # operator may create accounts with the company's default levels, not with others.
+            defaults = self._prepaid_manager_defaults(vals)
             for fname in COMPANY_DEFAULT_FIELDS:
                 vals.setdefault(fname, defaults[fname])
-            # An operator may create accounts with the company's default levels, not with others.
-            self._check_manager_fields(
-                {
-                    fname: vals[fname]
-                    for fname in MANAGER_FIELDS
-                    if fname in vals and vals[fname] != defaults[fname]
-                }
-            )
-        for vals in vals_list:
             if not vals.get("name") or vals["name"] == self.env._("New"):
                 vals["name"] = self.env["ir.sequence"].next_by_code("prepaid.account") or self.env._("New")
         return super().create(vals_list)
 
     def write(self, vals):
-        if not self.env.context.get(INTERNAL_WRITE):
-            protected = [fname for fname in PROTECTED_FIELDS if fname in vals]
-            if protected:
-                raise UserError(
-                    self.env._("The balance of a prepaid account changes only through its ledger.")
-                )
-        self._check_manager_fields(vals)
         frozen = [fname for fname in FROZEN_WITH_LEDGER if fname in vals]
         if frozen:
             with_ledger = self._get_accounts_with_ledger().filtered(
@@ -398,7 +420,10 @@ class PrepaidAccount(models.Model):
     # ------------------------------------------------------------------ state buttons
 
     def _change_state(self, action):
-        allowed, target = ACCOUNT_TRANSITIONS[action]
+        """Move these accounts along :data:`ACCOUNT_TRANSITIONS` (the only way their state changes)."""
+        allowed, target, managers_only = ACCOUNT_TRANSITIONS[action]
+        if managers_only and not is_manager(self.env):
+            raise AccessError(self.env._("Only prepaid managers can close or reopen a closed account."))
         wrong = self.filtered(lambda a: a.state not in allowed)
         if wrong:
             raise UserError(
@@ -407,7 +432,16 @@ class PrepaidAccount(models.Model):
                     accounts=", ".join(wrong.mapped("name")),
                 )
             )
-        self.write({"state": target})
+        self.check_access("write")
+        before = {account: account.state for account in self}
+        internal(self).write({"state": target})
+        self._on_state_changed(before)
+
+    @api.private
+    def _on_state_changed(self, old_states):
+        """Hook run after the state buttons moved these accounts (``old_states``: ``{account: state}``).
+        Billing extends it: a closed account's meters are tripped, an opened one is supervised at once."""
+        return True
 
     def action_open(self):
         self._change_state("action_open")
@@ -417,18 +451,21 @@ class PrepaidAccount(models.Model):
 
     def action_reopen(self):
         closed = self.filtered(lambda a: a.state == "closed")
-        self._change_state("action_reopen")
-        # Reopening after closure starts a new ledger period.
-        for account in closed:
-            account.with_context(**{INTERNAL_WRITE: True}).period = account.period + 1
+        (self - closed)._change_state("action_reopen")
+        if closed:
+            closed._change_state("action_reopen_closed")
+            # Reopening after closure starts a new ledger period.
+            for account in closed:
+                internal(account).write({"period": account.period + 1})
 
     def _check_can_close(self):
-        """Raise unless these accounts can be closed: their balance must be zero (refund it first)."""
+        """Raise unless these accounts can be closed: their balance must be zero (money on an account is
+        given back by "Refund and Close", which closes it)."""
         not_empty = self.filtered(lambda a: not a.currency_id.is_zero(a.balance))
         if not_empty:
             raise UserError(
                 self.env._(
-                    "Refund the remaining balance of %(accounts)s before closing.",
+                    "Refund the remaining balance of %(accounts)s before closing (Refund and Close).",
                     accounts=", ".join(not_empty.mapped("name")),
                 )
             )
@@ -446,43 +483,135 @@ class PrepaidAccount(models.Model):
 
     # ------------------------------------------------------------------ money API
 
+    @api.private
+    def _prepaid_lock(self):
+        """Lock these accounts' rows (``FOR NO KEY UPDATE``, in id order) and drop their cached balances.
+
+        The one lock order of the suite: an operation that will change a balance takes its accounts' locks
+        first, before it writes anything that refers to them (a top-up, a refund, a closure), and the posting
+        takes them again (a no-op then). ``NO KEY UPDATE`` does not conflict with the ``KEY SHARE`` locks that
+        rows referring to an account (top-ups, ledger lines, invoices' links) take on it, so concurrent
+        operations on one account queue on this lock instead of deadlocking on a lock upgrade.
+        """
+        if not self.ids:
+            return self
+        self.flush_recordset()
+        self.env.cr.execute(
+            SQL(
+                "SELECT id FROM prepaid_account WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+                sorted(self.ids),
+            )
+        )
+        self.invalidate_recordset(["balance", "state", "period", "last_topup_date", "level"])
+        return self
+
     @api.model
     @api.private
-    def _post_ledger(self, vals_list):
-        """Post ledger lines and update the balances: the ONLY way to change a prepaid balance.
+    def _post_ledger(self, vals_list, count_only=False):
+        """Post ledger lines and update the balances: the ONLY way to change a prepaid balance, for one
+        cashier top-up and for a settlement batch of thousands of lines alike.
 
         :param vals_list: list of dicts, each with
 
             - ``account_id`` (int, required): the prepaid.account
             - ``kind`` (required): a ``prepaid.ledger`` kind (topup, consumption, fee, ...)
-            - ``amount`` (float/Decimal, required): signed, in the account's currency: credits > 0,
-              deductions < 0; rounded here with the currency (a line that rounds to zero posts nothing)
-            - ``idempotency_key`` (str, required): unique across all ledgers, e.g.
-              ``"topup:account.move:42"`` or ``"consumption:meter:7:2026-01-01T00:15"``
+            - ``amount`` (float/Decimal/text, required): signed, in the account's currency: credits > 0,
+              deductions < 0; rounded here (half up) to the currency (a line that rounds to zero posts
+              nothing)
+            - ``idempotency_key`` (str, required): unique across all ledgers, e.g. ``"topup:42"`` or
+              ``"cons:7:2026-01-01T00:15:00Z:2026-01-01T00:30:00Z"``
             - ``date`` (datetime, optional, default now; aware datetimes are converted to UTC)
-            - ``description``, ``utility``, ``res_model``/``res_id`` (source document), all optional
+            - any other stored field of ``prepaid.ledger`` (``description``, ``utility``,
+              ``res_model``/``res_id`` of the source document, fields added by other modules)
+
+        :param count_only: return the number of lines written instead of the lines (settlement batches).
 
         Guarantees, in this order, in the caller's transaction:
 
-        1. the affected accounts' rows are locked (``SELECT ... ORDER BY id FOR UPDATE``): concurrent
-           postings to the same account are serialised (under Odoo's REPEATABLE READ a transaction that
-           had to wait fails with a serialization error and is retried by Odoo, then sees the new balance);
-        2. a vals whose key already exists (or repeats an earlier vals) posts nothing and yields the
-           existing line: posting twice posts once; the key on another account raises ValidationError;
-        3. lines are written with ``balance_after`` and the account's current ``period``, and the stored
-           balance (and ``last_topup_date``) is updated in the same transaction;
-        4. :meth:`_on_balance_changed` runs on the accounts whose balance changed.
+        1. the affected accounts' rows are locked (:meth:`_prepaid_lock`'s order): concurrent postings to
+           the same account are serialised (under Odoo's REPEATABLE READ a transaction that had to wait fails
+           with a serialization error and is retried by Odoo, then sees the new balance);
+        2. a vals whose key already exists (or repeats an earlier vals) posts nothing and yields the existing
+           line: posting twice posts once; the key on another account raises ValidationError;
+        3. lines are written with ``balance_after`` (exact decimals, in the order given) and the account's
+           current ``period``; up to :data:`COPY_ABOVE` new lines with ``INSERT``, more with ``COPY`` (keys
+           assumed new; if the database refuses one, the attempt is rolled back to a savepoint and redone
+           knowing the existing keys);
+        4. the stored balance, level (the engine's rule) and ``last_topup_date`` are updated in one statement
+           of the same transaction;
+        5. :meth:`_on_balance_changed` runs on the accounts whose balance changed.
 
         Closed accounts refuse postings. The caller needs write access to the accounts (or sudo).
         Database backstop: ``UNIQUE(idempotency_key)`` and ``CHECK(amount <> 0)`` on the ledger.
-
-        :return: the ``prepaid.ledger`` lines of ``vals_list``, in order, without duplicates (new and
-            already existing ones).
         """
         Ledger = self.env["prepaid.ledger"]
         if not vals_list:
-            return Ledger
+            return 0 if count_only else Ledger
+        self._prepaid_check_ledger_vals(vals_list)
+        account_ids = sorted({int(vals["account_id"]) for vals in vals_list})
+        self.browse(account_ids).check_access("write")
+        self.flush_model()
+        Ledger.flush_model()
+        accounts = self._prepaid_lock_for_posting(account_ids)
+        cr = self.env.cr
+        if len(vals_list) <= COPY_ABOVE:
+            existing = self._prepaid_existing_keys(vals_list)
+            rows, balances, last_topup = self._prepaid_ledger_rows(vals_list, accounts, existing)
+            ids_by_key = {key: line_id for key, (line_id, _account) in existing.items()}
+            ids_by_key.update(self._prepaid_insert_lines(rows))
+        else:
+            cr.execute(SQL("SAVEPOINT prepaid_ledger_copy"))
+            try:
+                rows, balances, last_topup = self._prepaid_ledger_rows(vals_list, accounts, {})
+                self._prepaid_copy_lines(rows)
+            except UniqueViolation:
+                cr.execute(SQL("ROLLBACK TO SAVEPOINT prepaid_ledger_copy"))
+                existing = self._prepaid_existing_keys(vals_list)
+                rows, balances, last_topup = self._prepaid_ledger_rows(vals_list, accounts, existing)
+                try:
+                    self._prepaid_copy_lines(rows)
+                except UniqueViolation as exc:
+                    cr.execute(SQL("ROLLBACK TO SAVEPOINT prepaid_ledger_copy"))
+                    raise ValidationError(
+                        self.env._(
+                            "A ledger line of this batch was booked by another transaction meanwhile: batch "
+                            "refused (%(error)s).",
+                            error=exc.diag.message_detail or exc.pgerror,
+                        )
+                    ) from exc
+            cr.execute(SQL("RELEASE SAVEPOINT prepaid_ledger_copy"))
+            ids_by_key = None
+        changed = {
+            aid: balance
+            for aid, balance in balances.items()
+            if balance != accounts[aid].balance or aid in last_topup
+        }
+        if changed:
+            self._prepaid_store_balances(accounts, changed, last_topup)
+            self.browse(list(changed)).invalidate_recordset(["ledger_ids"])
+            self.browse(list(changed))._on_balance_changed(
+                {aid: accounts[aid].balance for aid in changed if balances[aid] != accounts[aid].balance}
+            )
+        if count_only:
+            return len(rows)
+        if ids_by_key is None:
+            ids_by_key = {
+                key: line_id for key, (line_id, _account) in self._prepaid_existing_keys(vals_list).items()
+            }
+        return Ledger.browse(
+            list(
+                dict.fromkeys(
+                    ids_by_key[vals["idempotency_key"]]
+                    for vals in vals_list
+                    if vals["idempotency_key"] in ids_by_key
+                )
+            )
+        )
+
+    def _prepaid_check_ledger_vals(self, vals_list):
+        Ledger = self.env["prepaid.ledger"]
         kinds = dict(Ledger._fields["kind"].selection)
+        extra = set()
         for vals in vals_list:
             if not vals.get("idempotency_key"):
                 raise ValidationError(self.env._("Every ledger line needs an idempotency key."))
@@ -494,235 +623,254 @@ class PrepaidAccount(models.Model):
                 )
             if vals.get("amount") is None:
                 raise ValidationError(self.env._("Every ledger line needs an amount."))
-
-        account_ids = sorted({int(vals["account_id"]) for vals in vals_list})
-        accounts = self.browse(account_ids)
-        accounts.check_access("write")
-        self.flush_model()
-        Ledger.flush_model()
-        locked = dict(
-            self.env.execute_query(
-                SQL(
-                    "SELECT id, balance FROM prepaid_account WHERE id IN %s ORDER BY id FOR UPDATE",
-                    tuple(account_ids),
+            if _money(vals["amount"]) is None:
+                raise ValidationError(
+                    self.env._(
+                        "A ledger amount must be a finite number, not %(amount)s.", amount=vals["amount"]
+                    )
                 )
+            extra.update(fname for fname in vals if fname not in LEDGER_API_FIELDS)
+        unknown = sorted(
+            fname
+            for fname in extra
+            if fname not in Ledger._fields
+            or not Ledger._fields[fname].column_type
+            or Ledger._fields[fname].compute
+            or fname in LEDGER_COLUMNS
+        )
+        if unknown:
+            raise ValidationError(
+                self.env._("Ledger lines have no field(s) %(fields)s.", fields=", ".join(unknown))
+            )
+
+    def _prepaid_lock_for_posting(self, account_ids):
+        """``{account id: LockedAccount}`` of these accounts, read under their row locks."""
+        rows = self.env.execute_query(
+            SQL(
+                """SELECT a.id, a.balance::text, a.state, a.period, a.partner_id, a.company_id, a.currency_id,
+                          c.decimal_places, a.warn_level_1::text, a.warn_level_2::text, a.warn_level_3::text,
+                          a.cutoff_level::text, a.overdraft_limit::text
+                     FROM prepaid_account a JOIN res_currency c ON c.id = a.currency_id
+                    WHERE a.id = ANY(%s::int[])
+                 ORDER BY a.id
+                      FOR NO KEY UPDATE OF a""",
+                id_array(account_ids),
             )
         )
-        if len(locked) != len(account_ids):
+        if len(rows) != len(account_ids):
             raise ValidationError(self.env._("Ledger lines refer to accounts that do not exist."))
-        accounts.invalidate_recordset(["balance"])
-        keys = tuple({vals["idempotency_key"] for vals in vals_list})
-        existing = {
+        self.browse(account_ids).invalidate_recordset(
+            ["balance", "level", "last_topup_date", "state", "period"]
+        )
+        return {row[0]: LockedAccount(row) for row in rows}
+
+    def _prepaid_existing_keys(self, vals_list):
+        """``{key: (line id, account id)}`` of the keys of ``vals_list`` the ledger already holds."""
+        keys = list({vals["idempotency_key"] for vals in vals_list})
+        return {
             key: (line_id, account_id)
             for key, line_id, account_id in self.env.execute_query(
                 SQL(
-                    "SELECT idempotency_key, id, account_id FROM prepaid_ledger WHERE idempotency_key IN %s",
+                    """SELECT idempotency_key, id, account_id FROM prepaid_ledger
+                        WHERE idempotency_key = ANY(%s)""",
                     keys,
                 )
             )
         }
 
-        # Records taken from the recordset keep its prefetch set: one query reads what the loop needs.
-        account_by_id = {account.id: account for account in accounts}
-        old_balances = {aid: balance or 0.0 for aid, balance in locked.items()}
-        balances = dict(old_balances)
+    def _prepaid_ledger_rows(self, vals_list, accounts, existing):
+        """The ledger rows to write for ``vals_list`` (keys in ``existing`` or repeated are skipped), with the
+        new balances and top-up dates: ``(rows, {account id: balance}, {account id: last top-up})``."""
+        balances = {aid: account.balance for aid, account in accounts.items()}
         last_topup = {}
-        to_create, line_keys, new_keys = [], [], {}
+        seen = set()
+        rows = []
+        uid, now = self.env.uid, self.env.cr.now().replace(tzinfo=None)
         for vals in vals_list:
-            key = vals["idempotency_key"]
-            account_id = int(vals["account_id"])
-            known = existing.get(key) or new_keys.get(key)
-            if known:
-                if known[1] != account_id:
+            key, account_id = vals["idempotency_key"], int(vals["account_id"])
+            known = existing.get(key)
+            if known or key in seen:
+                if known and known[1] != account_id:
                     raise ValidationError(
                         self.env._("Idempotency key %(key)s is already used by another account.", key=key)
                     )
-                line_keys.append(key)
                 continue
-            account = account_by_id[account_id]
+            account = accounts[account_id]
             if account.state == "closed":
-                raise UserError(
-                    self.env._("Account %(account)s is closed: reopen it first.", account=account.name)
-                )
-            currency = account.currency_id
-            amount = currency.round(float(vals["amount"]))
-            if currency.is_zero(amount):
+                name = self.browse(account_id).sudo().name
+                raise UserError(self.env._("Account %(account)s is closed: reopen it first.", account=name))
+            amount = _money(vals["amount"]).quantize(account.quantum, rounding=ROUND_HALF_UP)
+            if not amount:
                 continue
-            balances[account_id] = currency.round(balances[account_id] + amount)
+            seen.add(key)
+            balance = balances[account_id] = balances[account_id] + amount
             date = _to_naive_utc(vals.get("date"))
             if vals["kind"] == "topup" and amount > 0:
                 last_topup[account_id] = max(last_topup.get(account_id, date), date)
             row = {fname: value for fname, value in vals.items() if fname not in LEDGER_API_FIELDS}
             row.update(
-                {
-                    "account_id": account_id,
-                    "partner_id": account.partner_id.id,
-                    "company_id": account.company_id.id,
-                    "currency_id": currency.id,
-                    "kind": vals["kind"],
-                    "amount": amount,
-                    "balance_after": balances[account_id],
-                    "idempotency_key": key,
-                    "period": account.period,
-                    "date": date,
-                }
+                account_id=account_id,
+                partner_id=account.partner_id,
+                company_id=account.company_id,
+                currency_id=account.currency_id,
+                date=date,
+                kind=vals["kind"],
+                amount=amount,
+                balance_after=balance,
+                idempotency_key=key,
+                period=account.period,
+                create_uid=uid,
+                create_date=now,
             )
-            to_create.append(row)
-            new_keys[key] = (None, account_id)
-            line_keys.append(key)
+            rows.append(row)
+        return rows, balances, last_topup
 
-        ids_by_key = {key: line_id for key, (line_id, _account) in existing.items()}
-        ids_by_key.update(self._insert_ledger_rows(to_create))
+    def _prepaid_line_columns(self, rows):
+        """The columns of ``rows``: :data:`LEDGER_COLUMNS`, then the extra fields (sorted)."""
+        extra = sorted({fname for row in rows for fname in row} - set(LEDGER_COLUMNS))
+        return [*LEDGER_COLUMNS, *extra], extra
 
-        changed_ids = [aid for aid in account_ids if balances[aid] != old_balances[aid] or aid in last_topup]
-        if changed_ids:
-            rows = SQL(", ").join(
-                SQL("(%s, %s::numeric, %s::timestamp)", aid, balances[aid], last_topup.get(aid))
-                for aid in changed_ids
-            )
-            self.env.cr.execute(
-                SQL(
-                    """
-                    UPDATE prepaid_account AS account
-                       SET balance = new.balance,
-                           last_topup_date = GREATEST(account.last_topup_date, new.last_topup),
-                           write_uid = %s,
-                           write_date = %s
-                      FROM (VALUES %s) AS new(id, balance, last_topup)
-                     WHERE account.id = new.id
-                    """,
-                    self.env.uid,
-                    self.env.cr.now(),
-                    rows,
-                )
-            )
-            changed = self.browse(changed_ids)
-            changed.invalidate_recordset(["balance", "last_topup_date", "write_uid", "write_date"])
-            changed.modified(["balance", "last_topup_date"])
-            changed._on_balance_changed({aid: old_balances[aid] for aid in changed_ids})
-        return Ledger.browse(list(dict.fromkeys(ids_by_key[key] for key in line_keys)))
+    def _prepaid_extra_value(self, field, value):
+        if value is None or value is False:
+            return None
+        return field.convert_to_column(value, self.env["prepaid.ledger"], {}, validate=False)
 
-    @api.model
-    def _insert_ledger_rows(self, rows):
-        """Insert prepared ledger rows in bulk (the hot path of settlement); return ``{key: line id}``.
-
-        Every key of a row must be a stored, non-computed field of ``prepaid.ledger`` (modules that add
-        fields to the ledger, such as a meter, pass them in the vals given to :meth:`_post_ledger`).
-        """
+    def _prepaid_insert_lines(self, rows):
+        """INSERT ``rows``; returns ``{key: line id}``."""
         if not rows:
             return {}
         Ledger = self.env["prepaid.ledger"]
-        fnames = sorted({fname for row in rows for fname in row})
-        unknown = [
-            fname
-            for fname in fnames
-            if fname not in Ledger._fields
-            or not Ledger._fields[fname].column_type
-            or (Ledger._fields[fname].compute and fname not in LEDGER_COPIED_FIELDS)
-        ]
-        if unknown:
-            raise ValidationError(
-                self.env._("Ledger lines have no field(s) %(fields)s.", fields=", ".join(unknown))
-            )
-        fields_ = [Ledger._fields[fname] for fname in fnames]
-        columns = SQL(", ").join(SQL.identifier(fname) for fname in [*fnames, *LOG_COLUMNS])
-        log_values = (self.env.uid, self.env.cr.now())
+        columns, extra = self._prepaid_line_columns(rows)
+        extra_fields = [Ledger._fields[fname] for fname in extra]
         ids_by_key = {}
         for batch in split_every(LEDGER_INSERT_BATCH, rows):
             values = SQL(", ").join(
-                SQL("%s", (*(_column_value(Ledger, field, row) for field in fields_), *log_values))
+                SQL(
+                    "%s",
+                    (
+                        *(row[c] for c in LEDGER_COLUMNS),
+                        *(self._prepaid_extra_value(f, row.get(f.name)) for f in extra_fields),
+                    ),
+                )
                 for row in batch
             )
             ids_by_key.update(
                 self.env.execute_query(
                     SQL(
                         "INSERT INTO prepaid_ledger (%s) VALUES %s RETURNING idempotency_key, id",
-                        columns,
+                        SQL(", ").join(SQL.identifier(c) for c in columns),
                         values,
                     )
                 )
             )
-        # Tell the ORM, as create() would: caches of the accounts' ledger and fields depending on it. The
-        # copies of the account's fields were written with the rows: nothing to recompute there.
+        # Tell the ORM, as create() would, about the new lines (caches of the accounts' ledger and what
+        # depends on it). The copies of the account's fields were written with the rows.
         lines = Ledger.browse(ids_by_key.values())
-        lines.modified(fnames, create=True)
+        lines.modified(columns, create=True)
         for fname in LEDGER_COPIED_FIELDS:
             self.env.remove_to_compute(Ledger._fields[fname], lines)
         return ids_by_key
+
+    def _prepaid_copy_lines(self, rows):
+        """COPY ``rows`` into the ledger (raises UniqueViolation on a key the database holds)."""
+        if not rows:
+            return
+        Ledger = self.env["prepaid.ledger"]
+        columns, extra = self._prepaid_line_columns(rows)
+        extra_fields = [Ledger._fields[fname] for fname in extra]
+        lines = []
+        for row in rows:
+            values = [row[c] for c in LEDGER_COLUMNS]
+            values += [self._prepaid_extra_value(f, row.get(f.name)) for f in extra_fields]
+            lines.append(copy_line(values))
+        self.env.cr.copy_from(io.StringIO("".join(lines)), "prepaid_ledger", columns=columns)
+
+    def _prepaid_store_balances(self, accounts, balances, last_topup):
+        """Write the new ``balances`` (``{account id: Decimal}``) of these locked ``accounts`` with their
+        levels (the engine's rule) and ``last_topup`` dates in one UPDATE, and tell the ORM."""
+        ids = sorted(balances)
+        array = id_array(ids)
+        self.env.execute_query(
+            SQL(
+                """UPDATE prepaid_account AS account
+                      SET balance = new.balance, level = new.level,
+                          last_topup_date = GREATEST(account.last_topup_date, new.last_topup),
+                          write_uid = %s, write_date = %s
+                     FROM unnest(%s::int[], %s::numeric[], %s::varchar[], %s::timestamp[])
+                          AS new(id, balance, level, last_topup)
+                    WHERE account.id = new.id AND account.id = ANY(%s::int[])""",
+                self.env.uid,
+                self.env.cr.now(),
+                array,
+                [str(balances[aid]) for aid in ids],
+                [accounts[aid].level(balances[aid]) for aid in ids],
+                [last_topup.get(aid) for aid in ids],
+                array,
+            )
+        )
+        changed = self.browse(ids)
+        changed.invalidate_recordset(["balance", "level", "last_topup_date", "write_uid", "write_date"])
+        changed.modified(["balance", "last_topup_date"])
+        self.env.remove_to_compute(self._fields["level"], changed)
 
     @api.private
     def _on_balance_changed(self, old_balances):
         """Hook run by :meth:`_post_ledger` (and the balance recomputation) after the balances of ``self``
         changed, in the same transaction, with the account rows still locked.
 
-        :param old_balances: ``{account id: balance before the change}``; ``account.balance`` is the new
-            one and ``account._get_level(old_balances[account.id])`` the level before.
+        :param old_balances: ``{account id: balance before the change}`` (Decimal); ``account.balance`` and
+            ``account.level`` are the new ones (already stored).
 
-        Base only recomputes (and stores) the level. Billing extends it for alerts, cut-off and restore.
+        Billing extends it for alerts, cut-off and restore.
         """
-        self.flush_recordset(["level"])
+        return True
 
     # ------------------------------------------------------------------ balance check
 
     @api.private
     def _check_balance(self):
-        """Compare each account's stored balance with the sum of its ledger.
+        """Compare each account's stored balance with the sum of its ledger (exact decimals).
 
-        :return: ``{account id: (stored balance, ledger sum)}`` for the accounts that differ.
+        :return: ``{account id: (stored balance, ledger sum)}`` (Decimals) for the accounts that differ.
         """
+        if not self.ids:
+            return {}
         self.flush_recordset(["balance"])
         self.env["prepaid.ledger"].flush_model(["account_id", "amount"])
-        sums = dict(
-            self.env.execute_query(
-                SQL(
-                    "SELECT account_id, SUM(amount) FROM prepaid_ledger "
-                    "WHERE account_id IN %s GROUP BY account_id",
-                    tuple(self.ids) or (0,),
-                )
+        rows = self.env.execute_query(
+            SQL(
+                """SELECT a.id, a.balance::text, COALESCE(SUM(l.amount), 0)::text
+                     FROM prepaid_account a LEFT JOIN prepaid_ledger l ON l.account_id = a.id
+                    WHERE a.id = ANY(%s) GROUP BY a.id""",
+                list(self.ids),
             )
         )
-        mismatches = {}
-        for account in self:
-            ledger_sum = account.currency_id.round(sums.get(account.id) or 0.0)
-            if account.currency_id.compare_amounts(account.balance, ledger_sum):
-                mismatches[account.id] = (account.balance, ledger_sum)
-        return mismatches
+        return {
+            aid: (Decimal(stored or 0), Decimal(total))
+            for aid, stored, total in rows
+            if Decimal(stored or 0) != Decimal(total)
+        }
 
     def action_recompute_balance(self):
         """Managers: reset each stored balance to its ledger sum and report what was wrong."""
-        if not (self.env.su or self.env.user.has_group("prepaid_base.group_prepaid_manager")):
+        if not is_manager(self.env):
             raise AccessError(self.env._("Only prepaid managers can recompute balances."))
-        accounts = self.sorted("id")
-        if accounts:
-            self.env.execute_query(
-                SQL(
-                    "SELECT id FROM prepaid_account WHERE id IN %s ORDER BY id FOR UPDATE",
-                    tuple(accounts.ids),
-                )
-            )
-            accounts.invalidate_recordset(["balance"])
-        mismatches = accounts._check_balance()
+        mismatches = {}
+        if self.ids:
+            accounts = self._prepaid_lock_for_posting(sorted(self.ids))
+            mismatches = self._check_balance()
         if mismatches:
-            rows = SQL(", ").join(
-                SQL("(%s, %s::numeric)", aid, ledger_sum) for aid, (_stored, ledger_sum) in mismatches.items()
+            self._prepaid_store_balances(
+                accounts, {aid: total for aid, (_stored, total) in mismatches.items()}, {}
             )
-            self.env.cr.execute(
-                SQL(
-                    "UPDATE prepaid_account AS account SET balance = new.balance "
-                    "FROM (VALUES %s) AS new(id, balance) WHERE account.id = new.id",
-                    rows,
-                )
-            )
-            fixed = self.browse(list(mismatches))
-            fixed.invalidate_recordset(["balance"])
-            fixed.modified(["balance"])
+            fixed = self.browse(sorted(mismatches))
             for account in fixed:
                 stored, ledger_sum = mismatches[account.id]
                 account.message_post(
                     body=self.env._(
                         "Balance corrected from %(stored)s to the ledger sum %(ledger)s.",
-                        stored=account.currency_id.format(stored),
-                        ledger=account.currency_id.format(ledger_sum),
+                        stored=account.currency_id.format(float(stored)),
+                        ledger=account.currency_id.format(float(ledger_sum)),
                     )
                 )
             fixed._on_balance_changed({aid: stored for aid, (stored, _sum) in mismatches.items()})

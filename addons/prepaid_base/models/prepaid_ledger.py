@@ -2,7 +2,6 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError
 from odoo.tools import create_index
 
-from .prepaid_account import LEDGER_POST
 from .prepaid_tariff import UTILITY_SELECTION
 
 LEDGER_KINDS = [
@@ -31,9 +30,9 @@ class CopiedMany2one(fields.Many2one):
 
 
 class PrepaidLedger(models.Model):
-    """One movement of a prepaid balance. Append-only: lines are created only by
-    ``prepaid.account._post_ledger`` (and its bulk twin in billing) and never changed or deleted
-    (corrections are new lines).
+    """One movement of a prepaid balance. Append-only: lines are written only by
+    ``prepaid.account._post_ledger`` (with SQL, for one line and for a settlement batch alike) and never
+    created through the ORM, changed or deleted (corrections are new lines).
 
     Sized for the settlement's hot path (one line per meter and interval, millions a day): a line is
     written once, so it keeps who posted it and when (``create_uid``, ``create_date``) but no
@@ -118,9 +117,7 @@ class PrepaidLedger(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        if not self.env.context.get(LEDGER_POST):
-            raise UserError(self.env._("Ledger lines are posted through the prepaid account, not created."))
-        return super().create(vals_list)
+        raise UserError(self.env._("Ledger lines are posted through the prepaid account, not created."))
 
     def write(self, vals):
         if self:

@@ -24,7 +24,17 @@ class PrepaidProperty(models.Model):
 
     _name = "prepaid.property"
     _description = "Prepaid Property"
-    _inherit = ["mail.thread"]
+    _inherit = ["prepaid.guard.mixin", "mail.thread"]
+    # What a unit is billed at and when its cycles close: for managers.
+    _prepaid_manager_fields = (
+        "electricity_tariff_id",
+        "water_tariff_id",
+        "settlement_cycle",
+        "settlement_day",
+        "settlement_time",
+        "company_id",
+    )
+    _prepaid_target_fields = ("parent_id",)
     _parent_name = "parent_id"
     _parent_store = True
     _rec_name = "complete_name"

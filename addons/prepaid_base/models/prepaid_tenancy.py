@@ -1,6 +1,8 @@
 from odoo import Command, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
+from .prepaid_guard import internal
+
 # Button -> (states it may start from, state it leads to).
 TENANCY_TRANSITIONS = {
     "action_activate": (("draft",), "active"),
@@ -16,7 +18,9 @@ class PrepaidTenancy(models.Model):
 
     _name = "prepaid.tenancy"
     _description = "Prepaid Tenancy"
-    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _inherit = ["prepaid.guard.mixin", "mail.thread", "mail.activity.mixin"]
+    _prepaid_protected_fields = ("state",)
+    _prepaid_target_fields = ("partner_id", "unit_ids", "account_id")
     _order = "date_start desc, id desc"
     _check_company_auto = True
 
@@ -124,7 +128,8 @@ class PrepaidTenancy(models.Model):
                     tenancies=", ".join(wrong.mapped("name")),
                 )
             )
-        self.write({"state": target})
+        self.check_access("write")
+        internal(self).write({"state": target})
 
     def action_activate(self):
         missing = self.filtered(lambda t: not t.unit_ids)

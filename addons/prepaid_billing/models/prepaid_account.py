@@ -1,107 +1,36 @@
-import io
 from collections import defaultdict
-from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
-from functools import lru_cache
-from types import SimpleNamespace
 
 from odoo import api, fields, models
-from odoo.addons.prepaid_base.models.prepaid_account import LEVEL_SELECTION, LEVEL_THRESHOLDS
-from odoo.exceptions import UserError, ValidationError
+from odoo.addons.prepaid_base.models.prepaid_account import LEVEL_SELECTION, PROTECTED_FIELDS
+from odoo.addons.prepaid_base.models.prepaid_guard import internal, is_manager
+from odoo.addons.prepaid_base.tools.bulk_sql import id_array
+from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
-from psycopg2.errors import UniqueViolation
 
-# Levels from harmless to severe.
-LEVEL_RANK = {level: rank for rank, (level, _label) in enumerate(LEVEL_SELECTION)}
-WARNING_LEVELS = ("warning_1", "warning_2", "warning_3")
+from prepaid_engine.levels import supervise
+
 # The command that cuts / restores the supply of a meter, per utility.
 CUT_COMMAND = {"electricity": "trip", "water": "valve_close"}
 RESTORE_COMMAND = {"electricity": "close", "water": "valve_open"}
 PENDING_COMMAND_STATES = ("queued", "sent")
-# Ledger columns the bulk posting COPYs, in order (the id comes from the table's sequence).
-LEDGER_BULK_COLUMNS = (
-    "account_id",
-    "partner_id",
-    "company_id",
-    "currency_id",
-    "date",
-    "kind",
-    "amount",
-    "balance_after",
-    "idempotency_key",
-    "period",
-    "description",
-    "utility",
-    "res_model",
-    "res_id",
-    "create_uid",
-    "create_date",
+LIVE_STATES = ("open", "suspended")
+# What the level supervision keeps: the suite's own writes only.
+SUPERVISION_FIELDS = (
+    "alert_level",
+    "last_alert_level",
+    "last_alert_date",
+    "last_alert_message",
+    "supply_cut",
 )
-# Account columns the level depends on (read as text: exact decimals).
-LEVEL_COLUMNS = ("warn_level_1", "warn_level_2", "warn_level_3", "cutoff_level", "overdraft_limit")
-NULL = "\\N"  # COPY's NULL
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def copy_text(value):
-    """``value`` in COPY text format: NULL, numbers and datetimes as PostgreSQL reads them, text escaped."""
-    if value is None:
-        return "\\N"
-    kind = type(value)
-    if kind is Decimal or kind is int:
-        return str(value)
-    if kind is datetime:
-        return value.isoformat(sep=" ")
-    return str(value).translate(_COPY_ESCAPES)
-
-
-def id_array(ids):
-    """``ids`` as one PostgreSQL array literal, for ``= ANY(%s::int[])``: the server reads a literal of
-    thousands of ids at once, where a Python list becomes an ``ARRAY[..]`` expression of one constant per
-    id (several microseconds each to parse)."""
-    return "{" + ",".join(map(str, ids)) + "}"
-
-
-def level_of(balance, limits, quantum):
-    """The level of ``balance`` (Decimal) for an account whose level columns are ``limits`` (a namespace of
-    Decimals): base's :data:`LEVEL_THRESHOLDS` table, compared to the currency's quantum like
-    ``prepaid.account._get_level`` does, without the ORM (thousands of accounts per settlement batch)."""
-    for level, threshold in LEVEL_THRESHOLDS:
-        if (balance - threshold(limits)).quantize(quantum, rounding=ROUND_HALF_UP) <= 0:
-            return level
-    return "normal"
-
-
-@lru_cache(maxsize=1024)
-def level_table(limits, places):
-    """:func:`level_of` as a function of the balance alone, for accounts whose level columns read ``limits``
-    (texts, :data:`LEVEL_COLUMNS` order) in a currency of ``places`` decimals. Accounts mostly share their
-    company's levels, so the thresholds are worked out once, not once per account and balance.
-
-    ``(balance - threshold).quantize(quantum, ROUND_HALF_UP) <= 0`` holds exactly when ``balance - threshold``
-    is below half a quantum (half a quantum already rounds up, away from zero), so each level is one
-    comparison with ``threshold + quantum / 2``."""
-    namespace = SimpleNamespace(**dict(zip(LEVEL_COLUMNS, map(Decimal, limits), strict=True)))
-    half = Decimal(1).scaleb(-places) / 2
-    cuts = tuple((level, threshold(namespace) + half) for level, threshold in LEVEL_THRESHOLDS)
-
-    def level(balance):
-        for name, cut in cuts:
-            if balance < cut:
-                return name
-        return "normal"
-
-    return level
-
-
-class LockedBalances(dict):
-    """``{account id: balance before}`` as :meth:`_on_balance_changed` takes it, from the bulk posting, which
-    also hands billing's level check (:meth:`_prepaid_apply_levels`) the account rows it read under the lock
-    and the balances and levels it wrote (``rows``), so the check need not read thousands of accounts
-    again. Other overrides of the hook see a plain dict."""
-
-    __slots__ = ("rows",)
-
+SUPERVISE_BATCH = 2000  # accounts per call of the supervision cron
+# Accounts whose alerts or supply do not match their level: the level differs from the alerted one, or the
+# supply is (or is not) held cut while it should (not) be. A superset of what supervise() acts on (it also
+# weighs whether the platform bills any of the account's meters), cheap to screen thousands of accounts.
+NEEDS_SUPERVISION = SQL(
+    """a.state IN ('open', 'suspended')
+       AND (a.level IS DISTINCT FROM COALESCE(a.alert_level, 'normal')
+            OR (a.level = 'cutoff' AND NOT COALESCE(a.keep_power, FALSE)) <> COALESCE(a.supply_cut, FALSE))"""
+)
 
 # Alert templates per kind of level.
 SMS_TEMPLATES = {
@@ -116,6 +45,7 @@ MAIL_TEMPLATES = {
 
 class PrepaidAccount(models.Model):
     _inherit = "prepaid.account"
+    _prepaid_protected_fields = (*PROTECTED_FIELDS, *SUPERVISION_FIELDS)
 
     topup_ids = fields.One2many("prepaid.topup", "account_id", string="Top-ups", readonly=True)
     topup_count = fields.Integer(compute="_compute_topup_count")
@@ -132,6 +62,13 @@ class PrepaidAccount(models.Model):
     last_alert_date = fields.Datetime(string="Last Alert", readonly=True, copy=False)
     last_alert_message = fields.Char(
         readonly=True, copy=False, help="The last alert sent to the tenant, as the portal shows it."
+    )
+    supply_cut = fields.Boolean(
+        string="Supply Cut",
+        readonly=True,
+        copy=False,
+        help="The platform holds this account's supply cut (its balance is at the cut-off level): restored "
+        "as soon as the balance is above it.",
     )
     pending_command_ids = fields.Many2many(
         "prepaid.meter.command", string="Pending Commands", compute="_compute_pending_commands"
@@ -166,180 +103,47 @@ class PrepaidAccount(models.Model):
         for account in self:
             account.cutoff_threshold = account._get_cutoff_threshold()
 
-    # ------------------------------------------------------------------ bulk ledger posting
-
-    @api.model
-    @api.private
-    def _post_ledger_bulk(self, rows):
-        """Set-based twin of :meth:`_post_ledger` for settlement batches (thousands of lines), with the
-        same invariants: account rows locked ``FOR UPDATE`` in id order, existing idempotency keys skipped (a
-        key on another account is refused), lines written with ``balance_after`` and the account's period,
-        stored balances updated in the same transaction (one ``UPDATE``), :meth:`_on_balance_changed` called.
-
-        :param rows: dicts with ``account_id``, ``kind``, ``amount`` (Decimal, signed),
-            ``idempotency_key``, ``date`` (naive UTC datetime) and optional ``description``, ``utility``,
-            ``res_model``, ``res_id``, in posting order.
-        :return: the number of lines inserted.
-
-        The lines are COPYed straight into the ledger, optimistically (a settlement's keys are new unless a
-        cursor was moved back): if the database refuses a key that exists, the attempt is rolled back to a
-        savepoint and the lines are posted again knowing the existing keys; a key refused then (booked by
-        another transaction meanwhile) refuses the whole batch rather than leave a balance that differs from
-        its ledger.
-        """
-        if not rows:
-            return 0
-        Ledger = self.env["prepaid.ledger"]
-        account_ids = sorted({row["account_id"] for row in rows})
-        self.flush_model()
-        Ledger.flush_model()
-        locked = {
-            row[0]: row[1:]
-            for row in self.env.execute_query(
-                SQL(
-                    """SELECT a.id, a.balance::text, a.state, a.period, a.partner_id, a.company_id,
-                              a.currency_id, c.decimal_places, a.warn_level_1::text, a.warn_level_2::text,
-                              a.warn_level_3::text, a.cutoff_level::text, a.overdraft_limit::text,
-                              a.alert_level, a.keep_power
-                         FROM prepaid_account a
-                         JOIN res_currency c ON c.id = a.currency_id
-                        WHERE a.id = ANY(%s::int[])
-                     ORDER BY a.id
-                          FOR UPDATE OF a""",
-                    id_array(account_ids),
-                )
+    def write(self, vals):
+        result = super().write(vals)
+        if any(
+            fname in vals
+            for fname in (
+                "warn_level_1",
+                "warn_level_2",
+                "warn_level_3",
+                "cutoff_level",
+                "overdraft_limit",
+                "keep_power",
             )
-        }
-        if len(locked) != len(account_ids):
-            raise ValidationError(self.env._("Ledger lines refer to accounts that do not exist."))
-        old_balances = {aid: Decimal(values[0] or 0) for aid, values in locked.items()}
-        cr = self.env.cr
-        cr.execute(SQL("SAVEPOINT prepaid_ledger_bulk"))
-        try:
-            balances, count = self._prepaid_insert_ledger_rows(rows, locked, old_balances, {})
-        except UniqueViolation:
-            cr.execute(SQL("ROLLBACK TO SAVEPOINT prepaid_ledger_bulk"))
-            existing = dict(
-                self.env.execute_query(
-                    SQL(
-                        """SELECT idempotency_key, account_id FROM prepaid_ledger
-                            WHERE idempotency_key = ANY(%s)""",
-                        [row["idempotency_key"] for row in rows],
-                    )
-                )
-            )
-            try:
-                balances, count = self._prepaid_insert_ledger_rows(rows, locked, old_balances, existing)
-            except UniqueViolation as exc:
-                cr.execute(SQL("ROLLBACK TO SAVEPOINT prepaid_ledger_bulk"))
-                raise ValidationError(
-                    self.env._(
-                        "A ledger line of this batch was booked by another transaction meanwhile: batch "
-                        "refused (%(error)s).",
-                        error=exc.diag.message_detail or exc.pgerror,
-                    )
-                ) from exc
-        cr.execute(SQL("RELEASE SAVEPOINT prepaid_ledger_bulk"))
-        if not count:
-            return 0
-        changed_ids = [aid for aid in account_ids if balances[aid] != old_balances[aid]]
-        if changed_ids:
-            # The stored level moves with the balance in the same UPDATE (base's threshold table, see
-            # level_table), so the ORM does not recompute it account by account.
-            levels = [level_table(locked[aid][7:12], locked[aid][6])(balances[aid]) for aid in changed_ids]
-            # The ids twice: ``account.id = ANY(..)`` lets the planner fetch the accounts by their index
-            # instead of hashing the whole table for a batch that is a small part of it.
-            changed_array = id_array(changed_ids)
-            self.env.execute_query(
-                SQL(
-                    """UPDATE prepaid_account AS account
-                          SET balance = new.balance, level = new.level, write_uid = %s, write_date = %s
-                         FROM unnest(%s::int[], %s::numeric[], %s::varchar[]) AS new(id, balance, level)
-                        WHERE account.id = new.id AND account.id = ANY(%s::int[])""",
-                    self.env.uid,
-                    self.env.cr.now(),
-                    changed_array,
-                    "{" + ",".join(str(balances[aid]) for aid in changed_ids) + "}",
-                    "{" + ",".join(levels) + "}",
-                    changed_array,
-                )
-            )
-            changed = self.browse(changed_ids)
-            changed.invalidate_recordset(["balance", "level", "write_uid", "write_date", "ledger_ids"])
-            changed.modified(["balance"])
-            self.env.remove_to_compute(self._fields["level"], changed)
-            old = LockedBalances((aid, float(old_balances[aid])) for aid in changed_ids)
-            old.rows = [
-                (
-                    aid,
-                    locked[aid][1],
-                    balances[aid],
-                    level,
-                    *locked[aid][12:14],
-                    locked[aid][6],
-                    *locked[aid][7:12],
-                )
-                for aid, level in zip(changed_ids, levels, strict=True)
-            ]
-            changed._on_balance_changed(old)
-        return count
-
-    def _prepaid_insert_ledger_rows(self, rows, locked, old_balances, existing):
-        """COPY the lines of ``rows`` whose key is not in ``existing`` (``{key: account id}``) into the
-        ledger, with their ``balance_after``; returns (new balances, lines written). A key the database
-        already holds raises :class:`~psycopg2.errors.UniqueViolation` (the caller's savepoint undoes it)."""
-        balances = dict(old_balances)
-        quanta = {places: Decimal(1).scaleb(-places) for places in {values[6] for values in locked.values()}}
-        quantum = {aid: quanta[values[6]] for aid, values in locked.items()}
-        seen = set()
-        lines = []
-        uid = self.env.uid
-        now = copy_text(self.env.cr.now().replace(tzinfo=None))
-        dates = {}
-        for row in rows:
-            key, account_id = row["idempotency_key"], row["account_id"]
-            if key in existing or key in seen:
-                if existing.get(key, account_id) != account_id:
-                    raise ValidationError(
-                        self.env._("Idempotency key %(key)s is already used by another account.", key=key)
-                    )
-                continue
-            _balance, state, period, partner_id, company_id, currency_id, *_rest = locked[account_id]
-            if state == "closed":
-                raise UserError(
-                    self.env._("Account %(account)s is closed: reopen it first.", account=account_id)
-                )
-            amount = Decimal(row["amount"]).quantize(quantum[account_id], rounding=ROUND_HALF_UP)
-            if not amount:
-                continue
-            seen.add(key)
-            balance = balances[account_id] = balances[account_id] + amount
-            date = row["date"]
-            date_text = dates.get(date)
-            if date_text is None:
-                date_text = dates[date] = copy_text(date)
-            description, utility, res_model, res_id = (
-                row.get("description"),
-                row.get("utility"),
-                row.get("res_model"),
-                row.get("res_id"),
-            )
-            lines.append(
-                f"{account_id}\t{partner_id}\t{company_id}\t{currency_id}\t{date_text}\t{row['kind']}\t"
-                f"{amount}\t{balance}\t{key.translate(_COPY_ESCAPES)}\t{period}\t"
-                f"{NULL if description is None else description.translate(_COPY_ESCAPES)}\t"
-                f"{NULL if utility is None else utility}\t{NULL if res_model is None else res_model}\t"
-                f"{NULL if res_id is None else res_id}\t{uid}\t{now}\n"
-            )
-        if lines:
-            self.env.cr.copy_from(io.StringIO("".join(lines)), "prepaid_ledger", columns=LEDGER_BULK_COLUMNS)
-        return balances, len(lines)
+        ):
+            # New levels or keep-power: the account is held to its (new) level at once.
+            self.sudo()._prepaid_supervise()
+        return result
 
     # ------------------------------------------------------------------ levels: alerts, cut-off, restore
 
     def _on_balance_changed(self, old_balances):
         res = super()._on_balance_changed(old_balances)
-        self._prepaid_apply_levels(old_balances)
+        self._prepaid_supervise()
+        return res
+
+    def _on_state_changed(self, old_states):
+        res = super()._on_state_changed(old_states)
+        closed = self.filtered(lambda a: a.state == "closed")
+        if closed:
+            # A closed account bills nothing: every meter of it is cut (trip / valve close), whatever the
+            # billing mode, and the platform holds it cut until the account is reopened and funded.
+            cuts = [
+                vals
+                for account in closed
+                for vals in account._prepaid_supply_command_vals(
+                    account.meter_ids.filtered("active"), CUT_COMMAND, "manual"
+                )
+            ]
+            if cuts:
+                self.env["prepaid.meter.command"].sudo()._enqueue(cuts, urgent=True)
+            internal(closed).sudo().write({"supply_cut": True})
+        (self - closed).sudo()._prepaid_supervise()
         return res
 
     def _prepaid_is_supervised(self):
@@ -351,70 +155,96 @@ class PrepaidAccount(models.Model):
         return not meters or any(meter.billing_mode == "platform" for meter in meters)
 
     @api.private
-    def _prepaid_apply_levels(self, old_balances):
-        """Alerts, cut-off and restore after a balance change (called with the account rows locked).
+    def _prepaid_supervise(self):
+        """Hold these accounts to their level (the engine's rule, :func:`prepaid_engine.levels.supervise`):
+        alert each level once per descent, cut the supply while at the cut-off level, restore it as soon as
+        the balance is above it. A rule on states, not on crossings: an account already at a level (opened
+        at the cut-off, new levels, keep-power switched off) gets the same alert and cut-off as one that just
+        fell to it.
 
-        - Each warning level (and the cut-off) is notified once per descent: ``alert_level`` remembers the
-          most severe level notified; a rise of the balance brings it back up, so the next descent notifies
-          again.
-        - Reaching the cut-off threshold (cut-off level minus overdraft allowance) queues a trip (valve close)
-          per platform-billed meter, unless the account keeps power.
-        - Rising above it queues a close (valve open) per meter, urgent: the command executor is woken now.
+        Runs after every balance change (the account rows are locked by the posting), after the state buttons
+        and changes of levels, and from the supervision cron. One query screens the accounts
+        (:data:`NEEDS_SUPERVISION`): most balance changes move no level; only the others go through the ORM.
 
-        The accounts are screened with one query (most balance changes move no level); only those whose
-        level or alerted level moves go through the ORM.
+        :return: the accounts acted on.
         """
         if not self:
-            return
-        rows = getattr(old_balances, "rows", None)
-        if rows is None:
-            self.flush_recordset(["balance", "level", "alert_level", "state", "keep_power", *LEVEL_COLUMNS])
-            rows = self.env.execute_query(
+            return self
+        self.flush_recordset(["balance", "level", "alert_level", "state", "keep_power", "supply_cut"])
+        ids = [
+            row[0]
+            for row in self.env.execute_query(
                 SQL(
-                    """SELECT a.id, a.state, a.balance::text, a.level, a.alert_level, a.keep_power,
-                              c.decimal_places, a.warn_level_1::text, a.warn_level_2::text,
-                              a.warn_level_3::text, a.cutoff_level::text, a.overdraft_limit::text
-                         FROM prepaid_account a JOIN res_currency c ON c.id = a.currency_id
-                        WHERE a.id = ANY(%s::int[])""",
+                    "SELECT a.id FROM prepaid_account a WHERE a.id = ANY(%s::int[]) AND %s ORDER BY a.id",
                     id_array(self.ids),
+                    NEEDS_SUPERVISION,
                 )
             )
+        ]
+        if not ids:
+            return self.browse()
+        accounts = self.browse(ids).sudo()
+        # An account is supervised from its first ledger line on: opening an account that is not funded yet
+        # neither alerts the tenant nor cuts meters before the cashier's first top-up.
+        funded = {
+            row[0]
+            for row in self.env.execute_query(
+                SQL(
+                    """SELECT a.id FROM unnest(%s::int[]) AS a(id)
+                        WHERE EXISTS (SELECT 1 FROM prepaid_ledger l WHERE l.account_id = a.id)""",
+                    id_array(ids),
+                )
+            )
+        }
         now = fields.Datetime.now()
-        reset, notify, cut, restore = defaultdict(list), defaultdict(list), [], []
-        for aid, state, balance, level, alerted, keep_power, places, *limits in rows:
-            if state not in ("open", "suspended"):
-                continue
-            level_at = level_table(tuple(limits), places)
-            new_level = level or level_at(Decimal(balance or 0))  # balance: text (query) or Decimal (rows)
-            old = old_balances.get(aid)
-            old_level = new_level if old is None else level_at(Decimal(str(old)))
-            alerted = alerted or "normal"
-            if LEVEL_RANK[new_level] < LEVEL_RANK[alerted]:
-                reset[new_level].append(aid)
-                alerted = new_level
-            if new_level == old_level:
-                continue
-            if LEVEL_RANK[new_level] > LEVEL_RANK[alerted]:
-                notify[new_level].append(aid)
-            if new_level == "cutoff":
-                if not keep_power:
-                    cut.append(aid)
-            elif old_level == "cutoff":
-                restore.append(aid)
-        for level, ids in reset.items():
-            self.browse(ids).sudo().write({"alert_level": level})
-        supervised = self.browse([aid for ids in notify.values() for aid in ids] + cut + restore).filtered(
-            lambda account: account._prepaid_is_supervised()
-        )
-        for level, ids in notify.items():
-            accounts = self.browse(ids).sudo() & supervised
-            if accounts:
-                accounts.write({"alert_level": level, "last_alert_level": level, "last_alert_date": now})
-                accounts._prepaid_send_alerts(level)
+        writes, notify, cut, restore = defaultdict(list), defaultdict(list), [], []
+        for account in accounts:
+            action = supervise(
+                account.level or "normal",
+                account.alert_level,
+                account.supply_cut,
+                keep_power=account.keep_power,
+                supervised=account.id in funded and account._prepaid_is_supervised(),
+            )
+            vals = {}
+            if str(action.alerted) != (account.alert_level or "normal"):
+                vals["alert_level"] = str(action.alerted)
+            if action.supply_cut != account.supply_cut:
+                vals["supply_cut"] = action.supply_cut
+            if action.notify:
+                vals.update(last_alert_level=str(action.notify), last_alert_date=now)
+                notify[str(action.notify)].append(account.id)
+            if vals:
+                writes[tuple(sorted(vals.items()))].append(account.id)
+            if action.cut is True:
+                cut.append(account.id)
+            elif action.cut is False:
+                restore.append(account.id)
+        for vals, account_ids in writes.items():
+            internal(self.browse(account_ids)).sudo().write(dict(vals))
+        for level, account_ids in notify.items():
+            self.browse(account_ids).sudo()._prepaid_send_alerts(level)
         if cut:
-            (self.browse(cut) & supervised)._prepaid_queue_supply(CUT_COMMAND, urgent=False)
+            self.browse(cut).sudo()._prepaid_queue_supply(CUT_COMMAND, urgent=False)
         if restore:
-            (self.browse(restore) & supervised)._prepaid_queue_supply(RESTORE_COMMAND, urgent=True)
+            self.browse(restore).sudo()._prepaid_queue_supply(RESTORE_COMMAND, urgent=True)
+        return accounts
+
+    @api.model
+    def _cron_supervise(self):
+        """Hold every live account to its level: what no balance change did (accounts opened at a level,
+        levels or keep-power changed, meters added), in batches of :data:`SUPERVISE_BATCH`."""
+        self.env["prepaid.account"].flush_model()
+        ids = [
+            row[0]
+            for row in self.env.execute_query(
+                SQL("SELECT a.id FROM prepaid_account a WHERE %s ORDER BY a.id", NEEDS_SUPERVISION)
+            )
+        ]
+        acted = 0
+        for start in range(0, len(ids), SUPERVISE_BATCH):
+            acted += len(self.sudo().browse(ids[start : start + SUPERVISE_BATCH])._prepaid_supervise())
+        return acted
 
     def _prepaid_send_alerts(self, level):
         """SMS (queued for the SMS cron), e-mail and a chatter message the tenant sees on the portal."""
@@ -426,7 +256,7 @@ class PrepaidAccount(models.Model):
             recipients = account.partner_id
             if sms_template:
                 body = sms_template._render_field("body", account.ids, compute_lang=True)[account.id]
-                account.last_alert_message = body
+                internal(account).last_alert_message = body
                 account._message_sms(body, partner_ids=recipients.ids, put_in_queue=True)
             if mail_template:
                 subject = mail_template._render_field("subject", account.ids, compute_lang=True)[account.id]
@@ -487,8 +317,8 @@ class PrepaidAccount(models.Model):
         )
 
     def _prepaid_check_manager(self):
-        if not (self.env.su or self.env.user.has_group("prepaid_base.group_prepaid_manager")):
-            raise UserError(self.env._("Only prepaid managers can do this."))
+        if not is_manager(self.env):
+            raise AccessError(self.env._("Only prepaid managers can do this."))
 
     def _prepaid_wizard_action(self, model, name):
         self.ensure_one()
@@ -534,7 +364,9 @@ class PrepaidAccount(models.Model):
         (``refund:<credit note id>``), a trip (valve close) per meter, then the account is closed."""
         self.ensure_one()
         self._prepaid_check_manager()
-        if self.state not in ("open", "suspended"):
+        # The account first (the suite's lock order): its balance cannot move until this commits.
+        self._prepaid_lock()
+        if self.state not in LIVE_STATES:
             raise UserError(self.env._("Account %(account)s is not open.", account=self.name))
         currency = self.currency_id
         if currency.compare_amounts(self.balance, 0) < 0:
@@ -573,9 +405,7 @@ class PrepaidAccount(models.Model):
                     }
                 ]
             )
-        cuts = self._prepaid_supply_command_vals(self.meter_ids.filtered("active"), CUT_COMMAND, "manual")
-        if cuts:
-            self.env["prepaid.meter.command"].sudo()._enqueue(cuts, urgent=True)
+        # Closing trips every meter of the account (see _on_state_changed).
         self.action_close()
         self.message_post(
             body=self.env._(

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 from typing import NamedTuple
 
 from odoo import api, fields, models
+from odoo.addons.prepaid_base.tools.bulk_sql import copy_text, id_array
 from odoo.addons.prepaid_metering.models.prepaid_meter_reading import batch_planner, gc_paused
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 from odoo.tools import SQL, split_every
@@ -25,8 +26,6 @@ from prepaid_engine.rating import (
     consumption,
     rate_cycle,
 )
-
-from .prepaid_account import copy_text, id_array
 
 _logger = logging.getLogger(__name__)
 
@@ -170,7 +169,7 @@ class PrepaidSettlement(models.AbstractModel):
     in the property's time zone, cut at the building's settlement cycles (:func:`rate_cycle`: tiers and
     allowances restart each cycle). Each rated interval with a charge becomes one ledger deduction keyed
     ``cons:<meter>:<from>:<to>``; all of a batch's lines go in with one ``COPY`` and the balances with one
-    ``UPDATE`` (``prepaid.account._post_ledger_bulk``), and the cursors move with one ``UPDATE`` (and one
+    ``UPDATE`` (``prepaid.account._post_ledger``), and the cursors move with one ``UPDATE`` (and one
     ``INSERT`` for meters settled the first time), in the same transaction: settling twice deducts once,
     and a crash leaves nothing half-done.
     """
@@ -456,7 +455,7 @@ class PrepaidSettlement(models.AbstractModel):
                         "res_id": meter_id,
                     }
                 )
-        lines = self.env["prepaid.account"].sudo()._post_ledger_bulk(ledger_rows)
+        lines = self.env["prepaid.account"].sudo()._post_ledger(ledger_rows, count_only=True)
         self._write_cursors(cursor_lines, [mid for mid, row in meters.items() if row.cursor_id], new_cursors)
         if errors:
             self._report_errors(errors)

@@ -1,5 +1,10 @@
+import logging
+
 from odoo import Command, api, fields, models
+from odoo.addons.prepaid_base.models.prepaid_guard import internal
 from odoo.exceptions import UserError, ValidationError
+
+_logger = logging.getLogger(__name__)
 
 CHANNEL_SELECTION = [("cashier", "Cashier"), ("portal", "Portal")]
 STATE_SELECTION = [
@@ -11,6 +16,28 @@ STATE_SELECTION = [
 ]
 # Accounts that can receive money.
 FUNDABLE_STATES = ("open", "suspended")
+# Everything a top-up holds is written by the suite's own actions (the cashier wizard, the portal, the paid
+# hook, the reversal), never by a raw create or write.
+TOPUP_FIELDS = (
+    "name",
+    "account_id",
+    "amount",
+    "journal_id",
+    "channel",
+    "memo",
+    "date",
+    "user_id",
+    "state",
+    "invoice_id",
+    "payment_id",
+    "ledger_id",
+    "meter_id",
+    "command_id",
+    "reversal_move_id",
+    "reversal_payment_id",
+    "reversal_ledger_id",
+    "reversal_reason",
+)
 
 
 def topup_ledger_key(move):
@@ -25,7 +52,9 @@ class PrepaidTopup(models.Model):
 
     _name = "prepaid.topup"
     _description = "Prepaid Top-up"
-    _inherit = ["mail.thread"]
+    _inherit = ["prepaid.guard.mixin", "mail.thread"]
+    _prepaid_internal_create = True
+    _prepaid_protected_fields = TOPUP_FIELDS
     _order = "date desc, id desc"
     _check_company_auto = True
 
@@ -159,7 +188,7 @@ class PrepaidTopup(models.Model):
                 .create([topup._prepare_invoice_vals()])
             )
             invoice.action_post()
-            topup.write({"invoice_id": invoice.id, "state": "invoiced"})
+            internal(topup).write({"invoice_id": invoice.id, "state": "invoiced"})
         return self.invoice_id
 
     def _register_payment(self):
@@ -187,7 +216,7 @@ class PrepaidTopup(models.Model):
                 )
             )
             payment = wizard._create_payments()
-            topup.payment_id = payment[:1]
+            internal(topup).write({"payment_id": payment[:1].id})
         return self.payment_id
 
     @api.private
@@ -225,10 +254,27 @@ class PrepaidTopup(models.Model):
         vals_list = [topup._prepare_ledger_vals() for topup in topups]
         lines = Account._post_ledger(vals_list)
         line_of = {line.idempotency_key: line for line in lines}
+        credited = self.browse()
         for topup in topups:
-            topup.write({"state": "done", "ledger_id": line_of[topup_ledger_key(topup.invoice_id)].id})
-        topups._send_meter_recharges()
-        return topups
+            line = line_of.get(topup_ledger_key(topup.invoice_id))
+            if not line:
+                # The invoice put nothing on the deposit account (edited after posting?): nothing to credit;
+                # the payment goes through and the top-up says why it was not credited.
+                _logger.error(
+                    "top-up %s: invoice %s credits no prepaid deposit", topup.name, topup.invoice_id.name
+                )
+                topup.message_post(
+                    body=self.env._(
+                        "Invoice %(invoice)s was paid but puts nothing on the prepaid deposit account: "
+                        "nothing was credited.",
+                        invoice=topup.invoice_id.name,
+                    )
+                )
+                continue
+            internal(topup).write({"state": "done", "ledger_id": line.id})
+            credited |= topup
+        credited._send_meter_recharges()
+        return credited
 
     def _prepare_ledger_vals(self):
         """The ledger credit of this top-up: what the invoice put on the deposit account for it."""
@@ -251,7 +297,7 @@ class PrepaidTopup(models.Model):
         """Meter-side billing: send the credited money to the meter as a recharge (next purchase count)."""
         Command_ = self.env["prepaid.meter.command"].sudo()
         for topup in self.filtered(lambda t: t.meter_id and not t.command_id):
-            topup.command_id = Command_._enqueue(
+            internal(topup).command_id = Command_._enqueue(
                 [
                     {
                         "meter_id": topup.meter_id.id,
@@ -359,7 +405,7 @@ class PrepaidTopup(models.Model):
                 ]
             )
         )
-        self.write(
+        internal(self).write(
             {
                 "state": "reversed",
                 "reversal_move_id": refund.id,

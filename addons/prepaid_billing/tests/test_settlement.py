@@ -1,8 +1,7 @@
 from datetime import timedelta
 from decimal import Decimal
-from types import SimpleNamespace
 
-from odoo.addons.prepaid_billing.models.prepaid_account import LEVEL_COLUMNS, level_of, level_table
+from odoo.addons.prepaid_base.models.prepaid_account import COPY_ABOVE
 from odoo.tests import tagged
 from odoo.tools import SQL, mute_logger
 
@@ -101,10 +100,22 @@ class TestSettlement(BillingCommon):
         self.assertEqual(len(self.consumption_lines(self.meter_2)), 3)
         self.assertEqual(self.account_2.balance, -3.0)
 
-    def test_the_level_the_settlement_stores_is_the_account_s_own(self):
-        """The bulk posting computes levels from the account's thresholds without the ORM (one comparison
-        per level): around every threshold it agrees with ``_get_level``, and exactly on the half cent
-        (where ``_get_level``'s floats can fall either way) with the exact rule, ``level_of``."""
+    def _stored(self, record, fname):
+        """The value in the database (numeric columns as text: exact)."""
+        self.env.flush_all()
+        return self.env.execute_query(
+            SQL(
+                "SELECT %s::text FROM %s WHERE id = %s",
+                SQL.identifier(fname),
+                SQL.identifier(record._table),
+                record.id,
+            )
+        )[0][0]
+
+    def test_the_level_a_bulk_posting_stores_is_the_account_s_own(self):
+        """A settlement batch (more lines than the posting INSERTs, so COPYed) stores each balance's level
+        in the same statement: the engine's rule, as ``_get_level`` gives it for one account, around every
+        threshold."""
         account = self.account_1
         account.write(
             {
@@ -115,26 +126,34 @@ class TestSettlement(BillingCommon):
                 "overdraft_limit": 5.0,
             }
         )
-        self.env.flush_all()
-        limits, places = self.env.execute_query(
-            SQL(
-                """SELECT ARRAY[warn_level_1::text, warn_level_2::text, warn_level_3::text,
-                                cutoff_level::text, overdraft_limit::text], c.decimal_places
-                     FROM prepaid_account a JOIN res_currency c ON c.id = a.currency_id WHERE a.id = %s""",
-                account.id,
-            )
-        )[0]
-        level = level_table(tuple(limits), places)
-        exact = SimpleNamespace(**dict(zip(LEVEL_COLUMNS, map(Decimal, limits), strict=True)))
-        quantum = Decimal(1).scaleb(-places)
+        Account = self.env["prepaid.account"]
         checked = set()
+        step = 0
         for threshold in ("50", "20", "10", "-2.5"):
-            for offset in ("-0.01", "-0.006", "-0.005", "-0.004", "0", "0.004", "0.005", "0.006", "0.01"):
-                balance = Decimal(threshold) + Decimal(offset)
-                self.assertEqual(level(balance), level_of(balance, exact, quantum), balance)
-                if abs(Decimal(offset)) != Decimal("0.005"):
-                    self.assertEqual(level(balance), account._get_level(float(balance)), balance)
-                checked.add(level(balance))
+            for offset in ("-0.01", "0", "0.01"):
+                target = Decimal(threshold) + Decimal(offset)
+                self.env.flush_all()
+                current = Decimal(self._stored(account, "balance"))
+                # Many lines that sum to the move (the last one carries the rest), so the bulk path runs.
+                rows = [
+                    {
+                        "account_id": account.id,
+                        "kind": "adjustment",
+                        "amount": Decimal("0.01") if i % 2 else Decimal("-0.01"),
+                        "idempotency_key": f"lvl:{step}:{i}",
+                    }
+                    for i in range(COPY_ABOVE + 3)  # pairs that cancel out, then the move
+                ]
+                rows[-1]["amount"] = target - current
+                step += 1
+                if not rows[-1]["amount"]:
+                    rows.pop()
+                Account._post_ledger(rows, count_only=True)
+                stored = self._stored(account, "level")
+                balance = Decimal(self._stored(account, "balance"))
+                self.assertEqual(balance, target)
+                self.assertEqual(stored, account._get_level(self._stored(account, "balance")), target)
+                checked.add(stored)
         self.assertEqual(checked, {"normal", "warning_1", "warning_2", "warning_3", "cutoff"})
 
     @mute_logger("odoo.addons.prepaid_billing.models.prepaid_settlement")

@@ -1,4 +1,5 @@
 from odoo import api, fields, models
+from odoo.addons.prepaid_base.models.prepaid_guard import internal
 from odoo.exceptions import UserError
 
 
@@ -15,9 +16,19 @@ class PrepaidTopupWizard(models.TransientModel):
         string="Prepaid Account",
         required=True,
         domain="[('state', 'in', ('open', 'suspended'))]",
-        check_company=True,
+        help="Any open account of your companies: type the tenant's name, the account number or a unit.",
     )
-    company_id = fields.Many2one(related="account_id.company_id")
+    # The account's company once one is chosen; before that the current company (the payment journals
+    # offered are the company's). The account's own domain does not depend on it: a cashier of several
+    # companies finds the accounts of all of them.
+    company_id = fields.Many2one(
+        "res.company",
+        compute="_compute_company_id",
+        store=True,
+        readonly=False,
+        required=True,
+        default=lambda self: self.env.company,
+    )
     partner_id = fields.Many2one(related="account_id.partner_id", string="Tenant")
     currency_id = fields.Many2one(related="account_id.currency_id")
     balance = fields.Monetary(related="account_id.balance", string="Current Balance")
@@ -42,6 +53,16 @@ class PrepaidTopupWizard(models.TransientModel):
     )
     has_meter_side = fields.Boolean(compute="_compute_has_meter_side")
     print_receipt = fields.Boolean(default=True)
+
+    @api.depends("account_id")
+    def _compute_company_id(self):
+        for wizard in self:
+            wizard.company_id = wizard.account_id.company_id or wizard.company_id or self.env.company
+
+    @api.onchange("company_id")
+    def _onchange_company_id(self):
+        if self.journal_id.company_id != self.company_id:
+            self.journal_id = self.company_id._prepaid_default_cash_journal()
 
     @api.depends("account_id")
     def _compute_has_meter_side(self):
@@ -70,9 +91,18 @@ class PrepaidTopupWizard(models.TransientModel):
             raise UserError(self.env._("The top-up amount must be positive."))
         if self.has_meter_side and not self.meter_id:
             raise UserError(self.env._("Choose the meter this money is sent to."))
-        self.account_id.check_access("write")
-        topup = self.env["prepaid.topup"].create([self._prepare_topup_vals()])
-        topup.sudo().action_confirm()
+        account = self.account_id
+        account.check_access("write")
+        if self.journal_id.company_id != account.company_id:
+            raise UserError(self.env._("Choose a payment journal of the account's company."))
+        # The account first (the suite's one lock order): top-ups of one account queue here instead of
+        # deadlocking later in the posting.
+        account._prepaid_lock()
+        topup = internal(self.env["prepaid.topup"]).sudo().create([self._prepare_topup_vals()])
+        topup.action_confirm()
         if self.print_receipt:
-            return topup.action_print_receipt()
-        return topup._get_records_action()
+            action = topup.with_user(self.env.user).action_print_receipt()
+            # The dialog closes once the receipt is downloaded and the account form behind it reloads.
+            action["close_on_report_download"] = True
+            return action
+        return {"type": "ir.actions.act_window_close"}

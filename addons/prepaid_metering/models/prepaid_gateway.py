@@ -3,6 +3,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 from odoo import api, fields, models
+from odoo.addons.prepaid_base.models.prepaid_guard import internal
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
@@ -325,8 +326,8 @@ class PrepaidGateway(models.Model):
                     behind[gateway_key, ""].add(meter.id)
                     behind[gateway_key, meter.bus_id.name].add(meter.id)
             errored |= behind.get((error.gateway_key, error.bus_key), set())
-        Meter.browse(meter_ids).filtered(lambda m: not m.online).write({"online": True})
-        Meter.browse(errored - meter_ids).exists().filtered("online").write({"online": False})
+        internal(Meter.browse(meter_ids).filtered(lambda m: not m.online)).write({"online": True})
+        internal(Meter.browse(errored - meter_ids).exists().filtered("online")).write({"online": False})
         # Gateways: state from the engine; a gateway the engine says nothing about did not answer.
         for gateway in self:
             state = result.gateways.get(str(gateway.id))

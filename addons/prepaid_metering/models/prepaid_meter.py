@@ -60,7 +60,46 @@ class PrepaidMeter(models.Model):
 
     _name = "prepaid.meter"
     _description = "Meter"
-    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _inherit = ["prepaid.guard.mixin", "mail.thread", "mail.activity.mixin"]
+    # What the meter last said: written by ingestion and by command results only.
+    _prepaid_protected_fields = (
+        "supply",
+        "keep_power_state",
+        "online",
+        "last_reading_at",
+        "last_total",
+        "meter_balance",
+        "purchase_count",
+    )
+    # Whom a meter bills, at what price, and how it is reached and read: for managers (operators rename
+    # meters and use their buttons).
+    _prepaid_manager_fields = (
+        "utility",
+        "model_id",
+        "address",
+        "meter_number",
+        "customer_number",
+        "gateway_id",
+        "bus_id",
+        "ct_ratio",
+        "billing_mode",
+        "unit_id",
+        "account_id",
+        "tariff_id",
+        "platform_id",
+        "device_ref",
+        "company_id",
+        "active",
+    )
+    _prepaid_target_fields = (
+        "model_id",
+        "gateway_id",
+        "bus_id",
+        "unit_id",
+        "account_id",
+        "tariff_id",
+        "platform_id",
+    )
     _order = "gateway_id, bus_id, address, id"
     _rec_names_search = ["name", "address", "meter_number", "device_ref"]
     _check_company_auto = True
@@ -322,6 +361,16 @@ class PrepaidMeter(models.Model):
             if meter.unit_id and meter.unit_id.kind != "unit":
                 raise ValidationError(
                     self.env._("Meter %(meter)s must be attached to a unit.", meter=meter.display_name)
+                )
+            if meter.unit_id and meter.account_id and meter.unit_id not in meter.account_id.sudo().unit_ids:
+                raise ValidationError(
+                    self.env._(
+                        "Meter %(meter)s of unit %(unit)s cannot bill account %(account)s, which does not "
+                        "cover that unit.",
+                        meter=meter.display_name,
+                        unit=meter.unit_id.sudo().display_name,
+                        account=meter.account_id.sudo().display_name,
+                    )
                 )
             if meter.tariff_id and meter.tariff_id.utility != meter.utility:
                 raise ValidationError(

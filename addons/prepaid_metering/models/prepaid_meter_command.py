@@ -4,6 +4,7 @@ from datetime import UTC, timedelta
 from decimal import Decimal
 
 from odoo import api, fields, models
+from odoo.addons.prepaid_base.models.prepaid_guard import internal
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 
@@ -81,8 +82,39 @@ class PrepaidMeterCommand(models.Model):
 
     _name = "prepaid.meter.command"
     _description = "Meter Command"
+    _inherit = ["prepaid.guard.mixin"]
     _order = "id desc"
     _check_company_auto = True
+    # Commands are queued by the suite's actions (_enqueue) and moved by the executor; nobody retargets or
+    # rewrites one (its meter, kind, amount, purchase count, state...).
+    _prepaid_internal_create = True
+    _prepaid_protected_fields = (
+        "name",
+        "meter_id",
+        "kind",
+        "state",
+        "reason",
+        "requested_by",
+        "requested_at",
+        "sent_at",
+        "done_at",
+        "attempts",
+        "max_attempts",
+        "next_attempt_at",
+        "expires_at",
+        "urgent",
+        "amount",
+        "purchase_count",
+        "price_sharp",
+        "price_peak",
+        "price_flat",
+        "price_valley",
+        "message",
+        "confirmed",
+        "res_model",
+        "res_id",
+        "origin",
+    )
 
     name = fields.Char(required=True, readonly=True, copy=False, default=lambda self: self.env._("New"))
     meter_id = fields.Many2one(
@@ -163,7 +195,7 @@ class PrepaidMeterCommand(models.Model):
             opposite = queued.filtered(lambda c, kind=kind: c.kind == OPPOSITE_KINDS.get(kind))
             if opposite:
                 queued_of[meter_id] = queued - opposite
-                opposite.write(
+                internal(opposite).write(
                     {
                         "state": "cancelled",
                         "message": self.env._("Superseded by a newer command."),
@@ -187,9 +219,9 @@ class PrepaidMeterCommand(models.Model):
                 if kind == "set_prices":
                     updates.update({f: vals[f] for f in PRICE_FIELDS if f in vals})
                 if updates:
-                    command.write(updates)
+                    internal(command).write(updates)
             else:
-                command = self.create([vals])
+                command = internal(self).create([vals])
                 queued_of[meter_id] |= command
             result |= command
         if urgent and result:
@@ -197,10 +229,11 @@ class PrepaidMeterCommand(models.Model):
         return result
 
     def action_cancel(self):
+        self.check_access("read")
         todo = self.filtered(lambda c: c.state == "queued")
         if todo != self:
             raise UserError(self.env._("Only queued commands can be cancelled."))
-        todo.write(
+        internal(todo).sudo().write(
             {
                 "state": "cancelled",
                 "done_at": fields.Datetime.now(),
@@ -210,11 +243,12 @@ class PrepaidMeterCommand(models.Model):
         return True
 
     def action_retry(self):
+        self.check_access("read")
         todo = self.filtered(lambda c: c.state in ("failed", "expired"))
         if todo != self:
             raise UserError(self.env._("Only failed or expired commands can be retried."))
         now = fields.Datetime.now()
-        todo.write(
+        internal(todo).sudo().write(
             {
                 "state": "queued",
                 "attempts": 0,
@@ -231,7 +265,7 @@ class PrepaidMeterCommand(models.Model):
     def _expire_queued(self, now):
         """Queued commands past their expiry become expired, never sent."""
         expired = self.search([("state", "=", "queued"), ("expires_at", "<=", now)])
-        expired.write(
+        internal(expired).write(
             {
                 "state": "expired",
                 "done_at": now,
@@ -296,7 +330,7 @@ class PrepaidMeterCommand(models.Model):
         """Send these commands now (marks them sent, calls the engine, applies the results)."""
         now = fields.Datetime.now()
         for attempts, commands in self.grouped("attempts").items():
-            commands.write({"state": "sent", "sent_at": now, "attempts": attempts + 1})
+            internal(commands).write({"state": "sent", "sent_at": now, "attempts": attempts + 1})
         unreachable = self.filtered(lambda c: not c.meter_id.gateway_id or not c.meter_id.bus_id)
         unreachable._apply_failure(self.env._("The meter is not behind a gateway."), final=True)
         todo = self - unreachable
@@ -344,7 +378,7 @@ class PrepaidMeterCommand(models.Model):
         self.ensure_one()
         status = CommandStatus(result.status)
         if status == CommandStatus.DONE:
-            self.write(
+            internal(self).write(
                 {
                     "state": "done",
                     "done_at": _naive(result.at) or fields.Datetime.now(),
@@ -362,9 +396,11 @@ class PrepaidMeterCommand(models.Model):
             elif self.kind == "recharge" and self.purchase_count:
                 meter_vals["purchase_count"] = self.purchase_count
             if meter_vals:
-                self.meter_id.write(meter_vals)
+                internal(self.meter_id).write(meter_vals)
         elif status == CommandStatus.EXPIRED:
-            self.write({"state": "expired", "done_at": fields.Datetime.now(), "message": result.message})
+            internal(self).write(
+                {"state": "expired", "done_at": fields.Datetime.now(), "message": result.message}
+            )
         else:
             self._apply_failure(result.message)
 
@@ -372,9 +408,9 @@ class PrepaidMeterCommand(models.Model):
         """A failed attempt: back to the queue with a backoff, or failed for good after ``max_attempts``."""
         now = fields.Datetime.now()
         exhausted = self if final else self.filtered(lambda c: c.attempts >= c.max_attempts)
-        exhausted.write({"state": "failed", "done_at": now, "message": message})
+        internal(exhausted).write({"state": "failed", "done_at": now, "message": message})
         for attempts, commands in (self - exhausted).grouped("attempts").items():
-            commands.write(
+            internal(commands).write(
                 {"state": "queued", "next_attempt_at": now + backoff(attempts), "message": message}
             )
 

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from odoo import fields
+from odoo.addons.prepaid_base.models.prepaid_guard import internal
 from odoo.exceptions import UserError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
@@ -103,7 +104,7 @@ class TestCommands(SimulatorCommon):
             self.assertLessEqual(command.next_attempt_at, fields.Datetime.now() + backoff(attempt))
             # Not due before its backoff has passed.
             self.assertEqual(self.execute(), 0)
-            command.next_attempt_at = fields.Datetime.now() - timedelta(seconds=1)
+            internal(command).next_attempt_at = fields.Datetime.now() - timedelta(seconds=1)
         self.assertEqual(self.execute(), 1)
         self.assertRecordValues(command, [{"state": "failed", "attempts": 3}])
         self.assertEqual(self.execute(), 0)
@@ -113,7 +114,7 @@ class TestCommands(SimulatorCommon):
 
     def test_expired_command_is_never_sent(self):
         command = self.Command._enqueue([{"meter_id": self.meter.id, "kind": "trip", "reason": "manual"}])
-        command.expires_at = fields.Datetime.now() - timedelta(seconds=1)
+        internal(command).expires_at = fields.Datetime.now() - timedelta(seconds=1)
         self.assertEqual(self.execute(), 0)
         self.assertRecordValues(command, [{"state": "expired", "attempts": 0, "sent_at": False}])
         self.assertEqual(self.sim_supply(), Supply.ON)

@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from odoo import fields
+from odoo.addons.prepaid_base.models.prepaid_guard import internal
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
 from odoo.tools import SQL, mute_logger
@@ -338,7 +339,7 @@ class TestRoomStatusBoard(MeteringCommon):
                 "unit_id": self.unit_101.id,
             }
         )
-        (electricity | water).write({"online": True, "supply": "on"})
+        internal(electricity | water).write({"online": True, "supply": "on"})
         self.assertEqual(self.unit_101.board_group, "Block M / M1")
         self.assertRecordValues(
             self.unit_101,
@@ -352,8 +353,8 @@ class TestRoomStatusBoard(MeteringCommon):
                 }
             ],
         )
-        electricity.supply = "off"
-        water.online = False
+        internal(electricity).supply = "off"
+        internal(water).online = False
         self.assertEqual((self.unit_101.electricity_state, self.unit_101.water_state), ("off", "offline"))
         self.assertEqual((self.unit_102.electricity_state, self.unit_102.water_state), ("none", "none"))
         board = self.env["prepaid.property"].search([("meter_ids.supply", "=", "off")])

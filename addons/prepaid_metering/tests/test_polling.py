@@ -3,6 +3,7 @@ from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 
 from odoo import fields
+from odoo.addons.prepaid_base.models.prepaid_guard import internal
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
@@ -98,7 +99,7 @@ class TestPolling(SimulatorCommon):
 
     def test_dead_meter_goes_offline_and_is_logged(self):
         dead = self.meters["t-mb-1/1/3"]
-        dead.write({"online": True})
+        internal(dead).write({"online": True})
         self.cron_poll()
         self.assertFalse(dead.online)
         self.assertFalse(self._readings(dead))
@@ -115,7 +116,7 @@ class TestPolling(SimulatorCommon):
         gateway_1 = self.gateways.filtered(lambda g: g.code == "t-mb-1")
         gateway_2 = self.gateways - gateway_1
         gateway_1.write({"online": True})
-        self.meters["t-mb-1/1/1"].write({"online": True})
+        internal(self.meters["t-mb-1/1/1"]).write({"online": True})
         self.cron_poll()
         self.assertFalse(gateway_1.online)
         self.assertEqual(gateway_1.failure_count, 1)

@@ -424,6 +424,7 @@ class PrepaidAccount(models.Model):
         allowed, target, managers_only = ACCOUNT_TRANSITIONS[action]
         if managers_only and not is_manager(self.env):
             raise AccessError(self.env._("Only prepaid managers can close or reopen a closed account."))
+        self.check_access("write")
         wrong = self.filtered(lambda a: a.state not in allowed)
         if wrong:
             raise UserError(
@@ -432,7 +433,6 @@ class PrepaidAccount(models.Model):
                     accounts=", ".join(wrong.mapped("name")),
                 )
             )
-        self.check_access("write")
         before = {account: account.state for account in self}
         internal(self).write({"state": target})
         self._on_state_changed(before)
@@ -471,11 +471,15 @@ class PrepaidAccount(models.Model):
             )
 
     def action_close(self):
+        if not is_manager(self.env):
+            raise AccessError(self.env._("Only prepaid managers can close or reopen a closed account."))
+        self._prepaid_lock()
         self._check_can_close()
         self._change_state("action_close")
 
     def action_view_ledger(self):
         self.ensure_one()
+        self.check_access("read")
         action = self.env["ir.actions.act_window"]._for_xml_id("prepaid_base.prepaid_ledger_action")
         action["domain"] = [("account_id", "=", self.id)]
         action["context"] = {"default_account_id": self.id}

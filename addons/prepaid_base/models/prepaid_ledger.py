@@ -1,5 +1,5 @@
 from odoo import api, fields, models
-from odoo.exceptions import UserError
+from odoo.exceptions import AccessError
 from odoo.tools import create_index
 
 from .prepaid_tariff import UTILITY_SELECTION
@@ -117,13 +117,13 @@ class PrepaidLedger(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        raise UserError(self.env._("Ledger lines are posted through the prepaid account, not created."))
+        raise AccessError(self.env._("Ledger lines are posted through the prepaid account, not created."))
 
     def write(self, vals):
         if self:
-            raise UserError(self.env._("Ledger lines cannot be changed: post a correcting line instead."))
+            raise AccessError(self.env._("Ledger lines cannot be changed: post a correcting line instead."))
         return super().write(vals)
 
     @api.ondelete(at_uninstall=True)
     def _unlink_never(self):
-        raise UserError(self.env._("Ledger lines cannot be deleted: post a correcting line instead."))
+        raise AccessError(self.env._("Ledger lines cannot be deleted: post a correcting line instead."))

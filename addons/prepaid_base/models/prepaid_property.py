@@ -338,6 +338,7 @@ class PrepaidProperty(models.Model):
 
     def action_view_children(self):
         self.ensure_one()
+        self.check_access("read")
         return self._action_open(
             "prepaid.property",
             self.env._("Children of %(property)s", property=self.display_name),
@@ -347,6 +348,7 @@ class PrepaidProperty(models.Model):
 
     def action_view_tenancies(self):
         self.ensure_one()
+        self.check_access("read")
         return self._action_open(
             "prepaid.tenancy",
             self.env._("Tenancies"),
@@ -356,6 +358,7 @@ class PrepaidProperty(models.Model):
 
     def action_view_accounts(self):
         self.ensure_one()
+        self.check_access("read")
         return self._action_open(
             "prepaid.account",
             self.env._("Prepaid Accounts"),

@@ -332,6 +332,7 @@ class PrepaidAccount(models.Model):
         }
 
     def action_open_topup_wizard(self):
+        self.check_access("write")
         return self._prepaid_wizard_action("prepaid.topup.wizard", self.env._("Top Up"))
 
     def action_open_reverse_wizard(self):
@@ -344,6 +345,7 @@ class PrepaidAccount(models.Model):
 
     def action_view_topups(self):
         self.ensure_one()
+        self.check_access("read")
         action = self.env["ir.actions.act_window"]._for_xml_id("prepaid_billing.prepaid_topup_action")
         action["domain"] = [("account_id", "=", self.id)]
         action["context"] = {"default_account_id": self.id}
@@ -351,6 +353,7 @@ class PrepaidAccount(models.Model):
 
     def action_view_pending_commands(self):
         self.ensure_one()
+        self.check_access("read")
         action = self.env["ir.actions.act_window"]._for_xml_id(
             "prepaid_metering.prepaid_meter_command_action"
         )

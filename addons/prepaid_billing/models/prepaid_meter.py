@@ -84,7 +84,16 @@ class PrepaidMeter(models.Model):
 
     def action_settle_now(self):
         self.check_access("write")
-        stats = self._settle()
+        with settlement_savepoint(self.env) as outcome:
+            stats = self._settle()
+        if outcome.conflict:
+            # Another click, poll or cron is settling these meters right now: nothing is charged twice, and
+            # what it leaves is settled by the next run.
+            return self.env["prepaid.gateway"]._notify(
+                self.env._("Settlement"),
+                self.env._("These meters are being settled by another process right now: nothing to do."),
+                "info",
+            )
         return self.env["prepaid.gateway"]._notify(
             self.env._("Settlement"),
             self.env._(
@@ -112,6 +121,7 @@ class PrepaidMeter(models.Model):
 
     def action_view_replacements(self):
         self.ensure_one()
+        self.check_access("read")
         action = self.env["ir.actions.act_window"]._for_xml_id(
             "prepaid_billing.prepaid_meter_replacement_action"
         )

@@ -224,6 +224,7 @@ class PrepaidSummary(models.Model):
 
     def action_view_move(self):
         self.ensure_one()
+        self.check_access("read")
         return self.move_id._get_records_action()
 
     @api.model

@@ -450,4 +450,5 @@ class PrepaidTopup(models.Model):
 
     def action_view_invoice(self):
         self.ensure_one()
+        self.check_access("read")
         return self.invoice_id._get_records_action()

@@ -1,5 +1,6 @@
 from . import (
     test_alerts,
+    test_authorisation_matrix,
     test_concurrency,
     test_end_to_end,
     test_reversal_refund,

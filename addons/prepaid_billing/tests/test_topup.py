@@ -88,13 +88,17 @@ class TestTopup(BillingCommon):
         self.assertEqual(topup.state, "done")
 
     def test_an_unpaid_invoice_credits_nothing_until_paid(self):
-        topup = internal(self.env["prepaid.topup"]).sudo().create(
-            {
-                "account_id": self.account_1.id,
-                "amount": 30.0,
-                "journal_id": self.cash_journal.id,
-                "channel": "portal",
-            }
+        topup = (
+            internal(self.env["prepaid.topup"])
+            .sudo()
+            .create(
+                {
+                    "account_id": self.account_1.id,
+                    "amount": 30.0,
+                    "journal_id": self.cash_journal.id,
+                    "channel": "portal",
+                }
+            )
         )
         topup._create_invoice()
         self.assertEqual(topup.invoice_id.payment_state, "not_paid")

@@ -54,6 +54,7 @@ class PrepaidAccount(models.Model):
 
     def action_view_meters(self):
         self.ensure_one()
+        self.check_access("read")
         action = self.env["ir.actions.act_window"]._for_xml_id("prepaid_metering.prepaid_meter_action")
         action["domain"] = [("account_id", "=", self.id)]
         action["context"] = {"default_account_id": self.id, "default_company_id": self.company_id.id}

@@ -410,6 +410,7 @@ class PrepaidGateway(models.Model):
 
     def action_view_meters(self):
         self.ensure_one()
+        self.check_access("read")
         return self._action_related(
             "prepaid_metering.prepaid_meter_action",
             [("gateway_id", "=", self.id)],
@@ -418,12 +419,14 @@ class PrepaidGateway(models.Model):
 
     def action_view_readings(self):
         self.ensure_one()
+        self.check_access("read")
         return self._action_related(
             "prepaid_metering.prepaid_meter_reading_action", [("meter_id.gateway_id", "=", self.id)]
         )
 
     def action_view_comm_log(self):
         self.ensure_one()
+        self.check_access("read")
         return self._action_related(
             "prepaid_metering.prepaid_comm_log_action", [("gateway_id", "=", self.id)]
         )

@@ -505,6 +505,7 @@ class PrepaidMeter(models.Model):
 
     def action_view_readings(self):
         self.ensure_one()
+        self.check_access("read")
         return self.env["prepaid.gateway"]._action_related(
             "prepaid_metering.prepaid_meter_reading_action",
             [("meter_id", "=", self.id)],
@@ -513,6 +514,7 @@ class PrepaidMeter(models.Model):
 
     def action_view_commands(self):
         self.ensure_one()
+        self.check_access("read")
         return self.env["prepaid.gateway"]._action_related(
             "prepaid_metering.prepaid_meter_command_action",
             [("meter_id", "=", self.id)],
@@ -521,6 +523,7 @@ class PrepaidMeter(models.Model):
 
     def action_view_comm_log(self):
         self.ensure_one()
+        self.check_access("read")
         return self.env["prepaid.gateway"]._action_related(
             "prepaid_metering.prepaid_comm_log_action", [("meter_id", "=", self.id)]
         )

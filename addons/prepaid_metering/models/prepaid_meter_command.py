@@ -179,7 +179,11 @@ class PrepaidMeterCommand(models.Model):
         a new one, and queuing it cancels a queued opposite (a close supersedes a queued trip). A set-prices
         command replaces the prices of the queued one. A recharge is new unless a queued one has the same
         purchase count, amount and origin record. With ``urgent`` the executor cron is triggered now.
+
+        The queue is the suite's: callers check that the user may act on the meters (the meter buttons check
+        write access on them); the commands are written under sudo, with the suite's sentinel.
         """
+        self = self.sudo()
         result = self.browse()
         # The queued commands of all these meters in one search, kept up to date below as commands are
         # cancelled or created (a later entry of the same meter sees what an earlier one did).

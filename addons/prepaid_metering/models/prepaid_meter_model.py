@@ -95,6 +95,7 @@ class PrepaidMeterModel(models.Model):
 
     def action_view_meters(self):
         self.ensure_one()
+        self.check_access("read")
         action = self.env["ir.actions.act_window"]._for_xml_id("prepaid_metering.prepaid_meter_action")
         action["domain"] = [("model_id", "=", self.id)]
         action["context"] = {"default_model_id": self.id, "default_utility": self.utility}

@@ -93,6 +93,7 @@ class PrepaidPlatform(models.Model):
 
     def action_view_meters(self):
         self.ensure_one()
+        self.check_access("read")
         action = self.env["ir.actions.act_window"]._for_xml_id("prepaid_metering.prepaid_meter_action")
         action["domain"] = [("platform_id", "=", self.id)]
         action["context"] = {"default_platform_id": self.id, "default_company_id": self.company_id.id}
@@ -100,6 +101,7 @@ class PrepaidPlatform(models.Model):
 
     def action_view_messages(self):
         self.ensure_one()
+        self.check_access("read")
         action = self.env["ir.actions.act_window"]._for_xml_id("prepaid_metering.prepaid_push_message_action")
         action["domain"] = [("platform_id", "=", self.id)]
         return action

@@ -88,6 +88,7 @@ class PrepaidProperty(models.Model):
 
     def action_view_meters(self):
         self.ensure_one()
+        self.check_access("read")
         action = self.env["ir.actions.act_window"]._for_xml_id("prepaid_metering.prepaid_meter_action")
         action["domain"] = [("unit_id", "child_of", self.id)]
         action["context"] = {"default_unit_id": self.id if self.kind == "unit" else False}

@@ -260,4 +260,5 @@ class PrepaidSitemapImport(models.TransientModel):
         }
 
     def action_view_gateways(self):
+        self.check_access("write")
         return self.env["ir.actions.act_window"]._for_xml_id("prepaid_metering.prepaid_gateway_action")

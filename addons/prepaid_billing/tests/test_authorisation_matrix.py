@@ -1,0 +1,589 @@
+"""The authorisation matrix of the suite: who may read, write, create and unlink each model, and call each of
+its public methods, written down as tables and checked the way RPC calls them.
+
+Every call goes through what ``/web/dataset/call_kw`` does (``get_public_method`` then ``odoo.api.call_kw``),
+as a real user of each group, with hostile context keys injected (the context of an RPC call is caller
+input): the former internal-write keys, ``prepaid_internal`` set to what JSON can carry, ``active_test``,
+``tracking_disable``, ``install_mode``...
+
+The test fails the day someone adds a model or a public method without deciding who may call it: every
+model of the suite's addons must be in :data:`CRUD` (or :data:`NOT_RECORDS`) and every public method of
+them in :data:`METHODS`.
+
+Groups: ``op_one`` (operator limited to one floor), ``op_all`` (operator of the whole company), ``manager``,
+``accountant`` (billing administrator without prepaid rights), ``portal`` (a tenant bound to the fixture
+account), ``public``. The fixture records are in ``op_one``'s floor: a refusal there is the group's, not the
+scope's (the scope has its own test below).
+"""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import odoo
+from odoo import Command
+from odoo.addons.prepaid_base.models.prepaid_guard import internal
+from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.service.model import get_public_method
+from odoo.tests import new_test_user, tagged
+from odoo.tools import mute_logger
+from psycopg2 import IntegrityError
+
+from prepaid_engine.types import Reading
+
+from .common import BillingCommon
+
+GROUPS = ("op_one", "op_all", "manager", "accountant", "portal", "public")
+OPS = ("op_one", "op_all", "manager")  # everyone with prepaid rights
+MGR = ("manager",)
+NOBODY = ()
+
+# model -> {group: the operations it may do, among r(ead) w(rite) c(reate) u(nlink)}
+CRUD = {
+    "prepaid.property": {"op_one": "rwc", "op_all": "rwc", "manager": "rwcu"},
+    "prepaid.tenancy": {"op_one": "rwc", "op_all": "rwc", "manager": "rwcu"},
+    "prepaid.account": {"op_one": "rwc", "op_all": "rwc", "manager": "rwcu", "portal": "r"},
+    "prepaid.ledger": {"op_one": "r", "op_all": "r", "manager": "r", "portal": "r"},
+    "prepaid.tariff": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.tariff.period": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.tariff.tier": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.fee.item": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.gateway": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.gateway.bus": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.meter.model": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.meter": {"op_one": "rw", "op_all": "rw", "manager": "rwcu"},
+    "prepaid.meter.reading": {"op_one": "r", "op_all": "r", "manager": "rc"},
+    "prepaid.meter.command": {"op_one": "r", "op_all": "r", "manager": "r"},
+    "prepaid.comm.log": {"op_one": "r", "op_all": "r", "manager": "ru"},
+    "prepaid.platform": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.push.message": {"op_one": "r", "op_all": "r", "manager": "ru"},
+    "prepaid.sitemap.import": {"manager": "rwc"},
+    "prepaid.topup": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
+    "prepaid.topup.wizard": {"op_one": "rwc", "op_all": "rwc", "manager": "rwc"},
+    "prepaid.reverse.wizard": {"manager": "rwc"},
+    "prepaid.refund.wizard": {"manager": "rwc"},
+    "prepaid.settlement.cursor": {"op_one": "r", "op_all": "r", "manager": "r"},
+    "prepaid.meter.replacement": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.summary": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
+}
+# Models that hold no records of their own: nobody reads or writes them as such.
+NOT_RECORDS = {
+    "prepaid.guard.mixin": "abstract: the guarded-write mixin of the suite's models",
+    "prepaid.settlement": "abstract: the set-based settlement service (its methods are private)",
+}
+
+# (model, public method) -> the groups that may call it. A call is refused when it raises AccessError (a
+# UserError about the record's state, after the rights were checked, counts as allowed).
+METHODS = {
+    ("prepaid.account", "action_open"): OPS,
+    ("prepaid.account", "action_suspend"): OPS,
+    ("prepaid.account", "action_reopen"): OPS,  # a suspended account; a closed one is for managers (below)
+    ("prepaid.account", "action_close"): MGR,
+    ("prepaid.account", "action_recompute_balance"): MGR,
+    ("prepaid.account", "action_open_topup_wizard"): OPS,
+    ("prepaid.account", "action_open_reverse_wizard"): MGR,
+    ("prepaid.account", "action_open_refund_wizard"): MGR,
+    # Navigation (a window action, no data): whoever reads the account, its tenant on the portal included.
+    ("prepaid.account", "action_view_ledger"): (*OPS, "portal"),
+    ("prepaid.account", "action_view_meters"): (*OPS, "portal"),
+    ("prepaid.account", "action_view_pending_commands"): OPS,
+    ("prepaid.account", "action_view_topups"): (*OPS, "portal"),
+    ("prepaid.account", "create"): OPS,
+    ("prepaid.account", "write"): OPS,
+    ("prepaid.ledger", "create"): NOBODY,
+    ("prepaid.ledger", "write"): NOBODY,
+    ("prepaid.gateway", "action_read_now"): MGR,
+    ("prepaid.gateway", "action_test_connection"): MGR,
+    ("prepaid.gateway", "action_view_comm_log"): OPS,
+    ("prepaid.gateway", "action_view_meters"): OPS,
+    ("prepaid.gateway", "action_view_readings"): OPS,
+    ("prepaid.gateway", "create"): MGR,
+    ("prepaid.meter", "action_trip"): OPS,
+    ("prepaid.meter", "action_close"): OPS,
+    ("prepaid.meter", "action_keep_power_on"): OPS,
+    ("prepaid.meter", "action_keep_power_off"): OPS,
+    ("prepaid.meter", "action_valve_open"): OPS,
+    ("prepaid.meter", "action_valve_close"): OPS,
+    ("prepaid.meter", "action_read_now"): OPS,
+    ("prepaid.meter", "action_settle_now"): OPS,
+    ("prepaid.meter", "action_view_comm_log"): OPS,
+    ("prepaid.meter", "action_view_commands"): OPS,
+    ("prepaid.meter", "action_view_readings"): OPS,
+    ("prepaid.meter", "action_view_replacements"): OPS,
+    ("prepaid.meter", "get_import_templates"): (*OPS, "accountant", "portal", "public"),
+    ("prepaid.meter", "create"): MGR,
+    ("prepaid.meter", "write"): OPS,  # operators: the name only (see the protected writes)
+    ("prepaid.meter.command", "action_cancel"): OPS,
+    ("prepaid.meter.command", "action_retry"): OPS,
+    ("prepaid.meter.command", "create"): NOBODY,
+    ("prepaid.meter.command", "write"): NOBODY,
+    ("prepaid.meter.model", "action_view_meters"): OPS,
+    ("prepaid.meter.reading", "create"): MGR,
+    ("prepaid.platform", "action_regenerate_route_key"): MGR,
+    ("prepaid.platform", "action_view_messages"): OPS,
+    ("prepaid.platform", "action_view_meters"): OPS,
+    ("prepaid.property", "action_view_accounts"): OPS,
+    ("prepaid.property", "action_view_children"): OPS,
+    ("prepaid.property", "action_view_meters"): OPS,
+    ("prepaid.property", "action_view_tenancies"): OPS,
+    ("prepaid.property", "create"): OPS,
+    ("prepaid.property", "write"): OPS,
+    ("prepaid.tenancy", "action_activate"): OPS,
+    ("prepaid.tenancy", "action_cancel"): OPS,
+    ("prepaid.tenancy", "action_create_account"): OPS,
+    ("prepaid.tenancy", "action_draft"): OPS,
+    ("prepaid.tenancy", "action_end"): OPS,
+    ("prepaid.tenancy", "create"): OPS,
+    ("prepaid.tenancy", "write"): OPS,
+    ("prepaid.topup", "action_print_receipt"): (*OPS, "accountant"),
+    ("prepaid.topup", "action_view_invoice"): (*OPS, "accountant"),
+    ("prepaid.topup", "create"): NOBODY,
+    ("prepaid.topup", "write"): NOBODY,
+    ("prepaid.topup.wizard", "action_confirm"): OPS,
+    ("prepaid.reverse.wizard", "action_reverse"): MGR,
+    ("prepaid.refund.wizard", "action_refund_and_close"): MGR,
+    ("prepaid.sitemap.import", "action_import"): MGR,
+    ("prepaid.sitemap.import", "action_view_gateways"): MGR,
+    ("prepaid.summary", "action_post_now"): MGR,
+    ("prepaid.summary", "action_view_move"): (*OPS, "accountant"),
+}
+# Methods that hold by themselves and need no record (called on the empty recordset).
+MODEL_METHODS = {"get_import_templates", "create", "action_post_now"}
+
+# Context keys an RPC caller may send, hoping to switch a check off.
+HOSTILE_CONTEXT = {
+    "prepaid_account_internal_write": True,
+    "prepaid_ledger_post": True,
+    "prepaid_internal": True,
+    "tracking_disable": True,
+    "active_test": False,
+    "install_mode": True,
+    "mail_notrack": True,
+}
+
+# Writes nobody may make through RPC, whatever the group: protected state has one door.
+PROTECTED_WRITES = {
+    "prepaid.account": [
+        {"balance": 5000.0},
+        {"period": 9},
+        {"last_topup_date": "2026-01-01 00:00:00"},
+        {"state": "closed"},
+        {"state": "draft"},
+        {"level": "normal"},
+        {"alert_level": "cutoff"},
+        {"supply_cut": False},
+    ],
+    "prepaid.meter": [{"supply": "on"}, {"online": True}, {"purchase_count": 99}, {"last_total": 1.0}],
+    "prepaid.meter.command": [{"state": "done"}, {"kind": "close"}, {"amount": 1000.0}],
+    "prepaid.topup": [{"state": "done"}, {"amount": 1.0}],
+    "prepaid.ledger": [{"amount": 1000.0}],
+}
+# Writes for managers only (operators are refused even inside their scope).
+MANAGER_WRITES = {
+    "prepaid.account": [{"warn_level_1": 99.0}, {"keep_power": True}, {"overdraft_limit": 5.0}],
+    "prepaid.meter": [
+        {"ct_ratio": 40},
+        {"billing_mode": "meter"},
+        {"address": "999999999999"},
+        {"active": False},
+    ],
+    "prepaid.property": [{"settlement_day": 5}],
+}
+
+
+@tagged("post_install", "-at_install")
+class TestAuthorisationMatrix(BillingCommon):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.env = cls.env(context=dict(cls.env.context, tracking_disable=False))
+        env = cls.env
+        company_vals = {"company_id": cls.company.id, "company_ids": [Command.set(cls.company.ids)]}
+        cls.users = {
+            "op_one": new_test_user(
+                env,
+                login="mx_op_one",
+                groups="prepaid_base.group_prepaid_user",
+                prepaid_property_ids=[Command.set(cls.floor.ids)],
+                **company_vals,
+            ),
+            "op_all": new_test_user(
+                env, login="mx_op_all", groups="prepaid_base.group_prepaid_user", **company_vals
+            ),
+            "manager": new_test_user(
+                env, login="mx_manager", groups="prepaid_base.group_prepaid_manager", **company_vals
+            ),
+            "accountant": new_test_user(
+                env, login="mx_accountant", groups="account.group_account_manager", **company_vals
+            ),
+            "portal": new_test_user(env, login="mx_portal", groups="base.group_portal", **company_vals),
+            "public": env.ref("base.public_user"),
+        }
+        cls.users["public"].sudo().company_ids |= cls.company
+        cls.account_1.portal_partner_ids = [Command.link(cls.users["portal"].partner_id.id)]
+        cls.post(cls, cls.account_1, 100.0, "mx:opening", kind="opening")
+        cls.gateway = env["prepaid.gateway"].create(
+            {
+                "name": "MX gateway",
+                "code": "MX-GW",
+                "host": "127.0.0.1",
+                "timeout": 0.05,
+                "connect_timeout": 0.05,
+                "property_id": cls.building.id,
+                "bus_ids": [Command.create({"name": "1", "port": 9, "baud": 9600})],
+            }
+        )
+        cls.meter_gw = cls._create_meter(
+            cls.unit_1,
+            "MX-E-1",
+            model=env.ref("prepaid_metering.meter_model_dlt645_2007_prepaid"),
+            address="000000009901",
+            bus_id=cls.gateway.bus_ids.id,
+        )
+        cls.command = env["prepaid.meter.command"]._enqueue([{"meter_id": cls.meter_gw.id, "kind": "trip"}])
+        T0 = datetime(2026, 3, 1, tzinfo=UTC)
+        env["prepaid.meter.reading"]._ingest(
+            [
+                Reading(str(cls.meter_1.id), T0, total=Decimal(10)),
+                Reading(str(cls.meter_1.id), T0 + timedelta(minutes=15), total=Decimal(11)),
+            ]
+        )
+        cls.reading = env["prepaid.meter.reading"].search([("meter_id", "=", cls.meter_1.id)], limit=1)
+        cls.cursor = env["prepaid.settlement.cursor"].search([("meter_id", "=", cls.meter_1.id)], limit=1)
+        cls.comm_log = (
+            env["prepaid.comm.log"]
+            .sudo()
+            .create(
+                [
+                    {
+                        "meter_id": cls.meter_gw.id,
+                        "gateway_id": cls.gateway.id,
+                        "direction": "error",
+                        "message": "x",
+                    }
+                ]
+            )
+        )
+        cls.platform = env["prepaid.platform"].create({"name": "MX platform", "token": "t0ken"})
+        cls.push_message = (
+            env["prepaid.push.message"]
+            .sudo()
+            .create([{"platform_id": cls.platform.id, "message_id": "mx-1", "meter_id": cls.meter_1.id}])
+        )
+        cls.replacement = env["prepaid.meter.replacement"].create(
+            [{"meter_id": cls.meter_1.id, "old_final": 11.0, "new_initial": 0.0}]
+        )
+        cls.topup_record = cls.topup(cls, cls.account_1, 10.0)
+        cls.env["prepaid.summary"].sudo()._post_company_summaries(
+            cls.company, until=datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1)
+        )
+        cls.summary = env["prepaid.summary"].search([("company_id", "=", cls.company.id)], limit=1)
+        cls.tenancy = env["prepaid.tenancy"].create(
+            {
+                "partner_id": cls.tenant_1.id,
+                "unit_ids": [Command.set(cls.unit_1.ids)],
+                "account_id": cls.account_1.id,
+            }
+        )
+        cls.fee_item = env["prepaid.fee.item"].create({"name": "MX fee"})
+        cls.tier = cls.tariff_water.tier_ids[:1]
+        cls.period = env["prepaid.tariff.period"].create(
+            {"tariff_id": cls.tariff_flat.id, "start": 0.0, "band": "flat"}
+        )
+        cls.wizards = {
+            "prepaid.topup.wizard": env["prepaid.topup.wizard"].create(
+                {"account_id": cls.account_1.id, "amount": 1.0, "journal_id": cls.cash_journal.id}
+            ),
+            "prepaid.reverse.wizard": env["prepaid.reverse.wizard"].create(
+                {"account_id": cls.account_1.id, "reason": "mx"}
+            ),
+            "prepaid.refund.wizard": env["prepaid.refund.wizard"].create(
+                {"account_id": cls.account_1.id, "reason": "mx"}
+            ),
+            "prepaid.sitemap.import": env["prepaid.sitemap.import"].create({}),
+        }
+
+    # ------------------------------------------------------------------ fixtures per model
+
+    def record_of(self, model):
+        """A record of ``model`` inside ``op_one``'s floor."""
+        records = {
+            "prepaid.property": self.unit_1,
+            "prepaid.tenancy": self.tenancy,
+            "prepaid.account": self.account_1,
+            "prepaid.ledger": self.account_1.ledger_ids[:1],
+            "prepaid.tariff": self.tariff_flat,
+            "prepaid.tariff.period": self.period,
+            "prepaid.tariff.tier": self.tier,
+            "prepaid.fee.item": self.fee_item,
+            "prepaid.gateway": self.gateway,
+            "prepaid.gateway.bus": self.gateway.bus_ids,
+            "prepaid.meter.model": self.meter_1.model_id,
+            "prepaid.meter": self.meter_gw,
+            "prepaid.meter.reading": self.reading,
+            "prepaid.meter.command": self.command,
+            "prepaid.comm.log": self.comm_log,
+            "prepaid.platform": self.platform,
+            "prepaid.push.message": self.push_message,
+            "prepaid.topup": self.topup_record,
+            "prepaid.settlement.cursor": self.cursor,
+            "prepaid.meter.replacement": self.replacement,
+            "prepaid.summary": self.summary,
+            **self.wizards,
+        }
+        record = records[model]
+        self.assertTrue(record, f"no fixture record of {model}")
+        return record
+
+    def harmless_write(self, model):
+        return {
+            "prepaid.property": {"area": 41.0},
+            "prepaid.tenancy": {"note": "<p>mx</p>"},
+            "prepaid.account": {"note": "<p>mx</p>"},
+            "prepaid.ledger": {"description": "mx"},
+            "prepaid.tariff": {"name": "Flat renamed"},
+            "prepaid.tariff.period": {"start": 1.0},
+            "prepaid.tariff.tier": {"price": 3.6},
+            "prepaid.fee.item": {"name": "MX fee renamed"},
+            "prepaid.gateway": {"name": "MX renamed"},
+            "prepaid.gateway.bus": {"name": "2"},
+            "prepaid.meter.model": {"name": "Renamed model"},
+            "prepaid.meter": {"name": "MX-E-1 renamed"},
+            "prepaid.meter.reading": {"voltage": 220.0},
+            "prepaid.meter.command": {"origin": "mx"},
+            "prepaid.comm.log": {"message": "mx"},
+            "prepaid.platform": {"name": "MX renamed"},
+            "prepaid.push.message": {"message": "mx"},
+            "prepaid.topup": {"memo": "mx"},
+            "prepaid.settlement.cursor": {"last_error": "mx"},
+            "prepaid.meter.replacement": {"note": "mx"},
+            "prepaid.summary": {"line_count": 0},
+            "prepaid.topup.wizard": {"memo": "mx"},
+            "prepaid.reverse.wizard": {"reason": "mx2"},
+            "prepaid.refund.wizard": {"reason": "mx2"},
+            "prepaid.sitemap.import": {"site_text": "{}"},
+        }[model]
+
+    def create_vals(self, model):
+        unit = self.unit_2
+        return {
+            "prepaid.property": {"name": "MX-103", "kind": "unit", "parent_id": self.floor.id},
+            "prepaid.tenancy": {"partner_id": self.tenant_2.id, "unit_ids": [Command.set(unit.ids)]},
+            "prepaid.account": {"partner_id": self.tenant_2.id, "unit_ids": [Command.set(unit.ids)]},
+            "prepaid.ledger": {
+                "account_id": self.account_1.id,
+                "kind": "topup",
+                "amount": 5000.0,
+                "idempotency_key": "mx:forged",
+            },
+            "prepaid.tariff": {"name": "MX", "utility": "electricity", "kind": "flat", "price": 0.1},
+            "prepaid.tariff.period": {"tariff_id": self.tariff_flat.id, "start": 12.0, "band": "flat"},
+            "prepaid.tariff.tier": {"tariff_id": self.tariff_water.id, "threshold": 99.0, "price": 9.0},
+            "prepaid.fee.item": {"name": "MX new fee"},
+            "prepaid.gateway": {"name": "MX2", "code": "MX2", "host": "127.0.0.1"},
+            "prepaid.gateway.bus": {"gateway_id": self.gateway.id, "name": "3", "port": 10},
+            "prepaid.meter.model": {
+                "name": "MX model",
+                "code": "mx_model",
+                "protocol": "dlt645_2007",
+                "utility": "electricity",
+            },
+            "prepaid.meter": {"name": "MX new", "model_id": self.meter_1.model_id.id, "unit_id": unit.id},
+            "prepaid.meter.reading": {
+                "meter_id": self.meter_1.id,
+                "read_at": "2026-03-02 00:00:00",
+                "total": 12.0,
+            },
+            "prepaid.meter.command": {"meter_id": self.meter_gw.id, "kind": "close"},
+            "prepaid.comm.log": {"meter_id": self.meter_gw.id, "direction": "error"},
+            "prepaid.platform": {"name": "MX2 platform"},
+            "prepaid.push.message": {"platform_id": self.platform.id, "message_id": "mx-2"},
+            "prepaid.topup": {"account_id": self.account_1.id, "amount": 5000.0, "state": "done"},
+            "prepaid.settlement.cursor": {"meter_id": self.meter_2.id},
+            "prepaid.meter.replacement": {"meter_id": self.meter_2.id, "old_final": 1.0, "new_initial": 0.0},
+            "prepaid.summary": {"company_id": self.company.id, "day": "2026-03-01", "move_id": 1},
+            "prepaid.topup.wizard": {"account_id": self.account_1.id, "amount": 1.0},
+            "prepaid.reverse.wizard": {"account_id": self.account_1.id, "reason": "x"},
+            "prepaid.refund.wizard": {"account_id": self.account_1.id, "reason": "x"},
+            "prepaid.sitemap.import": {},
+        }[model]
+
+    # ------------------------------------------------------------------ RPC
+
+    def rpc(self, group, model, method, ids, *args, **kwargs):
+        """Call ``method`` as /web/dataset/call_kw does, as the user of ``group``, with a hostile context."""
+        user = self.users[group]
+        env = self.env(user=user, su=False, context={"lang": "en_US"})
+        records = env[model]
+        get_public_method(records, method)
+        kwargs = dict(kwargs, context=dict(HOSTILE_CONTEXT, allowed_company_ids=[self.company.id]))
+        call_args = [list(ids), *args] if ids is not None else list(args)
+        return odoo.api.call_kw(records, method, call_args, kwargs)
+
+    def outcome(self, group, model, method, ids, *args, **kwargs):
+        """'allowed' or 'refused' (AccessError), in a savepoint rolled back after the call."""
+        savepoint = self.env.cr.savepoint(flush=False)
+        try:
+            with mute_logger(
+                "odoo.sql_db", "odoo.models", "odoo.addons.prepaid_metering.models.prepaid_gateway"
+            ):
+                self.rpc(group, model, method, ids, *args, **kwargs)
+                self.env.flush_all()
+            return "allowed"
+        except AccessError:
+            return "refused"
+        except (UserError, ValidationError, IntegrityError):
+            return "allowed"  # the rights let the call through; the record's state or references refused it
+        finally:
+            savepoint.rollback()
+            savepoint.close(rollback=False)
+            self.env.invalidate_all()
+
+    # ------------------------------------------------------------------ the tables are complete
+
+    def suite_models(self):
+        """Every model of the suite's addons (they all are named prepaid.*)."""
+        return sorted(name for name in self.env.registry if name.startswith("prepaid."))
+
+    def public_methods(self, model):
+        methods = set()
+        for klass in type(self.env[model]).mro():
+            if klass.__module__.startswith("odoo.addons.prepaid_"):
+                methods.update(attr for attr, value in vars(klass).items() if callable(value))
+        public = []
+        for method in sorted(methods):
+            try:
+                get_public_method(self.env[model], method)
+            except AccessError:
+                continue
+            public.append(method)
+        return public
+
+    def test_every_model_and_public_method_has_decided_callers(self):
+        models = self.suite_models()
+        undecided = [m for m in models if m not in CRUD and m not in NOT_RECORDS]
+        self.assertFalse(undecided, "models without a row in the authorisation matrix")
+        missing = [
+            (model, method)
+            for model in models
+            if model in CRUD
+            for method in self.public_methods(model)
+            if (model, method) not in METHODS
+        ]
+        self.assertFalse(missing, "public methods without decided callers in the authorisation matrix")
+        for name in NOT_RECORDS:
+            self.assertTrue(self.env[name]._abstract, name)
+            self.assertEqual(
+                self.public_methods(name), [] if name != "prepaid.guard.mixin" else ["create", "write"]
+            )
+
+    # ------------------------------------------------------------------ CRUD per group
+
+    def test_read_write_create_unlink_per_group(self):
+        failures = []
+        for model, rights in CRUD.items():
+            record = self.record_of(model)
+            for group in GROUPS:
+                allowed = rights.get(group, "")
+                got = {
+                    "r": self.outcome(group, model, "read", record.ids, [record._rec_name or "id"]),
+                    "w": self.outcome(group, model, "write", record.ids, self.harmless_write(model)),
+                    "c": self.outcome(group, model, "create", None, self.create_vals(model)),
+                    "u": self.outcome(group, model, "unlink", self._disposable(model).ids),
+                }
+                for op, result in got.items():
+                    expected = "allowed" if op in allowed else "refused"
+                    if result != expected:
+                        failures.append(f"{model} {group} {op}: expected {expected}, got {result}")
+        self.assertFalse(failures, "\n".join(failures))
+
+    def _disposable(self, model):
+        """A record ``unlink`` may remove (in the rolled-back savepoint): the fixture itself."""
+        return self.record_of(model)
+
+    # ------------------------------------------------------------------ public methods per group
+
+    def test_public_methods_per_group(self):
+        failures = []
+        for (model, method), allowed in METHODS.items():
+            if method in ("create", "write"):
+                continue  # the CRUD table and the protected writes below cover them
+            ids = None if method in MODEL_METHODS else self.record_of(model).ids
+            for group in GROUPS:
+                expected = "allowed" if group in allowed else "refused"
+                result = self.outcome(group, model, method, ids)
+                if result != expected:
+                    failures.append(f"{model}.{method} {group}: expected {expected}, got {result}")
+        self.assertFalse(failures, "\n".join(failures))
+
+    def test_reopening_a_closed_account_is_for_managers(self):
+        account = self.account_2
+        internal(account).write({"state": "closed"})
+        self.assertEqual(self.outcome("op_all", "prepaid.account", "action_reopen", account.ids), "refused")
+        self.assertEqual(self.outcome("manager", "prepaid.account", "action_reopen", account.ids), "allowed")
+
+    # ------------------------------------------------------------------ protected state
+
+    def test_protected_state_is_refused_to_every_group_even_with_injected_context(self):
+        failures = []
+        for model, writes in PROTECTED_WRITES.items():
+            record = self.record_of(model)
+            for vals in writes:
+                for group in ("op_one", "op_all", "manager", "accountant", "portal"):
+                    if self.outcome(group, model, "write", record.ids, vals) != "refused":
+                        failures.append(f"{model} {group} wrote {vals}")
+        self.assertFalse(failures, "\n".join(failures))
+        self.assertEqual(self.account_1.balance, 110.0)
+
+    def test_billing_critical_fields_are_for_managers(self):
+        failures = []
+        for model, writes in MANAGER_WRITES.items():
+            record = self.record_of(model)
+            for vals in writes:
+                for group in ("op_one", "op_all"):
+                    if self.outcome(group, model, "write", record.ids, vals) != "refused":
+                        failures.append(f"{model} {group} wrote {vals}")
+                if self.outcome("manager", model, "write", record.ids, vals) != "allowed":
+                    failures.append(f"{model} manager could not write {vals}")
+        self.assertFalse(failures, "\n".join(failures))
+
+    # ------------------------------------------------------------------ scope
+
+    def test_an_operator_limited_to_a_floor_sees_nothing_of_another_floor(self):
+        Property = self.env["prepaid.property"]
+        other_floor = Property.create(
+            {"name": "MX2", "code": "MX-F2", "kind": "floor", "parent_id": self.building.id}
+        )
+        other_unit = Property.create(
+            {"name": "MX-201", "code": "MX-201", "kind": "unit", "parent_id": other_floor.id}
+        )
+        other_partner = self.env["res.partner"].create({"name": "Other floor tenant"})
+        other_account = self.env["prepaid.account"].create(
+            {"partner_id": other_partner.id, "unit_ids": [Command.set(other_unit.ids)]}
+        )
+        other_account.action_open()
+        self.post(other_account, 10.0, "mx:other")
+        other_meter = self._create_meter(other_unit, "MX-E-201")
+        # An account without units is decided by its tenancies (and by the meters it bills).
+        loose_account = self.env["prepaid.account"].create({"partner_id": other_partner.id})
+        outside = {
+            "prepaid.property": other_unit,
+            "prepaid.account": other_account | loose_account,
+            "prepaid.ledger": other_account.ledger_ids,
+            "prepaid.meter": other_meter,
+        }
+        for model, records in outside.items():
+            for record in records:
+                self.assertEqual(
+                    self.outcome("op_one", model, "read", record.ids, ["display_name"]),
+                    "refused",
+                    (model, record),
+                )
+                self.assertEqual(
+                    self.outcome("op_all", model, "read", record.ids, ["display_name"]), "allowed"
+                )
+        self.assertEqual(
+            self.env["prepaid.settlement.cursor"]
+            .with_user(self.users["op_one"])
+            .search_count([("meter_id", "=", other_meter.id)]),
+            0,
+        )

@@ -8,4 +8,5 @@ from . import (
     test_settlement,
     test_summary,
     test_topup,
+    test_trust,
 )

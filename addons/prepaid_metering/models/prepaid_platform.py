@@ -8,6 +8,7 @@ from odoo.tools import SQL, mute_logger
 
 from prepaid_engine import push
 from prepaid_engine.errors import ConfigError, EngineError, FrameError, SecurityError
+from prepaid_engine.types import Supply
 
 from .prepaid_comm_log import frame_hex
 from .prepaid_meter_reading import VALUE_FIELDS
@@ -256,18 +257,24 @@ class PrepaidPlatform(models.Model):
     def _same_second(self, record, meter, reading):
         """``reading`` was not inserted: ``meter`` has a reading in the same second. The same values: a
         duplicate (a re-send under another message id), linked to the reading held. Other values: refused
-        with 409 and the reason, recorded on the message."""
+        with 409 and the reason, recorded on the message. The values are compared by the database, numbers
+        as numbers (12.34 = 12.340; in Python the stored ones would come back as floats)."""
         at = reading.read_at.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+        same = SQL(" AND ").join(
+            SQL("%s IS NOT DISTINCT FROM %s", SQL.identifier(name), _sql_value(getattr(reading, name)))
+            for name in VALUE_FIELDS
+        )
         rows = self.env.execute_query(
             SQL(
                 "SELECT id, %s FROM prepaid_meter_reading WHERE meter_id = %s AND read_at = %s",
-                SQL(", ").join(SQL.identifier(name) for name in VALUE_FIELDS),
+                same,
                 meter.id,
                 at,
             )
         )
-        if rows and _same_values(rows[0][1:], reading):
-            record.write({"state": "done", "reading_id": rows[0][0], "message": "duplicate reading"})
+        if rows and rows[0][1]:
+            message = self.env._("The same values as the reading held for that second: a duplicate.")
+            record.write({"state": "done", "reading_id": rows[0][0], "message": message})
             return 200, {"duplicate": True}
         reason = self.env._(
             "Device %(device)s already has a reading at %(at)s UTC with other values: a meter keeps one "
@@ -280,7 +287,6 @@ class PrepaidPlatform(models.Model):
         return conflict_answer(reason)
 
 
-def _same_values(stored, reading):
-    """Do the stored values (``VALUE_FIELDS`` order, numbers as Decimal, NULL as None) say what ``reading``
-    says? Numbers compare by value (12.5 == 12.500), the supply state as text."""
-    return all(held == getattr(reading, name) for name, held in zip(VALUE_FIELDS, stored, strict=True))
+def _sql_value(value):
+    """A reading value as a query parameter (the supply state as its text)."""
+    return str(value) if isinstance(value, Supply) else value

@@ -274,7 +274,7 @@ class TestPushRefusals(PushCommon):
 
     def test_second_reading_in_the_same_second_is_refused_not_dropped(self):
         second = datetime.now(UTC).replace(microsecond=0)
-        first = service_body(second.replace(microsecond=100_000), packet=1, total="12.5")
+        first = service_body(second.replace(microsecond=100_000), packet=1, total="12.34", supply="on")
         self.assertEqual(self.ctwing._receive_ctwing("ct-secret", first), (200, {"stored": 1}))
         other = service_body(second.replace(microsecond=600_000), packet=2, total="13.0")
         with self.assertLogs(PLATFORM_LOGGER, "WARNING") as logs:
@@ -290,10 +290,11 @@ class TestPushRefusals(PushCommon):
             self.assertEqual(self.ctwing._receive_ctwing("ct-secret", other), (409, answer))
         # The first reading is what the meter holds.
         reading = self.readings(self.meter_ct)
-        self.assertRecordValues(reading, [{"total": 12.5}])
-        self.assertEqual(self.meter_ct.last_total, 12.5)
+        self.assertRecordValues(reading, [{"total": 12.34}])
+        self.assertEqual(self.meter_ct.last_total, 12.34)
         # The same values under another message id (a re-send): a duplicate, linked to the reading held.
-        again = service_body(second.replace(microsecond=900_000), packet=3, total="12.500")
+        # 12.34 is no binary float: the comparison is by value, not float against Decimal.
+        again = service_body(second.replace(microsecond=900_000), packet=3, total="12.340", supply="on")
         self.assertEqual(self.ctwing._receive_ctwing("ct-secret", again), (200, {"duplicate": True}))
         resent = self.messages(self.ctwing).filtered(lambda m: m.message_id.startswith("dev-1:3:"))
         self.assertRecordValues(resent, [{"state": "done", "reading_id": reading.id}])

@@ -20,8 +20,7 @@ PUSH_ROUTE = {
     "auth": "public",
     "csrf": False,
     "save_session": False,
-    "max_content_length": push.MAX_BODY,
-    RAW_BODY: True,
+    RAW_BODY: push.MAX_BODY,
 }
 
 

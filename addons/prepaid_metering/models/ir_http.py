@@ -6,7 +6,7 @@ from odoo.http import request
 
 _logger = logging.getLogger(__name__)
 
-# Routing key of the push routes (controllers/main.py): keep the raw request body.
+# Routing key of the push routes (controllers/main.py): keep the raw request body, of at most this many bytes.
 RAW_BODY = "prepaid_raw_body"
 
 
@@ -18,14 +18,21 @@ class IrHttp(models.AbstractModel):
         """Read the raw body of a :data:`RAW_BODY` route before Odoo parses the request's form: a platform
         that posts its JSON as ``application/x-www-form-urlencoded`` would otherwise leave the endpoint
         nothing to read (the form parser consumes the body) and the signature nothing to check. Werkzeug
-        parses the form from the cached bytes afterwards. Runs after the generic pre-dispatch, so the
-        route's ``max_content_length`` holds: a larger body is answered 413 with a JSON reason."""
+        parses the form from the cached bytes afterwards.
+
+        A body over the route's limit is answered 413 with a JSON reason, whether it announces its length
+        (werkzeug refuses it before reading) or comes chunked (werkzeug stops reading one byte past the
+        limit, which is still too large)."""
         result = super()._pre_dispatch(rule, args)
-        if rule.endpoint.routing.get(RAW_BODY):
+        limit = rule.endpoint.routing.get(RAW_BODY)
+        if limit:
+            httprequest = request.httprequest
+            httprequest.max_content_length = limit + 1
             try:
-                request.httprequest.get_data(cache=True)
+                size = len(httprequest.get_data(cache=True))
             except werkzeug.exceptions.RequestEntityTooLarge:
-                limit = request.httprequest.max_content_length
+                size = None
+            if size is None or size > limit:
                 reason = request.env._("The body is larger than the limit of %(limit)s bytes.", limit=limit)
                 _logger.warning("push to %s refused (413 too_large): %s", rule.rule, reason)
                 werkzeug.exceptions.abort(

@@ -440,6 +440,7 @@ class TestPushRoutesHostile(HttpCase, PushCommon):
             ctwing("xml", b"<push/>", 415, "unsupported_media_type", "content type", xml),
             ctwing("multipart", b"--x--", 415, "unsupported_media_type", "content type", multipart),
             ctwing("too large", b" " * (push.MAX_BODY + 1), 413, "too_large", "larger than the limit"),
+            ctwing("too large, chunked", iter([b" " * (push.MAX_BODY + 1)]), 413, "too_large", "larger than"),
             ctwing("forged token", raw_ctwing(now), 403, "forbidden", "token", forged),
             onenet("onenet type list", 400, "malformed", "type: expected an integer", type="[1]"),
             onenet("onenet type object", 400, "malformed", "type: expected an integer", type='{"a": 1}'),

@@ -174,7 +174,7 @@ class TestPushModel(PushCommon):
 
 @tagged("post_install", "-at_install")
 class TestPushRoutes(HttpCase, PushCommon):
-    @mute_logger(PLATFORM_LOGGER)
+    @mute_logger(PLATFORM_LOGGER, CONTROLLER_LOGGER)
     def test_ctwing_route_accepts_once_and_rejects_forged(self):
         url = "/prepaid/push/ctwing/ct-key"
         body = ctwing_body(datetime.now(UTC))

@@ -1,4 +1,5 @@
 from . import (
+    ir_http,
     prepaid_account,
     prepaid_comm_log,
     prepaid_gateway,

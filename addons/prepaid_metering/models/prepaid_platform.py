@@ -4,19 +4,34 @@ from datetime import UTC, datetime
 
 import psycopg2
 from odoo import api, fields, models
-from odoo.tools import mute_logger
+from odoo.tools import SQL, mute_logger
 
 from prepaid_engine import push
-from prepaid_engine.errors import ConfigError, FrameError, SecurityError
+from prepaid_engine.errors import ConfigError, EngineError, FrameError, SecurityError
+from prepaid_engine.types import Supply
 
 from .prepaid_comm_log import frame_hex
+from .prepaid_meter_reading import VALUE_FIELDS
+from .prepaid_push_message import conflict_answer
 
 _logger = logging.getLogger(__name__)
 
-# Answers to the platform: (HTTP status, JSON body). Platforms retry anything but 2xx, so only forged or
-# stale requests get an error status; everything we merely cannot use is acknowledged with 200.
-FORBIDDEN = (403, {"error": "forbidden"})
-MALFORMED = (400, {"error": "malformed"})
+MANAGER = "prepaid_base.group_prepaid_manager"
+# Answers to the platform: (HTTP status, JSON body). Platforms retry anything but 2xx: what we merely cannot
+# use (an unknown device, an undecodable payload) is acknowledged with 200 and recorded; what is forged,
+# stale, malformed or in conflict with what we hold gets a 4xx whose body says why, and is logged.
+# Engine error -> (status, error code), most specific first.
+REFUSALS = (
+    (push.BodyTooLarge, 413, "too_large"),
+    (push.UnsupportedMediaType, 415, "unsupported_media_type"),
+    (SecurityError, 403, "forbidden"),
+    (EngineError, 400, "malformed"),
+)
+
+
+def refusal(exc):
+    """The (status, error code) answering engine error ``exc``."""
+    return next((status, code) for kind, status, code in REFUSALS if isinstance(exc, kind))
 
 
 def _route_key():
@@ -35,7 +50,7 @@ class PrepaidPlatform(models.Model):
     name = fields.Char(required=True)
     kind = fields.Selection([("ctwing", "CTWing"), ("onenet", "OneNET")], required=True, default="ctwing")
     token = fields.Char(
-        groups="prepaid_base.group_prepaid_manager",
+        groups=MANAGER,
         copy=False,
         help="CTWing: the secret the platform sends in the X-Prepaid-Token header (or the token query "
         "parameter). OneNET: the token configured on the platform, used to check signatures.",
@@ -43,10 +58,16 @@ class PrepaidPlatform(models.Model):
     route_key = fields.Char(
         required=True,
         copy=False,
+        groups=MANAGER,
         default=lambda self: _route_key(),
         help="Random part of the push URL; change it to revoke the old URL.",
     )
-    push_url = fields.Char(string="Push URL", compute="_compute_push_url")
+    push_url = fields.Char(
+        string="Push URL",
+        compute="_compute_push_url",
+        groups=MANAGER,
+        help="The URL to give the platform; it holds the route key, so only managers see it.",
+    )
     company_id = fields.Many2one(
         "res.company", required=True, index=True, default=lambda self: self.env.company
     )
@@ -111,40 +132,50 @@ class PrepaidPlatform(models.Model):
     @api.private
     def _get_by_route(self, kind, route_key):
         """The active platform of ``kind`` behind ``route_key`` (sudo, in its company), or nothing."""
-        if not route_key:
+        try:
+            push.check_text(route_key, "route key")
+        except FrameError:
             return self.sudo().browse()
         platform = self.sudo().search([("kind", "=", kind), ("route_key", "=", route_key)], limit=1)
         return platform.with_company(platform.company_id) if platform else platform
 
     @api.private
-    def _receive_ctwing(self, token, body, now=None):
+    def _refuse(self, exc, what="push"):
+        """Log the refusal of a push at WARNING with this platform and the reason; the (status, JSON body)
+        answering engine error ``exc``."""
+        status, code = refusal(exc)
+        _logger.warning("platform %s: %s refused (%s %s): %s", self.name, what, status, code, exc)
+        return status, {"error": code, "reason": str(exc)}
+
+    @api.private
+    def _receive_ctwing(self, token, body, now=None, content_type=None):
         """A CTWing push: token check, parse, then :meth:`_receive_message`. Returns (status, JSON body)."""
         self.ensure_one()
         try:
             push.check_token(self.sudo().token or "", token)
-        except SecurityError as exc:
-            _logger.warning("platform %s: CTWing push refused: %s", self.name, exc)
-            return FORBIDDEN
-        try:
-            message = push.parse_ctwing(body)
-        except FrameError as exc:
-            _logger.warning("platform %s: malformed CTWing push: %s", self.name, exc)
-            return MALFORMED
-        return self._receive_message(message, now=now)
+            message = push.parse_ctwing(body, content_type)
+        except EngineError as exc:
+            return self._refuse(exc, "CTWing push")
+        return self._receive_guarded(message, now)
 
     @api.private
-    def _receive_onenet(self, body, now=None):
+    def _receive_onenet(self, body, now=None, content_type=None):
         """A OneNET push: signature check and parse, then :meth:`_receive_message`."""
         self.ensure_one()
         try:
-            message = push.parse_onenet(body, self.sudo().token or "")
-        except SecurityError as exc:
-            _logger.warning("platform %s: OneNET push refused: %s", self.name, exc)
-            return FORBIDDEN
-        except FrameError as exc:
-            _logger.warning("platform %s: malformed OneNET push: %s", self.name, exc)
-            return MALFORMED
-        return self._receive_message(message, now=now)
+            message = push.parse_onenet(body, self.sudo().token or "", content_type)
+        except EngineError as exc:
+            return self._refuse(exc, "OneNET push")
+        return self._receive_guarded(message, now)
+
+    def _receive_guarded(self, message, now):
+        """:meth:`_receive_message` in a savepoint: an engine error it does not answer itself undoes what it
+        wrote and is refused with its reason (4xx), never a 500."""
+        try:
+            with self.env.cr.savepoint():
+                return self._receive_message(message, now=now)
+        except EngineError as exc:
+            return self._refuse(exc, f"push {message.message_id}")
 
     @api.private
     def _verify_onenet_url(self, msg, nonce, signature):
@@ -159,19 +190,24 @@ class PrepaidPlatform(models.Model):
     @api.private
     def _receive_message(self, message, now=None):
         """Store an authenticated :class:`~prepaid_engine.push.PushMessage`: refuse it when stale (403),
-        answer
-        a repeated message id with ``{"duplicate": true}`` and store nothing, log unknown devices, and
-        ingest the reading of a known meter like a polled one (source ``push``)."""
+        answer a repeated message id as before (``{"duplicate": true}``, or the same refusal), log unknown
+        devices, and ingest the reading of a known meter like a polled one (source ``push``).
+
+        A reading of a meter that already has one in the same second (readings are unique per meter and
+        second) is a duplicate when it says the same, and is refused with 409 otherwise: never acknowledged
+        and dropped."""
         self.ensure_one()
         now = now or datetime.now(UTC)
         try:
             push.check_skew(message.at, now, self.allowed_skew)
         except SecurityError as exc:
-            _logger.warning("platform %s: push %s refused: %s", self.name, message.message_id, exc)
-            return FORBIDDEN
+            return self._refuse(exc, f"push {message.message_id}")
         Message = self.env["prepaid.push.message"].sudo()
-        if Message.search_count([("platform_id", "=", self.id), ("message_id", "=", message.message_id)]):
-            return 200, {"duplicate": True}
+        known = Message.search(
+            [("platform_id", "=", self.id), ("message_id", "=", message.message_id)], limit=1
+        )
+        if known:
+            return known._repeat_answer()
         meter = (
             self.env["prepaid.meter"]
             .sudo()
@@ -215,5 +251,44 @@ class PrepaidPlatform(models.Model):
             )
             return 200, {"error": "undecodable"}
         reading_ids = self.env["prepaid.meter.reading"].sudo()._ingest([reading], "push")
-        record.write({"state": "done", "reading_id": reading_ids[0] if reading_ids else False})
-        return 200, {"stored": len(reading_ids)}
+        if reading_ids:
+            record.write({"state": "done", "reading_id": reading_ids[0]})
+            return 200, {"stored": len(reading_ids)}
+        return self._same_second(record, meter, reading)
+
+    def _same_second(self, record, meter, reading):
+        """``reading`` was not inserted: ``meter`` has a reading in the same second. The same values: a
+        duplicate (a re-send under another message id), linked to the reading held. Other values: refused
+        with 409 and the reason, recorded on the message. The values are compared by the database, numbers
+        as numbers (12.34 = 12.340; in Python the stored ones would come back as floats)."""
+        at = reading.read_at.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+        same = SQL(" AND ").join(
+            SQL("%s IS NOT DISTINCT FROM %s", SQL.identifier(name), _sql_value(getattr(reading, name)))
+            for name in VALUE_FIELDS
+        )
+        rows = self.env.execute_query(
+            SQL(
+                "SELECT id, %s FROM prepaid_meter_reading WHERE meter_id = %s AND read_at = %s",
+                same,
+                meter.id,
+                at,
+            )
+        )
+        if rows and rows[0][1]:
+            message = self.env._("The same values as the reading held for that second: a duplicate.")
+            record.write({"state": "done", "reading_id": rows[0][0], "message": message})
+            return 200, {"duplicate": True}
+        reason = self.env._(
+            "Device %(device)s already has a reading at %(at)s UTC with other values: a meter keeps one "
+            "reading per second.",
+            device=record.device_ref,
+            at=at.isoformat(sep=" "),
+        )
+        record.write({"state": "refused", "message": reason})
+        _logger.warning("platform %s: push %s refused (409): %s", self.name, record.message_id, reason)
+        return conflict_answer(reason)
+
+
+def _sql_value(value):
+    """A reading value as a query parameter (the supply state as its text)."""
+    return str(value) if isinstance(value, Supply) else value

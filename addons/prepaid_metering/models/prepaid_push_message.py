@@ -3,10 +3,19 @@ from odoo import api, fields, models
 from .prepaid_comm_log import frame_hex
 from .prepaid_gateway import _utc
 
+CONFLICT = 409  # a second reading of a meter in the same second, with other values
+
+
+def conflict_answer(reason):
+    """The answer refusing a message that conflicts with a reading held: (409, JSON body with the reason)."""
+    return CONFLICT, {"error": "conflict", "reason": reason}
+
 
 class PrepaidPushMessage(models.Model):
     """One message a platform pushed, kept to deduplicate by message id (the database refuses a second row
-    with the same platform and message id) and to audit what arrived."""
+    with the same platform and message id) and to audit what arrived. A refused message (a second reading of
+    its meter in the same second, with other values) keeps its reason, and the platform's retries of it get
+    the same refusal."""
 
     _name = "prepaid.push.message"
     _description = "Pushed Message"
@@ -35,12 +44,13 @@ class PrepaidPushMessage(models.Model):
             ("ignored", "Ignored"),
             ("unknown_device", "Unknown Device"),
             ("error", "Error"),
+            ("refused", "Refused"),
         ],
         required=True,
         default="received",
     )
     payload_hex = fields.Char(string="Payload (hex)")
-    message = fields.Char()
+    message = fields.Char(help="Why the message was not stored, or was refused (the reason sent back).")
     company_id = fields.Many2one(
         "res.company", required=True, index=True, default=lambda self: self.env.company
     )
@@ -65,3 +75,12 @@ class PrepaidPushMessage(models.Model):
             "payload_hex": frame_hex(message.payload) or False,
             "company_id": platform.company_id.id,
         }
+
+    @api.private
+    def _repeat_answer(self):
+        """The answer to a platform's retry of this message: the same refusal when it was refused (409 and
+        its reason), else ``{"duplicate": true}`` (stored or recorded already: nothing more to do)."""
+        self.ensure_one()
+        if self.state == "refused":
+            return conflict_answer(self.message or "")
+        return 200, {"duplicate": True}

@@ -116,7 +116,7 @@ class PrepaidLedger(models.Model):
             line.display_name = f"{line.account_id.name} {kinds.get(line.kind, '')} {line.idempotency_key}"
 
     @api.model_create_multi
-    def create(self, vals_list):
+    def create(self, vals_list):  # pylint: disable=method-required-super  (no ORM create, ever)
         raise AccessError(self.env._("Ledger lines are posted through the prepaid account, not created."))
 
     def write(self, vals):

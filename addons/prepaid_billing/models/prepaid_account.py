@@ -64,7 +64,6 @@ class PrepaidAccount(models.Model):
         readonly=True, copy=False, help="The last alert sent to the tenant, as the portal shows it."
     )
     supply_cut = fields.Boolean(
-        string="Supply Cut",
         readonly=True,
         copy=False,
         help="The platform holds this account's supply cut (its balance is at the cut-off level): restored "

@@ -34,7 +34,9 @@ class PrepaidMeterReading(models.Model):
         with settlement_savepoint(self.env) as outcome:
             self.env["prepaid.settlement"].sudo()._settle_meters(meter_ids)
         if outcome.conflict:
-            _logger.warning(
+            # Another transaction is settling some of these meters (a cron, a click): nothing is lost, the
+            # settlement cron charges these readings on its next run.
+            _logger.info(
                 "settlement of %s meters deferred to the settlement cron: %s",
                 len(meter_ids),
                 outcome.conflict.pgerror,

@@ -61,6 +61,13 @@ class PrepaidProperty(models.Model):
                 or b.settlement_closed_at < naive_utc(b._prepaid_current_cycle_start(now))
             )
         )
+        # A building that never closed a cycle (new, or just installed) has nothing to close: its meters start
+        # their cycle at their first settlement. It only learns where the current cycle started; settling all
+        # of its meters now would race the first polls for nothing.
+        never = due.filtered(lambda b: not b.settlement_closed_at)
+        for building in never:
+            building.settlement_closed_at = naive_utc(building._prepaid_current_cycle_start(now))
+        due -= never
         todo = due[:batch]
         Meter = self.env["prepaid.meter"].sudo()
         closed = 0

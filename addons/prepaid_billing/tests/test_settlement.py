@@ -268,9 +268,24 @@ class TestSettlement(BillingCommon):
         )
         self.env.invalidate_all()
 
+    def test_a_building_that_never_closed_a_cycle_only_learns_where_this_one_started(self):
+        self.ingest(self.meter_1, T0, "100")
+        self._store_unsettled(self.meter_1, T0 + timedelta(hours=1), 110)
+        self.assertFalse(self.building.settlement_closed_at)
+        self.env["prepaid.property"]._cron_close_cycles()
+        self.assertEqual(
+            self.building.settlement_closed_at,
+            self.building._prepaid_current_cycle_start().replace(tzinfo=None),
+        )
+        self.assertFalse(self.consumption_lines(self.meter_1), "nothing settled: the next poll does it")
+
     def test_closing_a_cycle_settles_the_buildings_meters_first(self):
         self.ingest(self.meter_1, T0, "100")
         self._store_unsettled(self.meter_1, T0 + timedelta(hours=1), 110)
+        # The building closed its previous cycle a month ago.
+        self.building.settlement_closed_at = self.building._prepaid_current_cycle_start().replace(
+            tzinfo=None
+        ) - timedelta(days=31)
         self.env["prepaid.property"]._cron_close_cycles()
         self.assertEqual(self.consumption_lines(self.meter_1).mapped("amount"), [-10.0])
         self.assertEqual(

@@ -1,6 +1,8 @@
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import internal
+from odoo.addons.prepaid_base.tools.transactions import run_in_own_transaction
 from odoo.exceptions import UserError
+from odoo.tools import SQL
 
 
 class PrepaidTopupWizard(models.TransientModel):
@@ -53,6 +55,7 @@ class PrepaidTopupWizard(models.TransientModel):
     )
     has_meter_side = fields.Boolean(compute="_compute_has_meter_side")
     print_receipt = fields.Boolean(default=True)
+    topup_id = fields.Many2one("prepaid.topup", readonly=True, help="The top-up this wizard made.")
 
     @api.depends("account_id")
     def _compute_company_id(self):
@@ -86,23 +89,39 @@ class PrepaidTopupWizard(models.TransientModel):
         }
 
     def action_confirm(self):
+        """Take the money: a paid top-up invoice, the ledger credited, the receipt. The top-up runs in a
+        transaction of its own (:func:`~odoo.addons.prepaid_base.tools.transactions.run_in_own_transaction`):
+        cashiers topping up one account at once queue on it and all succeed. Confirming the same wizard again
+        (a double click, a retried request) returns the top-up it made, never a second one."""
         self.ensure_one()
         if self.currency_id.compare_amounts(self.amount, 0) <= 0:
             raise UserError(self.env._("The top-up amount must be positive."))
         if self.has_meter_side and not self.meter_id:
             raise UserError(self.env._("Choose the meter this money is sent to."))
-        account = self.account_id
-        account.check_access("write")
-        if self.journal_id.company_id != account.company_id:
+        self.account_id.check_access("write")
+        if self.journal_id.company_id != self.account_id.company_id:
             raise UserError(self.env._("Choose a payment journal of the account's company."))
-        # The account first (the suite's one lock order): top-ups of one account queue here instead of
-        # deadlocking later in the posting.
-        account._prepaid_lock()
-        topup = internal(self.env["prepaid.topup"]).sudo().create([self._prepare_topup_vals()])
-        topup.action_confirm()
+        topup_id = run_in_own_transaction(self.env, lambda env: self.with_env(env)._confirm_once())
+        topup = self.env["prepaid.topup"].browse(topup_id)
         if self.print_receipt:
-            action = topup.with_user(self.env.user).action_print_receipt()
+            action = topup.action_print_receipt()
             # The dialog closes once the receipt is downloaded and the account form behind it reloads.
             action["close_on_report_download"] = True
             return action
         return {"type": "ir.actions.act_window_close"}
+
+    def _confirm_once(self):
+        """The top-up of this wizard (made now, or the one an earlier confirmation made); returns its id."""
+        self.env.cr.execute(
+            SQL("SELECT topup_id FROM %s WHERE id = %s FOR UPDATE", SQL.identifier(self._table), self.id)
+        )
+        done = self.env.cr.fetchone()[0]
+        if done:
+            return done
+        # The account first (the suite's one lock order): top-ups of one account queue here.
+        self.account_id._prepaid_lock()
+        topup = internal(self.env["prepaid.topup"]).sudo().create([self._prepare_topup_vals()])
+        topup.action_confirm()
+        self.write({"topup_id": topup.id})
+        self.flush_recordset(["topup_id"])
+        return topup.id

@@ -13,6 +13,12 @@ Rules it keeps:
   dropped connection. A meter's own refusal (``MeterError``) is never retried. A meter that fails a request
   is given up for this cycle at once (its other requests are not tried), so a dead meter costs
   ``timeout x (1 + retries)`` and only on its own bus.
+- Partial readings: a meter that answers "no such data" for an identifier of its model (DL/T 645 ERR bit 1,
+  a CJ/T 188 abnormal reply to a read, Modbus exception 02) is not a failed meter. A block it lacks is read
+  again as the block's single identifiers, a single identifier it lacks is left out, and the reading keeps
+  whatever it did answer (the total is what billing needs); ``PollResult.warnings`` names what each meter
+  lacks (:class:`~prepaid_engine.types.PollWarning`), and identifiers passed back in ``MeterSpec.skip`` are
+  not asked for again. A meter that has none of its identifiers fails with its refusal (``METER``).
 - A bus whose gateway refuses the connection (or cannot be reached within ``connect_timeout``) fails fast:
   every meter still to be read on it gets a ``LINK`` error at once.
 - ``cycle_timeout`` bounds the whole poll: what is not done by then is cancelled and reported as
@@ -49,6 +55,7 @@ from .adapters.base import (
     MeterAdapter,
     ReadPlan,
     make_reading,
+    step_identifiers,
 )
 from .errors import (
     AddressError,
@@ -76,6 +83,7 @@ from .types import (
     MeterSpec,
     PollError,
     PollResult,
+    PollWarning,
     Reading,
     Transport,
 )
@@ -182,6 +190,7 @@ class _BusRun:
         "poller",
         "readings",
         "traces",
+        "warnings",
     )
 
     def __init__(self, poller: Poller, gateway: GatewaySpec, bus: BusSpec):
@@ -193,6 +202,7 @@ class _BusRun:
         self.index = 0  # meters of the bus finished (read or failed)
         self.readings: list[Reading] = []
         self.errors: list[PollError] = []
+        self.warnings: list[PollWarning] = []
         self.traces: list[FrameTrace] = []
         self.last_contact: datetime | None = None
         self.down: LinkError | None = None  # set when the link could not be (re)opened: the bus fails fast
@@ -217,6 +227,17 @@ class _BusRun:
     def error(self, meter_key: str | None, kind: ErrorKind, message: str) -> None:
         self.errors.append(
             PollError(self.gateway.key, self.bus.key, meter_key, kind, message, self.poller._clock())
+        )
+
+    def warn(self, meter_key: str, missing: Sequence[str]) -> None:
+        """A meter read without the identifiers ``missing`` (it has no such data)."""
+        missing = tuple(dict.fromkeys(missing))
+        message = (
+            f"the meter has no {', '.join(missing)} (no such data): the rest of its reading is kept; "
+            "pass these in MeterSpec.skip to stop asking"
+        )
+        self.warnings.append(
+            PollWarning(self.gateway.key, self.bus.key, meter_key, missing, message, self.poller._clock())
         )
 
     async def close(self) -> None:
@@ -372,6 +393,7 @@ class Poller:
         for run in runs:
             result.readings.extend(run.readings)
             result.errors.extend(run.errors)
+            result.warnings.extend(run.warnings)
             result.traces.extend(run.traces)
             for meter in run.bus.meters[run.index :]:
                 result.errors.append(
@@ -455,9 +477,12 @@ class Poller:
                 run.error(meter.key, ErrorKind.UNSUPPORTED, str(exc))
                 run.index += 1
                 continue
+            missing: list[str] = []
             try:
-                values = await self._read_values(run, link, plan, timeout, tries)
+                values = await self._read_values(run, link, plan, timeout, tries, missing)
                 readings.append(make_reading(meter.key, run.last_contact or clock(), values))
+                if missing:
+                    run.warn(meter.key, missing)
             except EngineError as exc:
                 if run.down is not None:
                     message = f"gateway unreachable: {_describe(run.down)}"
@@ -634,12 +659,76 @@ class Poller:
             last = f"{acked}, but the read-back does not show {plan.expectation}"
         return _Outcome(CommandStatus.FAILED, False, attempts, last)
 
-    async def _read_values(self, run: _BusRun, link: Any, plan: ReadPlan, timeout: float, tries: int) -> dict:
-        """Run ``plan``'s steps in order (each with its retries) and fold the replies ({} without steps)."""
+    async def _read_values(
+        self,
+        run: _BusRun,
+        link: Any,
+        plan: ReadPlan,
+        timeout: float,
+        tries: int,
+        missing: list[str] | None = None,
+    ) -> dict:
+        """Run ``plan``'s steps in order (each with its retries) and fold the replies ({} without steps).
+
+        With ``missing`` (a poll) and a plan that says which refusals mean "no such data" (``plan.lacks``), a
+        step the meter lacks is replaced by its parts (a block's single identifiers) or left out, and the
+        identifiers the meter refused are appended to ``missing``; the values the meter did give are kept.
+        The meter's refusal is raised only when it answered none of the steps."""
+        steps = plan.steps
         replies = []
-        for step in plan.steps:
-            replies.append(await self._step(run, link, step, timeout, tries))
-        return plan.fold(plan.steps, replies) if replies else {}
+        for index, step in enumerate(steps):
+            try:
+                replies.append(await self._step(run, link, step, timeout, tries))
+            except MeterError as exc:
+                if missing is None or plan.lacks is None or not plan.lacks(exc):
+                    raise
+                done = list(steps[:index])
+                return await self._read_rest(run, link, plan, timeout, tries, missing, done, replies, exc)
+        return plan.fold(steps, replies) if replies else {}
+
+    async def _read_rest(
+        self,
+        run: _BusRun,
+        link: Any,
+        plan: ReadPlan,
+        timeout: float,
+        tries: int,
+        missing: list[str],
+        done: list[Any],
+        replies: list[Any],
+        refusal: MeterError,
+    ) -> dict:
+        """:meth:`_read_values` on from the step the meter refused with ``refusal`` (the one after ``done``):
+        the meter lacks an identifier. The parts of every step it lacks replace that step (no parts: it is
+        left out) and the identifiers it lacks are appended to ``missing``."""
+        steps = plan.steps
+        todo = [*_instead(plan, steps[len(done)], missing), *steps[len(done) + 1 :]]
+        index = 0
+        while index < len(todo):
+            step = todo[index]
+            index += 1
+            try:
+                replies.append(await self._step(run, link, step, timeout, tries))
+            except MeterError as exc:
+                if not plan.lacks(exc):
+                    raise
+                todo[index:index] = _instead(plan, step, missing)
+                continue
+            done.append(step)
+        if not replies:
+            raise refusal
+        return plan.fold(done, replies)
+
+
+def _instead(plan: ReadPlan, step: Any, missing: list[str]) -> tuple[Any, ...]:
+    """The steps that replace ``step``, which the meter lacks (its parts: a block's single identifiers, a
+    Modbus block's fields one by one; none: it is left out), after naming in ``missing`` what it lacks: the
+    step's identifiers that the parts do not ask again (a DL/T 645 block identifier, not a Modbus block's
+    fields, which the parts read one by one)."""
+    parts = plan.parts(step) if plan.parts is not None else ()
+    again = {name for part in parts for name in step_identifiers(part)}
+    missing.extend(name for name in step_identifiers(step) if name not in again)
+    return parts
 
 
 def _duplicate_is_success(plan: CommandPlan, exc: MeterError) -> bool:

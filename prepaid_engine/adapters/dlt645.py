@@ -5,6 +5,12 @@ Reading: one read (C=11) per data identifier of the model's ``reads``; the repli
 power are multiplied by the meter's CT ratio (the registers are the CT's secondary side) unless the model
 option ``ct_scaling`` is ``"primary"`` (a meter that already reports primary values).
 
+Meters that lack identifiers: an error reply with ERR bit 1 ("no such data") to a block read (``0001FF00``,
+which many meters do not have) is followed by reads of the block's single identifiers (``00010000``,
+``00010100``..``00010400``, from the DI table); a single identifier the meter lacks is left out and the rest
+kept (the poller reports what is missing). Identifiers in ``MeterSpec.skip`` are not asked for: a skipped
+block is read as its members from the start.
+
 Commands and how each is confirmed:
 
 - TRIP / CLOSE: relay control C=1C with N1 1A / 1C; confirmed by status word 3 (04000503) bit 4 (relay open).
@@ -32,10 +38,10 @@ from typing import Any
 
 from ..codecs import dlt645
 from ..codecs.dlt645_di import StatusWord3, decode_value
-from ..errors import ConfigError, FrameError, SecurityError
+from ..errors import ConfigError, FrameError, MeterError, SecurityError
 from ..security import RechargeOrder, build_recharge
 from ..types import CommandKind, MeterCommand, MeterModel, MeterSpec, Supply
-from .base import CommandContext, CommandPlan, FrameStep, ReadPlan, Step, Values
+from .base import CommandContext, CommandPlan, FrameStep, ReadPlan, Step, Values, unskipped
 
 READ = 0x11
 WRITE = 0x14
@@ -81,6 +87,11 @@ def _pair_parser(codec: Any, address: str, di: str, function: int) -> Callable[[
         return {"__raw__": ((reply.di, reply.value),)}
 
     return parse
+
+
+def lacks_data(exc: MeterError) -> bool:
+    """A refusal that means "no such data" (ERR bit 1, both editions): the meter lacks the identifier."""
+    return "no_data" in exc.names
 
 
 def _ack_parser(address: str, function: int) -> Callable[[Any], Values]:
@@ -177,17 +188,30 @@ class Dlt645Adapter:
     def __init__(self) -> None:
         self._memo = _Memo(self.collect)
 
+    def _members(self, di: str) -> tuple[str, ...]:
+        """The single identifiers of block ``di`` (``()`` for a single identifier or an unknown one)."""
+        item = self.codec.DI_TABLE.get(di)
+        return item.members if item is not None else ()
+
     def read_plan(self, meter: MeterSpec) -> ReadPlan:
-        if not meter.model.reads:
+        reads = meter.model.reads
+        if not reads:
             raise ConfigError(f"model {meter.model.code} lists no data identifier to read")
-        steps = tuple(self._read_step(meter.address, di) for di in meter.model.reads)
+        address, skip = meter.address, meter.skip
+        if skip:  # a block the meter lacks is read as its single identifiers
+            expanded = [part for di in reads for part in (self._members(di) if di in skip else (di,))]
+            reads = unskipped(expanded, skip, reads)
+        steps = tuple(self._read_step(address, di) for di in reads)
         scale = _ct_scaler(meter)
         collect = self._memo
 
         def fold(steps: Sequence[Step], replies: Sequence[Values]) -> Values:
             return scale(collect(_pairs(replies)))
 
-        return ReadPlan(steps, fold)
+        def parts(step: Step) -> tuple[Step, ...]:
+            return tuple(self._read_step(address, di) for di in self._members(step.label) if di not in skip)
+
+        return ReadPlan(steps, fold, lacks_data, parts)
 
     def _values_plan(self, meter: MeterSpec, dis: Sequence[str]) -> ReadPlan:
         """A read-back of ``dis``: reading values plus ``keep_power`` (status word 3) and ``prices``."""

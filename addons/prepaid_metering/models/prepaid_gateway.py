@@ -298,7 +298,8 @@ class PrepaidGateway(models.Model):
 
     def _apply_poll_result(self, result, polled_at=None, meters=None, source="poll", polled=None):
         """Store a poll result for these gateways: readings (idempotent), errors and traces in the
-        communication log, gateway and meter online states, next poll time.
+        communication log, what meters were found lacking (on the meters, and a warning in the log the first
+        time), gateway and meter online states, next poll time.
 
         ``meters``: the meters a partial poll asked ("Read now" on meters); such a poll does not move the
         gateways' schedule nor their failure count. ``polled``: the meters the poll asked, when the caller
@@ -306,7 +307,9 @@ class PrepaidGateway(models.Model):
         Reading = self.env["prepaid.meter.reading"].sudo()
         Reading._ingest(result.readings, source)
         meter_ids = {int(r.meter_key) for r in result.readings if r.meter_key.isdecimal()}
-        self.env["prepaid.comm.log"].sudo()._log_poll_result(result, self)
+        # Meters that lack identifiers were read all the same (they stay online): what is new is logged.
+        new_warnings = self.env["prepaid.meter"]._remember_missing_identifiers(result.warnings)
+        self.env["prepaid.comm.log"].sudo()._log_poll_result(result, self, new_warnings)
         # Meters: online with a reading this cycle; offline with an error and no reading this cycle.
         Meter = self.env["prepaid.meter"].sudo().with_context(tracking_disable=True)
         errored = set()

@@ -1,6 +1,7 @@
 from . import (
     test_commands,
     test_default_site,
+    test_field,
     test_import,
     test_meter,
     test_polling,

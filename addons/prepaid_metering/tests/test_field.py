@@ -1,0 +1,123 @@
+from decimal import Decimal
+
+from odoo.exceptions import AccessError
+from odoo.tests import tagged
+
+from prepaid_engine.codecs import dlt645
+from prepaid_engine.simulator import BusConfig, GatewayConfig, MeterConfig, SiteConfig
+from prepaid_engine.types import Protocol, Transport, Utility
+
+from .common import SimulatorCommon
+
+LACKING = "t-tg-1/1/000000001101"  # a DL/T 645 meter without the block read 0001FF00
+COMPLETE = "t-tg-1/1/000000001102"
+
+
+class DltSiteCommon(SimulatorCommon):
+    """A transparent gateway with two DL/T 645-2007 prepaid meters; the first has no block 0001FF00."""
+
+    @classmethod
+    def site_config(cls):
+        def meter(address, **kwargs):
+            return MeterConfig(
+                address, "dlt645_2007_prepaid", Protocol.DLT645_2007, Utility.ELECTRICITY, **kwargs
+            )
+
+        return SiteConfig(
+            name="field-tests",
+            gateways=(
+                GatewayConfig(
+                    key="t-tg-1",
+                    transport=Transport.TRANSPARENT,
+                    buses=(
+                        BusConfig(
+                            "1",
+                            0,
+                            meters=(meter("000000001101", lacks=("0001FF00",)), meter("000000001102")),
+                        ),
+                    ),
+                ),
+            ),
+            instant=True,
+            latency=0.0,
+        )
+
+    def asked(self, key):
+        """The data identifiers the simulated meter was asked for since the last call (its log is emptied)."""
+
+        def collect(site):
+            meter = site.meter(key)
+            dis = [dlt645.decode(exchange.request).di for exchange in meter.log]
+            meter.log.clear()
+            return dis
+
+        return self.sim.call(collect)
+
+
+@tagged("post_install", "-at_install")
+class TestPartialReadings(DltSiteCommon):
+    def _warnings(self, meter):
+        return self.env["prepaid.comm.log"].search(
+            [("meter_id", "=", meter.id), ("direction", "=", "warning")]
+        )
+
+    def test_a_meter_without_the_block_read_is_billed_and_stays_online(self):
+        meter = self.meters[LACKING]
+        self.asked(LACKING)
+        self.cron_poll()
+        truth = self.truth(LACKING)
+        reading = self.env["prepaid.meter.reading"].search([("meter_id", "=", meter.id)])
+        self.assertEqual(len(reading), 1)
+        self.assertEqual(Decimal(str(reading.total)), truth["total"])
+        self.assertEqual(Decimal(str(reading.valley)), truth["valley"])
+        self.assertEqual(Decimal(str(meter.last_total)), truth["total"])
+        self.assertTrue(meter.online)
+        self.assertEqual(meter.missing_identifiers, "0001FF00")
+        self.assertEqual(self.meters[COMPLETE].missing_identifiers, False)
+        log = self.env["prepaid.comm.log"].search([("meter_id", "=", meter.id)])
+        self.assertEqual(log.mapped("direction"), ["warning"])  # a warning, no error
+        self.assertEqual(log.kind, "no_data")
+        self.assertIn("0001FF00", log.message)
+        self.assertEqual(log.gateway_id, meter.gateway_id)
+        self.assertIn("0001FF00", self.asked(LACKING))
+
+        # The next poll does not ask for the block again, reads the meter all the same, logs nothing new.
+        result = self.poll()
+        self.assertNotIn("0001FF00", self.asked(LACKING))
+        self.assertEqual(len(self._warnings(meter)), 1)
+        [again] = [r for r in result.readings if r.meter_key == str(meter.id)]
+        self.assertEqual(again.total, truth["total"])
+        self.assertEqual(result.warnings, [])
+        self.assertTrue(meter.online)
+        self.assertEqual(self.meters[COMPLETE].gateway_id.failure_count, 0)
+
+    def test_ask_again_and_a_new_model_forget_what_the_meter_lacks(self):
+        meter = self.meters[LACKING]
+        self.poll()
+        self.assertEqual(meter.missing_identifiers, "0001FF00")
+        meter.action_ask_again()
+        self.assertFalse(meter.missing_identifiers)
+        self.asked(LACKING)
+        self.poll()
+        self.assertIn("0001FF00", self.asked(LACKING))  # asked again, found lacking again
+        self.assertEqual(meter.missing_identifiers, "0001FF00")
+        self.assertEqual(len(self._warnings(meter)), 2)
+        meter.model_id = self.env.ref("prepaid_metering.meter_model_dlt645_2007_basic")
+        self.assertFalse(meter.missing_identifiers)
+
+    def test_operators_cannot_set_what_a_meter_lacks(self):
+        """What a meter lacks decides what is read (the total among it): it is for managers and the poller
+        only, never an operator's write."""
+        operator = self.env["res.users"].create(
+            {
+                "name": "Field operator",
+                "login": "field-operator",
+                "company_id": self.company.id,
+                "company_ids": [(6, 0, self.company.ids)],
+                "groups_id": [(6, 0, [self.env.ref("prepaid_base.group_prepaid_user").id])],
+            }
+        )
+        meter = self.meters[LACKING].with_user(operator)
+        self.assertNotIn("missing_identifiers", meter.fields_get())
+        with self.assertRaises(AccessError):
+            meter.write({"missing_identifiers": "00010000"})

@@ -32,7 +32,9 @@ sent up to ``attempts`` times with exponential backoff (``backoff`` x 2^n, cappe
 after ``expires_at`` (then EXPIRED), and is DONE only once confirmed by reading the new state back, or, for
 kinds without a read-back on that model, once positively acknowledged (``confirmed=False``). A duplicate-
 recharge answer for the purchase count we sent is success (the recharge was applied earlier), never a reason
-to send a new count.
+to send a new count. A DL/T 645 relay command is valid for ``relay_window`` counted on the meter's own clock,
+which is read before each attempt: meters whose clocks drift (or a simulator running at any speed) accept it
+for as long as the product runs.
 
 Synchronous callers (the Odoo cron in a worker thread) use :meth:`Poller.poll_sync` / :meth:`execute_sync`.
 """
@@ -268,8 +270,9 @@ class Poller:
 
     ``clock`` returns the current UTC time (default ``datetime.now(UTC)``); ``master_key`` (16 bytes) signs
     recharges; ``trace`` keeps every frame as :class:`FrameTrace`; ``cycle_timeout`` bounds one ``poll`` /
-    ``execute`` call in seconds. ``backoff``/``backoff_max`` pace command retries; ``relay_window`` is the
-    DL/T 645 relay-command validity when a command has no ``valid_until``; ``confirm_delay`` waits between a
+    ``execute`` call in seconds. ``backoff``/``backoff_max`` pace command retries; ``relay_window`` is how
+    long a DL/T 645 relay command stays valid, counted on the meter's own clock (read before each
+    attempt); ``confirm_delay`` waits between a
     command's acknowledgement and its read-back. ``link_factory`` replaces the transports and ``adapters``
     (protocol -> adapter) the meter sessions (tests, extensions); ``drain_quiet`` is the framed links' quiet
     period after a failed request.
@@ -612,6 +615,7 @@ class Poller:
         tries = 1 + max(0, run.gateway.retries)
         attempts = 0
         last = "not sent"
+        note = ""  # what the result message adds (a validity counted on our clock)
         while attempts < max(1, command.attempts):
             if attempts:
                 delay = min(self.backoff * 2 ** (attempts - 1), self.backoff_max)
@@ -626,12 +630,23 @@ class Poller:
             attempts += 1
             sent[position] = attempts
             duplicate = False
+            actions = plan.actions
+            if plan.actions_for is not None:
+                try:
+                    actions, note = await self._attempt_actions(run, link, plan, timeout)
+                except EngineError as exc:
+                    last = f"{error_kind(exc)}: {_describe(exc)}"
+                    run.down = None
+                    continue
             try:
-                for action in plan.actions:
+                for action in actions:
                     await self._step(run, link, action, timeout, 1)
             except MeterError as exc:
                 if not _duplicate_is_success(plan, exc):
-                    return _Outcome(CommandStatus.FAILED, False, attempts, f"meter refused: {_describe(exc)}")
+                    return _noted(
+                        _Outcome(CommandStatus.FAILED, False, attempts, f"meter refused: {_describe(exc)}"),
+                        note,
+                    )
                 duplicate = True
             except EngineError as exc:
                 last = f"{error_kind(exc)}: {_describe(exc)}"
@@ -643,7 +658,10 @@ class Poller:
                 else "acknowledged"
             )
             if plan.confirm is None:
-                return _Outcome(CommandStatus.DONE, False, attempts, f"{acked}; this model has no read-back")
+                return _noted(
+                    _Outcome(CommandStatus.DONE, False, attempts, f"{acked}; this model has no read-back"),
+                    note,
+                )
             if self.confirm_delay:
                 await self._sleep(self.confirm_delay)
             try:
@@ -653,11 +671,27 @@ class Poller:
                 run.down = None
                 continue
             if plan.check is not None and plan.check(values):
-                return _Outcome(
+                outcome = _Outcome(
                     CommandStatus.DONE, True, attempts, f"{acked}; confirmed {plan.expectation}", values
                 )
+                return _noted(outcome, note)
             last = f"{acked}, but the read-back does not show {plan.expectation}"
-        return _Outcome(CommandStatus.FAILED, False, attempts, last)
+        return _noted(_Outcome(CommandStatus.FAILED, False, attempts, last), note)
+
+    async def _attempt_actions(
+        self, run: _BusRun, link: Any, plan: CommandPlan, timeout: float
+    ) -> tuple[tuple[Any, ...], str]:
+        """The actions of one attempt of a plan built per attempt (``plan.actions_for``) and its note, from
+        what ``plan.prepare`` reads first (a DL/T 645 meter's clock; None when the meter refuses to tell).
+        Each of its requests is sent once, like the actions (the attempts are the retries); link trouble
+        raises: the attempt failed like any other exchange."""
+        values = None
+        if plan.prepare is not None:
+            try:
+                values = await self._read_values(run, link, plan.prepare, timeout, 1)
+            except MeterError:
+                values = None
+        return plan.actions_for(values, self._clock())
 
     async def _read_values(
         self,
@@ -729,6 +763,12 @@ def _instead(plan: ReadPlan, step: Any, missing: list[str]) -> tuple[Any, ...]:
     again = {name for part in parts for name in step_identifiers(part)}
     missing.extend(name for name in step_identifiers(step) if name not in again)
     return parts
+
+
+def _noted(outcome: _Outcome, note: str) -> _Outcome:
+    if note:
+        outcome.message = f"{outcome.message} ({note})"
+    return outcome
 
 
 def _duplicate_is_success(plan: CommandPlan, exc: MeterError) -> bool:

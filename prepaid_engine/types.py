@@ -338,7 +338,7 @@ class MeterCommand:
     prices: tuple[Decimal, ...] = ()  # SET_PRICES: sharp, peak, flat, valley (4 decimals)
     amount: Decimal | None = None  # RECHARGE: money, 2 decimals
     purchase_count: int | None = None  # RECHARGE: the count this recharge carries (previous + 1)
-    valid_until: datetime | None = None  # DL/T 645 relay control validity
+    # (a DL/T 645 relay command's own validity is the poller's relay window on the meter's clock)
     expires_at: datetime | None = None  # give up (EXPIRED) once past this
     attempts: int = 3
 

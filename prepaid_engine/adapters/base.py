@@ -135,6 +135,11 @@ class CommandPlan:
     :class:`~prepaid_engine.errors.DuplicateRecharge`). ``confirm`` is the read-back; ``check(values)`` says
     whether the values read back show the command took effect. ``confirm`` None: the acknowledgement alone
     completes the command, reported with ``confirmed=False``.
+
+    ``prepare`` (optional) is read before each attempt, and ``actions_for(values, now)`` then builds that
+    attempt's actions (in place of ``actions``) and a note for the result message: DL/T 645 relay control
+    reads the meter's clock so that the command's validity counts on the meter's clock, whatever it says.
+    ``values`` is None when the meter refused the read (it cannot tell), ``now`` the poller's clock then.
     """
 
     kind: CommandKind
@@ -144,6 +149,8 @@ class CommandPlan:
     expectation: str  # what the read-back must show, for messages
     purchase_count: int | None = None  # RECHARGE: the count the action carries
     amount: Decimal | None = None
+    prepare: ReadPlan | None = None
+    actions_for: Callable[[Values | None, datetime], tuple[tuple[Step, ...], str]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

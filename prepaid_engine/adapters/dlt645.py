@@ -25,16 +25,24 @@ Commands and how each is confirmed:
   (balance) when the model reads it. A model that does not read
   03330201 has no read-back: the acknowledgement alone completes it (``confirmed=False``).
 
-The relay command's validity is the command's ``valid_until`` or now + the poller's relay window. Password
-level, password and operator code come from the model options (``password_level``, ``password``,
-``operator``; defaults 02 / 000000 / 00000000).
+The relay command's validity (N3..N8) counts on the meter's own clock, which drifts from ours (and a
+simulated meter's runs at the simulator's speed): before each relay control attempt the meter's time
+(04000102) and then its date (04000101) are read, and the command is valid until that moment + the poller's
+relay window (wall-clock time in the meter's own zone, whatever it is). Read in that order, a midnight
+between the two reads can only make the validity a day longer, never past. A meter that refuses the clock
+reads (or whose model lacks them, ``MeterSpec.skip``) gets our clock + the window, in the zone of the model
+option ``clock_timezone`` (default UTC), and the result message says so. Password level, password and
+operator code come from the model options (``password_level``, ``password``, ``operator``; defaults 02 /
+000000 / 00000000).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..codecs import dlt645
 from ..codecs.dlt645_di import StatusWord3, decode_value
@@ -49,6 +57,9 @@ RELAY = 0x1C
 SECURITY = 0x03
 
 STATUS3_DI = "04000503"
+DATE_DI = "04000101"  # YYMMDDWW
+TIME_DI = "04000102"  # hhmmss
+CLOCK_DIS = (TIME_DI, DATE_DI)  # time first: a midnight in between lengthens the validity, never voids it
 PURCHASE_COUNT_DI = "03330201"
 REMAINING_MONEY_DI = "00900200"
 PRICE_DIS = ("04050101", "04050102", "04050103", "04050104")  # sharp, peak, flat, valley
@@ -158,6 +169,16 @@ def _auth(model: MeterModel) -> dict[str, str]:
     }
 
 
+def _clock_zone(model: MeterModel) -> ZoneInfo:
+    """The zone of the meter's clock, for a validity counted on our clock (model option
+    ``clock_timezone``)."""
+    name = model.option("clock_timezone", "UTC") or "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"model {model.code}: unknown clock_timezone {name!r}") from exc
+
+
 def _count_reached(meter_count: int | None, sent: int) -> bool:
     """Counts are strictly sequential: a meter whose count is at or past ``sent`` has applied ``sent``."""
     return meter_count is not None and meter_count >= sent
@@ -241,27 +262,54 @@ class Dlt645Adapter:
             raise ConfigError(f"{kind} is not a command {self.codec.__name__.rsplit('.', 1)[-1]} meters take")
         return builder(self, meter, command, ctx)
 
-    # --- builders ----------------------------------------------------------------------------------------
+    def _clock_plan(self, meter: MeterSpec) -> ReadPlan | None:
+        """The read of the meter's clock (``{"meter_clock": naive wall-clock datetime}``), or None for a meter
+        known to lack it."""
+        if meter.skip & set(CLOCK_DIS):
+            return None
+        steps = tuple(self._read_step(meter.address, di) for di in CLOCK_DIS)
+
+        def fold(steps: Sequence[Step], replies: Sequence[Values]) -> Values:
+            raw = dict(_pairs(replies))
+            return {
+                "meter_clock": datetime.combine(*(decode_value(di, raw[di]) for di in (DATE_DI, TIME_DI)))
+            }
+
+        return ReadPlan(steps, fold)
+
     def _relay(self, meter: MeterSpec, command: MeterCommand, ctx: CommandContext) -> CommandPlan:
         kind = CommandKind(command.kind)
-        valid_until = command.valid_until or ctx.now + ctx.relay_window
-        request = dlt645.relay(
-            meter.address, dlt645.COMMAND_RELAY_CODES[kind], valid_until, **_auth(meter.model)
-        )
-        action = FrameStep(
-            request,
+        code = dlt645.COMMAND_RELAY_CODES[kind]
+        auth, window = _auth(meter.model), ctx.relay_window
+        zone = _clock_zone(meter.model)
+        action_filter, action_parser = (
             dlt645.reply_filter(meter.address, RELAY),
             _ack_parser(meter.address, RELAY),
-            f"relay {dlt645.COMMAND_RELAY_CODES[kind].name}",
-            dlt645.Deframer,
         )
+
+        def action(valid_until: datetime) -> FrameStep:
+            # valid_until: wall-clock time on the meter, carried as UTC so that the codec writes it as it is
+            request = dlt645.relay(meter.address, code, valid_until, **auth)
+            return FrameStep(request, action_filter, action_parser, f"relay {code.name}", dlt645.Deframer)
+
+        def actions_for(values: Values | None, now: datetime) -> tuple[tuple[Step, ...], str]:
+            clock = (values or {}).get("meter_clock")
+            if clock is not None:
+                return (action(clock.replace(tzinfo=UTC) + window),), ""
+            ours = now.astimezone(zone).replace(tzinfo=UTC) + window
+            return (action(ours),), "the meter did not tell its time: validity counted on our clock"
+
+        prepare = self._clock_plan(meter)
+        actions = actions_for(None, ctx.now)[0]  # the poller builds each attempt's own with actions_for
         name, wanted = RELAY_CONFIRMATIONS[kind]
         if kind in KEEP_POWER_KINDS and meter.model.option("keep_power_bit") != "12":
-            return CommandPlan(
-                kind, (action,), None, None, "acknowledgement (no keep-power bit on this model)"
-            )
-        confirm = self._values_plan(meter, (STATUS3_DI,))
-        return CommandPlan(kind, (action,), confirm, lambda v: v.get(name) == wanted, f"{name} = {wanted}")
+            confirm, check, expectation = None, None, "acknowledgement (no keep-power bit on this model)"
+        else:
+            confirm = self._values_plan(meter, (STATUS3_DI,))
+            check, expectation = (lambda v: v.get(name) == wanted), f"{name} = {wanted}"
+        return CommandPlan(
+            kind, actions, confirm, check, expectation, prepare=prepare, actions_for=actions_for
+        )
 
     def _prices(self, meter: MeterSpec, command: MeterCommand, ctx: CommandContext) -> CommandPlan:
         prices = tuple(Decimal(p) for p in command.prices)

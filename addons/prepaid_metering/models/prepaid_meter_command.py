@@ -287,7 +287,7 @@ class PrepaidMeterCommand(models.Model):
             prices=prices,
             amount=Decimal(str(self.amount)).quantize(Decimal("0.01")) if self.kind == "recharge" else None,
             purchase_count=self.purchase_count if self.kind == "recharge" else None,
-            valid_until=_aware(self.expires_at),
+            # The queue's expiry is ours; a relay command's own validity is the engine's, on the meter's clock
             expires_at=_aware(self.expires_at),
             attempts=1,
         )

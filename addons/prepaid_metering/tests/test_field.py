@@ -1,11 +1,13 @@
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from odoo.exceptions import AccessError
 from odoo.tests import tagged
+from odoo.tools import mute_logger
 
 from prepaid_engine.codecs import dlt645
 from prepaid_engine.simulator import BusConfig, GatewayConfig, MeterConfig, SiteConfig
-from prepaid_engine.types import Protocol, Transport, Utility
+from prepaid_engine.types import Protocol, Supply, Transport, Utility
 
 from .common import SimulatorCommon
 
@@ -121,3 +123,44 @@ class TestPartialReadings(DltSiteCommon):
         self.assertNotIn("missing_identifiers", meter.fields_get())
         with self.assertRaises(AccessError):
             meter.write({"missing_identifiers": "00010000"})
+
+
+@tagged("post_install", "-at_install")
+class TestRelayValidity(DltSiteCommon):
+    """Relay commands are accepted by meters whose clocks are far from ours (issue 9): the validity a DL/T 645
+    relay control carries counts on the meter's clock, never on the queue's expiry (our clock + 1 day)."""
+
+    def _execute(self):
+        with mute_logger("odoo.addons.prepaid_metering.models.prepaid_meter_command"):
+            return self.env["prepaid.meter.command"]._cron_execute()
+
+    def _set_meter_clock(self, key, when):
+        self.sim.call(lambda site: site.meter(key).set_meter_time(when))
+
+    def _sim_supply(self, key):
+        return self.sim.call(lambda site: site.meter(key).supply)
+
+    def test_trip_and_close_reach_a_meter_whose_clock_is_days_ahead(self):
+        meter = self.meters[COMPLETE]
+        # what the demo's meters show after an hour at --speed 60 (60 simulated hours), or a drifted clock
+        self._set_meter_clock(COMPLETE, datetime.now(UTC) + timedelta(days=3))
+        meter.action_trip()
+        self.assertEqual(self._execute(), 1)
+        trip = self.env["prepaid.meter.command"].search([("meter_id", "=", meter.id), ("kind", "=", "trip")])
+        self.assertRecordValues(trip, [{"state": "done", "confirmed": True}])
+        self.assertEqual(self._sim_supply(COMPLETE), Supply.OFF)
+        self.assertEqual(meter.supply, "off")
+        self._set_meter_clock(COMPLETE, datetime.now(UTC) + timedelta(days=40))
+        meter.action_close()
+        self.assertEqual(self._execute(), 1)
+        self.assertEqual(self._sim_supply(COMPLETE), Supply.ON)
+        self.assertEqual(meter.supply, "on")
+
+    def test_a_meter_whose_clock_is_hours_behind_takes_a_trip(self):
+        meter = self.meters[COMPLETE]
+        self._set_meter_clock(COMPLETE, datetime.now(UTC) - timedelta(hours=9))
+        meter.action_trip()
+        self._execute()
+        self.assertEqual(self._sim_supply(COMPLETE), Supply.OFF)
+        self.assertEqual(meter.supply, "off")
+        self.sim.call(lambda site: site.meter(COMPLETE).close())

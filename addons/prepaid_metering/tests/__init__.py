@@ -1,5 +1,6 @@
 from . import (
     test_commands,
+    test_concurrency,
     test_default_site,
     test_field,
     test_import,

@@ -164,3 +164,14 @@ class TestRelayValidity(DltSiteCommon):
         self.assertEqual(self._sim_supply(COMPLETE), Supply.OFF)
         self.assertEqual(meter.supply, "off")
         self.sim.call(lambda site: site.meter(COMPLETE).close())
+
+    def test_a_command_whose_executor_died_goes_back_to_the_queue(self):
+        meter = self.meters[COMPLETE]
+        command = self.env["prepaid.meter.command"]._enqueue([{"meter_id": meter.id, "kind": "trip"}])
+        two_hours_ago = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=2)
+        command.write({"state": "sent", "sent_at": two_hours_ago, "attempts": 1})
+        self._execute()
+        self.assertRecordValues(command, [{"state": "queued", "attempts": 1}])
+        self.assertIn("Interrupted", command.message)
+        self.assertTrue(command.next_attempt_at)
+        self.assertEqual(self._sim_supply(COMPLETE), Supply.ON)  # not sent again before its backoff

@@ -21,6 +21,7 @@ from .errors import (
 )
 from .types import (
     READING_FIELDS,
+    BusCheck,
     BusSpec,
     CommandKind,
     CommandResult,
@@ -49,6 +50,7 @@ __version__ = "18.0.1.0.0"
 __all__ = [
     "READING_FIELDS",
     "AddressError",
+    "BusCheck",
     "BusSpec",
     "ChecksumError",
     "CommandKind",

@@ -73,6 +73,7 @@ from .errors import (
 )
 from .security import RechargeOutcome, interpret_recharge_reply
 from .types import (
+    BusCheck,
     BusSpec,
     CommandKind,
     CommandResult,
@@ -529,6 +530,66 @@ class Poller:
                 error = exc
         assert error is not None
         raise error
+
+    # --- connection test --------------------------------------------------------------------------------
+    def test_connection_sync(self, gateway: GatewaySpec) -> list[BusCheck]:
+        """:meth:`test_connection` in a fresh event loop."""
+        return asyncio.run(self._closing(self.test_connection(gateway)))
+
+    async def test_connection(self, gateway: GatewaySpec) -> list[BusCheck]:
+        """Test every bus of ``gateway`` at once, in about ``connect_timeout + timeout`` seconds at most: open
+        the bus's link (its TCP port, or serial device) and, when it opens and the bus has meters, send the
+        first meter one request, once (the first of its poll's requests). One :class:`BusCheck` per bus,
+        in the gateway's order. Never raises for field trouble. Nothing is read into a reading."""
+        runs = [_BusRun(self, gateway, bus) for bus in gateway.buses]
+        checks: dict[str, BusCheck] = {}
+        bound = gateway.connect_timeout + gateway.timeout + 1.0
+
+        async def work(run: _BusRun) -> None:
+            try:
+                checks[run.bus.key] = await asyncio.wait_for(self._check_bus(run), bound)
+            except TimeoutError:
+                checks[run.bus.key] = BusCheck(
+                    gateway.key, run.bus.key, False, None, None, f"no answer within {bound:g} s"
+                )
+
+        await self._run_all(runs, work)
+        return [
+            checks.get(bus.key) or BusCheck(gateway.key, bus.key, False, None, None, "not tested")
+            for bus in gateway.buses
+        ]
+
+    async def _check_bus(self, run: _BusRun) -> BusCheck:
+        gateway, bus = run.gateway, run.bus
+        meter = bus.meters[0] if bus.meters else None
+        try:
+            if meter is None:
+                kind = "modbus" if Transport(gateway.transport) is Transport.MODBUS_TCP else "framed"
+                step = None
+            else:
+                adapter, plan = self._plan(meter)
+                kind, step = adapter.link_kind, plan.steps[0] if plan.steps else None
+            link = run.link(kind)
+        except ConfigError as exc:
+            return BusCheck(gateway.key, bus.key, False, None, None, f"cannot be tested: {_describe(exc)}")
+        try:
+            await link.connect()
+        except LinkError as exc:
+            return BusCheck(gateway.key, bus.key, False, None, None, _describe(exc))
+        if meter is None or step is None:
+            return BusCheck(gateway.key, bus.key, True, None, None, "connected; no meter to ask")
+        run.meter_key = meter.key
+        try:
+            await self._step(run, link, step, gateway.timeout, 1)
+        except MeterError as exc:
+            return BusCheck(
+                gateway.key, bus.key, True, True, meter.key, f"the meter answered: {_describe(exc)}"
+            )
+        except EngineError as exc:
+            return BusCheck(
+                gateway.key, bus.key, True, False, meter.key, f"{error_kind(exc)}: {_describe(exc)}"
+            )
+        return BusCheck(gateway.key, bus.key, True, True, meter.key, "the meter answered")
 
     # --- commands -----------------------------------------------------------------------------------------
     async def execute(

@@ -311,6 +311,23 @@ class FrameTrace:
 
 
 @dataclass(frozen=True, slots=True)
+class BusCheck:
+    """What a connection test (``Poller.test_connection``) found on one bus.
+
+    ``connected``: the bus's TCP port (or serial device) opened within the gateway's connect timeout.
+    ``answered``: the bus's first meter replied to one request (a refusal is an answer too); None when the
+    bus has no meter to ask. ``message`` says what happened, with the link's or the meter's error.
+    """
+
+    gateway_key: str
+    bus_key: str
+    connected: bool
+    answered: bool | None
+    meter_key: str | None
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class GatewayState:
     key: str
     online: bool

@@ -206,18 +206,18 @@ class PrepaidGateway(models.Model):
         """The active meters behind these gateways that the poller can reach (on a bus)."""
         return self.env["prepaid.meter"].search([("gateway_id", "in", self.ids), ("bus_id", "!=", False)])
 
-    def _prepare_engine_gateway(self, meters=None):
+    def _prepare_engine_gateway(self, meters=None, all_buses=False):
         """The engine's :class:`GatewaySpec` for this gateway: its buses with ``meters`` (default: all its
         pollable meters). ``GatewaySpec.key`` is the record id, ``MeterSpec.key`` the meter's record id.
-        Buses without any of the meters are left out."""
+        Buses without any of the meters are left out, unless ``all_buses`` (a connection test)."""
         self.ensure_one()
         meters = self._get_pollable_meters() if meters is None else meters
         meters_of_bus = meters.grouped("bus_id")
         models_cache = {}
         buses = [
-            bus._prepare_engine_bus(meters_of_bus[bus], models_cache)
+            bus._prepare_engine_bus(meters_of_bus.get(bus, meters.browse()), models_cache)
             for bus in self.bus_ids
-            if bus in meters_of_bus
+            if all_buses or bus in meters_of_bus
         ]
         return GatewaySpec(
             key=str(self.id),
@@ -464,29 +464,52 @@ class PrepaidGateway(models.Model):
         )
 
     def action_test_connection(self):
-        """A poll of the gateway, reported as a connection test."""
+        """Test the gateway in a few seconds without polling it: open each bus's port (connect timeout) and
+        send the first meter of the bus one request (reply timeout); a notification says which buses
+        answered, with the error for the others. Nothing is stored."""
         self.ensure_one()
         self.check_access("write")
-        result = self.sudo()._poll()
-        state = result.gateways.get(str(self.id))
-        if state and state.online:
+        gateway = self.sudo()
+        first_meters = gateway._get_pollable_meters().grouped("bus_id")
+        meters = self.env["prepaid.meter"].sudo().concat(*(found[:1] for found in first_meters.values()))
+        try:
+            spec = gateway._prepare_engine_gateway(meters, all_buses=True)
+        except EngineError as exc:
             return self._notify(
                 self.env._("Connection test"),
                 self.env._(
-                    "%(gateway)s answered: %(read)s meters read.",
-                    gateway=self.display_name,
-                    read=len({r.meter_key for r in result.readings}),
+                    "%(gateway)s cannot be tested: %(error)s", gateway=self.display_name, error=str(exc)
                 ),
+                "danger",
             )
-        gateway_errors = [e.message for e in result.errors if e.meter_key is None]
+        checks = gateway._get_poller().test_connection_sync(spec)
+        ports = {bus.name: bus.port or bus.device for bus in self.bus_ids}
+        lines = [self._describe_bus_check(check, ports.get(check.bus_key)) for check in checks]
+        if not checks:
+            lines = [self.env._("%(gateway)s has no bus to test.", gateway=self.display_name)]
+        answered = [check.connected and check.answered is not False for check in checks]
+        kind = "success" if checks and all(answered) else "warning" if any(answered) else "danger"
         return self._notify(
-            self.env._("Connection test"),
-            self.env._(
-                "%(gateway)s did not answer: %(error)s",
-                gateway=self.display_name,
-                error="; ".join(gateway_errors) or self.env._("no meter answered"),
-            ),
-            "danger",
+            self.env._("Connection test: %(gateway)s", gateway=self.display_name), " ".join(lines), kind
+        )
+
+    def _describe_bus_check(self, check, port):
+        """One line of the connection test's notification for an engine :class:`BusCheck`."""
+        meter = self.env["prepaid.meter"].browse(int(check.meter_key)) if check.meter_key else None
+        values = {
+            "bus": check.bus_key,
+            "port": port or "-",
+            "meter": meter.sudo().display_name if meter else "",
+            "error": check.message,
+        }
+        if not check.connected:
+            return self.env._("Bus %(bus)s (port %(port)s): no connection: %(error)s.", **values)
+        if check.answered is None:
+            return self.env._("Bus %(bus)s (port %(port)s): connected; no meter to ask.", **values)
+        if check.answered:
+            return self.env._("Bus %(bus)s (port %(port)s): meter %(meter)s answered.", **values)
+        return self.env._(
+            "Bus %(bus)s (port %(port)s): connected, but meter %(meter)s did not answer: %(error)s.", **values
         )
 
     @api.model

@@ -1,3 +1,5 @@
+import socket
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -175,3 +177,52 @@ class TestRelayValidity(DltSiteCommon):
         self.assertIn("Interrupted", command.message)
         self.assertTrue(command.next_attempt_at)
         self.assertEqual(self._sim_supply(COMPLETE), Supply.ON)  # not sent again before its backoff
+
+
+@tagged("post_install", "-at_install")
+class TestConnection(DltSiteCommon):
+    """Test Connection answers within seconds and polls nothing (issue 9: it used to poll every meter)."""
+
+    def test_a_live_gateway_answers_bus_by_bus_and_nothing_is_read(self):
+        gateway = self.gateways
+        started = time.monotonic()
+        action = gateway.action_test_connection()
+        self.assertLess(time.monotonic() - started, 5)
+        params = action["params"]
+        self.assertEqual(params["type"], "success")
+        self.assertIn("t-tg-1", params["title"])
+        self.assertIn("Bus 1 (port", params["message"])
+        self.assertIn(f"meter {self.meters[LACKING].display_name} answered", params["message"])
+        self.assertFalse(
+            self.env["prepaid.meter.reading"].search([("meter_id", "in", gateway.meter_ids.ids)])
+        )
+        self.assertFalse(gateway.last_poll_at)
+        # one request to the first meter of the bus, none to the others
+        self.assertEqual(len(self.asked(LACKING)), 1)
+        self.assertEqual(self.asked(COMPLETE), [])
+
+    def test_a_closed_port_and_a_bus_without_meters_are_named(self):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            closed = sock.getsockname()[1]
+        live = self.gateways.bus_ids.port
+        gateway = self._create_gateway(
+            "t-closed", transport="transparent", buses=(("1", closed), ("2", live)), connect_timeout=1.0
+        )
+        self._create_meter(gateway.bus_ids[0], "000000009901", self.model_dlt)
+        started = time.monotonic()
+        params = gateway.action_test_connection()["params"]
+        self.assertLess(time.monotonic() - started, 5)
+        self.assertEqual(params["type"], "warning")
+        self.assertIn(f"Bus 1 (port {closed}): no connection:", params["message"])
+        self.assertIn(f"Bus 2 (port {live}): connected; no meter to ask.", params["message"])
+        gateway.bus_ids[1].unlink()
+        self.assertEqual(gateway.action_test_connection()["params"]["type"], "danger")
+
+    def test_a_dead_first_meter_is_a_warning_with_the_error(self):
+        self.sim.call(lambda site: setattr(site.meter(LACKING), "dead", True))
+        self.addCleanup(self.sim.call, lambda site: setattr(site.meter(LACKING), "dead", False))
+        params = self.gateways.action_test_connection()["params"]
+        self.assertEqual(params["type"], "danger")
+        self.assertIn("connected, but meter", params["message"])
+        self.assertIn("timeout", params["message"])

@@ -21,6 +21,7 @@ from .errors import (
 )
 from .types import (
     READING_FIELDS,
+    BusCheck,
     BusSpec,
     CommandKind,
     CommandResult,
@@ -34,6 +35,7 @@ from .types import (
     MeterSpec,
     PollError,
     PollResult,
+    PollWarning,
     Protocol,
     Reading,
     RegisterField,
@@ -48,6 +50,7 @@ __version__ = "18.0.1.0.0"
 __all__ = [
     "READING_FIELDS",
     "AddressError",
+    "BusCheck",
     "BusSpec",
     "ChecksumError",
     "CommandKind",
@@ -69,6 +72,7 @@ __all__ = [
     "MeterSpec",
     "PollError",
     "PollResult",
+    "PollWarning",
     "Protocol",
     "Reading",
     "RechargeRefused",

@@ -55,6 +55,14 @@ def validate_model(model: MeterModel) -> MeterModel:
         value = options.get(name)
         if value is not None and not re.fullmatch(pattern, value):
             raise ConfigError(f"model {model.code}: option {name}={value!r} does not match {pattern}")
+    zone = options.get("clock_timezone")
+    if model.protocol is Protocol.DLT645_2007 and zone is not None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError(f"model {model.code}: option clock_timezone={zone!r} is no time zone") from exc
     validate_register_map(model)
     return model
 

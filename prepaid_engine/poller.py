@@ -13,6 +13,12 @@ Rules it keeps:
   dropped connection. A meter's own refusal (``MeterError``) is never retried. A meter that fails a request
   is given up for this cycle at once (its other requests are not tried), so a dead meter costs
   ``timeout x (1 + retries)`` and only on its own bus.
+- Partial readings: a meter that answers "no such data" for an identifier of its model (DL/T 645 ERR bit 1,
+  a CJ/T 188 abnormal reply to a read, Modbus exception 02) is not a failed meter. A block it lacks is read
+  again as the block's single identifiers, a single identifier it lacks is left out, and the reading keeps
+  whatever it did answer (the total is what billing needs); ``PollResult.warnings`` names what each meter
+  lacks (:class:`~prepaid_engine.types.PollWarning`), and identifiers passed back in ``MeterSpec.skip`` are
+  not asked for again. A meter that has none of its identifiers fails with its refusal (``METER``).
 - A bus whose gateway refuses the connection (or cannot be reached within ``connect_timeout``) fails fast:
   every meter still to be read on it gets a ``LINK`` error at once.
 - ``cycle_timeout`` bounds the whole poll: what is not done by then is cancelled and reported as
@@ -26,7 +32,9 @@ sent up to ``attempts`` times with exponential backoff (``backoff`` x 2^n, cappe
 after ``expires_at`` (then EXPIRED), and is DONE only once confirmed by reading the new state back, or, for
 kinds without a read-back on that model, once positively acknowledged (``confirmed=False``). A duplicate-
 recharge answer for the purchase count we sent is success (the recharge was applied earlier), never a reason
-to send a new count.
+to send a new count. A DL/T 645 relay command is valid for ``relay_window`` counted on the meter's own clock,
+which is read before each attempt: meters whose clocks drift (or a simulator running at any speed) accept it
+for as long as the product runs.
 
 Synchronous callers (the Odoo cron in a worker thread) use :meth:`Poller.poll_sync` / :meth:`execute_sync`.
 """
@@ -49,6 +57,7 @@ from .adapters.base import (
     MeterAdapter,
     ReadPlan,
     make_reading,
+    step_identifiers,
 )
 from .errors import (
     AddressError,
@@ -64,6 +73,7 @@ from .errors import (
 )
 from .security import RechargeOutcome, interpret_recharge_reply
 from .types import (
+    BusCheck,
     BusSpec,
     CommandKind,
     CommandResult,
@@ -76,6 +86,7 @@ from .types import (
     MeterSpec,
     PollError,
     PollResult,
+    PollWarning,
     Reading,
     Transport,
 )
@@ -182,6 +193,7 @@ class _BusRun:
         "poller",
         "readings",
         "traces",
+        "warnings",
     )
 
     def __init__(self, poller: Poller, gateway: GatewaySpec, bus: BusSpec):
@@ -193,6 +205,7 @@ class _BusRun:
         self.index = 0  # meters of the bus finished (read or failed)
         self.readings: list[Reading] = []
         self.errors: list[PollError] = []
+        self.warnings: list[PollWarning] = []
         self.traces: list[FrameTrace] = []
         self.last_contact: datetime | None = None
         self.down: LinkError | None = None  # set when the link could not be (re)opened: the bus fails fast
@@ -217,6 +230,17 @@ class _BusRun:
     def error(self, meter_key: str | None, kind: ErrorKind, message: str) -> None:
         self.errors.append(
             PollError(self.gateway.key, self.bus.key, meter_key, kind, message, self.poller._clock())
+        )
+
+    def warn(self, meter_key: str, missing: Sequence[str]) -> None:
+        """A meter read without the identifiers ``missing`` (it has no such data)."""
+        missing = tuple(dict.fromkeys(missing))
+        message = (
+            f"the meter has no {', '.join(missing)} (no such data): the rest of its reading is kept; "
+            "pass these in MeterSpec.skip to stop asking"
+        )
+        self.warnings.append(
+            PollWarning(self.gateway.key, self.bus.key, meter_key, missing, message, self.poller._clock())
         )
 
     async def close(self) -> None:
@@ -247,8 +271,9 @@ class Poller:
 
     ``clock`` returns the current UTC time (default ``datetime.now(UTC)``); ``master_key`` (16 bytes) signs
     recharges; ``trace`` keeps every frame as :class:`FrameTrace`; ``cycle_timeout`` bounds one ``poll`` /
-    ``execute`` call in seconds. ``backoff``/``backoff_max`` pace command retries; ``relay_window`` is the
-    DL/T 645 relay-command validity when a command has no ``valid_until``; ``confirm_delay`` waits between a
+    ``execute`` call in seconds. ``backoff``/``backoff_max`` pace command retries; ``relay_window`` is how
+    long a DL/T 645 relay command stays valid, counted on the meter's own clock (read before each
+    attempt); ``confirm_delay`` waits between a
     command's acknowledgement and its read-back. ``link_factory`` replaces the transports and ``adapters``
     (protocol -> adapter) the meter sessions (tests, extensions); ``drain_quiet`` is the framed links' quiet
     period after a failed request.
@@ -372,6 +397,7 @@ class Poller:
         for run in runs:
             result.readings.extend(run.readings)
             result.errors.extend(run.errors)
+            result.warnings.extend(run.warnings)
             result.traces.extend(run.traces)
             for meter in run.bus.meters[run.index :]:
                 result.errors.append(
@@ -455,9 +481,12 @@ class Poller:
                 run.error(meter.key, ErrorKind.UNSUPPORTED, str(exc))
                 run.index += 1
                 continue
+            missing: list[str] = []
             try:
-                values = await self._read_values(run, link, plan, timeout, tries)
+                values = await self._read_values(run, link, plan, timeout, tries, missing)
                 readings.append(make_reading(meter.key, run.last_contact or clock(), values))
+                if missing:
+                    run.warn(meter.key, missing)
             except EngineError as exc:
                 if run.down is not None:
                     message = f"gateway unreachable: {_describe(run.down)}"
@@ -501,6 +530,66 @@ class Poller:
                 error = exc
         assert error is not None
         raise error
+
+    # --- connection test --------------------------------------------------------------------------------
+    def test_connection_sync(self, gateway: GatewaySpec) -> list[BusCheck]:
+        """:meth:`test_connection` in a fresh event loop."""
+        return asyncio.run(self._closing(self.test_connection(gateway)))
+
+    async def test_connection(self, gateway: GatewaySpec) -> list[BusCheck]:
+        """Test every bus of ``gateway`` at once, in about ``connect_timeout + timeout`` seconds at most: open
+        the bus's link (its TCP port, or serial device) and, when it opens and the bus has meters, send the
+        first meter one request, once (the first of its poll's requests). One :class:`BusCheck` per bus,
+        in the gateway's order. Never raises for field trouble. Nothing is read into a reading."""
+        runs = [_BusRun(self, gateway, bus) for bus in gateway.buses]
+        checks: dict[str, BusCheck] = {}
+        bound = gateway.connect_timeout + gateway.timeout + 1.0
+
+        async def work(run: _BusRun) -> None:
+            try:
+                checks[run.bus.key] = await asyncio.wait_for(self._check_bus(run), bound)
+            except TimeoutError:
+                checks[run.bus.key] = BusCheck(
+                    gateway.key, run.bus.key, False, None, None, f"no answer within {bound:g} s"
+                )
+
+        await self._run_all(runs, work)
+        return [
+            checks.get(bus.key) or BusCheck(gateway.key, bus.key, False, None, None, "not tested")
+            for bus in gateway.buses
+        ]
+
+    async def _check_bus(self, run: _BusRun) -> BusCheck:
+        gateway, bus = run.gateway, run.bus
+        meter = bus.meters[0] if bus.meters else None
+        try:
+            if meter is None:
+                kind = "modbus" if Transport(gateway.transport) is Transport.MODBUS_TCP else "framed"
+                step = None
+            else:
+                adapter, plan = self._plan(meter)
+                kind, step = adapter.link_kind, plan.steps[0] if plan.steps else None
+            link = run.link(kind)
+        except ConfigError as exc:
+            return BusCheck(gateway.key, bus.key, False, None, None, f"cannot be tested: {_describe(exc)}")
+        try:
+            await link.connect()
+        except LinkError as exc:
+            return BusCheck(gateway.key, bus.key, False, None, None, _describe(exc))
+        if meter is None or step is None:
+            return BusCheck(gateway.key, bus.key, True, None, None, "connected; no meter to ask")
+        run.meter_key = meter.key
+        try:
+            await self._step(run, link, step, gateway.timeout, 1)
+        except MeterError as exc:
+            return BusCheck(
+                gateway.key, bus.key, True, True, meter.key, f"the meter answered: {_describe(exc)}"
+            )
+        except EngineError as exc:
+            return BusCheck(
+                gateway.key, bus.key, True, False, meter.key, f"{error_kind(exc)}: {_describe(exc)}"
+            )
+        return BusCheck(gateway.key, bus.key, True, True, meter.key, "the meter answered")
 
     # --- commands -----------------------------------------------------------------------------------------
     async def execute(
@@ -587,6 +676,7 @@ class Poller:
         tries = 1 + max(0, run.gateway.retries)
         attempts = 0
         last = "not sent"
+        note = ""  # what the result message adds (a validity counted on our clock)
         while attempts < max(1, command.attempts):
             if attempts:
                 delay = min(self.backoff * 2 ** (attempts - 1), self.backoff_max)
@@ -601,12 +691,23 @@ class Poller:
             attempts += 1
             sent[position] = attempts
             duplicate = False
+            actions = plan.actions
+            if plan.actions_for is not None:
+                try:
+                    actions, note = await self._attempt_actions(run, link, plan, timeout)
+                except EngineError as exc:
+                    last = f"{error_kind(exc)}: {_describe(exc)}"
+                    run.down = None
+                    continue
             try:
-                for action in plan.actions:
+                for action in actions:
                     await self._step(run, link, action, timeout, 1)
             except MeterError as exc:
                 if not _duplicate_is_success(plan, exc):
-                    return _Outcome(CommandStatus.FAILED, False, attempts, f"meter refused: {_describe(exc)}")
+                    return _noted(
+                        _Outcome(CommandStatus.FAILED, False, attempts, f"meter refused: {_describe(exc)}"),
+                        note,
+                    )
                 duplicate = True
             except EngineError as exc:
                 last = f"{error_kind(exc)}: {_describe(exc)}"
@@ -618,7 +719,10 @@ class Poller:
                 else "acknowledged"
             )
             if plan.confirm is None:
-                return _Outcome(CommandStatus.DONE, False, attempts, f"{acked}; this model has no read-back")
+                return _noted(
+                    _Outcome(CommandStatus.DONE, False, attempts, f"{acked}; this model has no read-back"),
+                    note,
+                )
             if self.confirm_delay:
                 await self._sleep(self.confirm_delay)
             try:
@@ -628,18 +732,104 @@ class Poller:
                 run.down = None
                 continue
             if plan.check is not None and plan.check(values):
-                return _Outcome(
+                outcome = _Outcome(
                     CommandStatus.DONE, True, attempts, f"{acked}; confirmed {plan.expectation}", values
                 )
+                return _noted(outcome, note)
             last = f"{acked}, but the read-back does not show {plan.expectation}"
-        return _Outcome(CommandStatus.FAILED, False, attempts, last)
+        return _noted(_Outcome(CommandStatus.FAILED, False, attempts, last), note)
 
-    async def _read_values(self, run: _BusRun, link: Any, plan: ReadPlan, timeout: float, tries: int) -> dict:
-        """Run ``plan``'s steps in order (each with its retries) and fold the replies ({} without steps)."""
+    async def _attempt_actions(
+        self, run: _BusRun, link: Any, plan: CommandPlan, timeout: float
+    ) -> tuple[tuple[Any, ...], str]:
+        """The actions of one attempt of a plan built per attempt (``plan.actions_for``) and its note, from
+        what ``plan.prepare`` reads first (a DL/T 645 meter's clock; None when the meter refuses to tell).
+        Each of its requests is sent once, like the actions (the attempts are the retries); link trouble
+        raises: the attempt failed like any other exchange."""
+        values = None
+        if plan.prepare is not None:
+            try:
+                values = await self._read_values(run, link, plan.prepare, timeout, 1)
+            except MeterError:
+                values = None
+        return plan.actions_for(values, self._clock())
+
+    async def _read_values(
+        self,
+        run: _BusRun,
+        link: Any,
+        plan: ReadPlan,
+        timeout: float,
+        tries: int,
+        missing: list[str] | None = None,
+    ) -> dict:
+        """Run ``plan``'s steps in order (each with its retries) and fold the replies ({} without steps).
+
+        With ``missing`` (a poll) and a plan that says which refusals mean "no such data" (``plan.lacks``), a
+        step the meter lacks is replaced by its parts (a block's single identifiers) or left out, and the
+        identifiers the meter refused are appended to ``missing``; the values the meter did give are kept.
+        The meter's refusal is raised only when it answered none of the steps."""
+        steps = plan.steps
         replies = []
-        for step in plan.steps:
-            replies.append(await self._step(run, link, step, timeout, tries))
-        return plan.fold(plan.steps, replies) if replies else {}
+        for index, step in enumerate(steps):
+            try:
+                replies.append(await self._step(run, link, step, timeout, tries))
+            except MeterError as exc:
+                if missing is None or plan.lacks is None or not plan.lacks(exc):
+                    raise
+                done = list(steps[:index])
+                return await self._read_rest(run, link, plan, timeout, tries, missing, done, replies, exc)
+        return plan.fold(steps, replies) if replies else {}
+
+    async def _read_rest(
+        self,
+        run: _BusRun,
+        link: Any,
+        plan: ReadPlan,
+        timeout: float,
+        tries: int,
+        missing: list[str],
+        done: list[Any],
+        replies: list[Any],
+        refusal: MeterError,
+    ) -> dict:
+        """:meth:`_read_values` on from the step the meter refused with ``refusal`` (the one after ``done``):
+        the meter lacks an identifier. The parts of every step it lacks replace that step (no parts: it is
+        left out) and the identifiers it lacks are appended to ``missing``."""
+        steps = plan.steps
+        todo = [*_instead(plan, steps[len(done)], missing), *steps[len(done) + 1 :]]
+        index = 0
+        while index < len(todo):
+            step = todo[index]
+            index += 1
+            try:
+                replies.append(await self._step(run, link, step, timeout, tries))
+            except MeterError as exc:
+                if not plan.lacks(exc):
+                    raise
+                todo[index:index] = _instead(plan, step, missing)
+                continue
+            done.append(step)
+        if not replies:
+            raise refusal
+        return plan.fold(done, replies)
+
+
+def _instead(plan: ReadPlan, step: Any, missing: list[str]) -> tuple[Any, ...]:
+    """The steps that replace ``step``, which the meter lacks (its parts: a block's single identifiers, a
+    Modbus block's fields one by one; none: it is left out), after naming in ``missing`` what it lacks: the
+    step's identifiers that the parts do not ask again (a DL/T 645 block identifier, not a Modbus block's
+    fields, which the parts read one by one)."""
+    parts = plan.parts(step) if plan.parts is not None else ()
+    again = {name for part in parts for name in step_identifiers(part)}
+    missing.extend(name for name in step_identifiers(step) if name not in again)
+    return parts
+
+
+def _noted(outcome: _Outcome, note: str) -> _Outcome:
+    if note:
+        outcome.message = f"{outcome.message} ({note})"
+    return outcome
 
 
 def _duplicate_is_success(plan: CommandPlan, exc: MeterError) -> bool:

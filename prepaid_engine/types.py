@@ -216,6 +216,10 @@ class MeterSpec:
     ct_ratio: int = 1
     meter_number: str = ""  # key diversification factor; empty = the address
     customer_number: str = ""  # DL/T 645 customer number (recharge payload); empty = zeros
+    # Identifiers the meter is known to lack (DL/T 645 / CJ/T 188 data identifiers, Modbus register field
+    # names; from earlier polls' PollWarning.missing): the poller does not ask for them, and reads a block
+    # it lacks as the block's single identifiers. Ignored when it would leave nothing to read.
+    skip: frozenset[str] = frozenset()
 
     @property
     def protocol(self) -> Protocol:
@@ -280,6 +284,21 @@ class PollError:
 
 
 @dataclass(frozen=True, slots=True)
+class PollWarning:
+    """A meter that was read, but lacks some identifiers of its model: it answered "no such data" for
+    ``missing`` (DL/T 645 ERR bit 1, a CJ/T 188 abnormal reply to a read, Modbus exception 02 "illegal data
+    address"). The rest of its reading was kept; pass ``missing`` back in ``MeterSpec.skip`` so that the
+    next polls do not ask again."""
+
+    gateway_key: str
+    bus_key: str
+    meter_key: str
+    missing: tuple[str, ...]
+    message: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class FrameTrace:
     """One frame on the wire, kept when the poller runs with ``trace=True`` (communication log)."""
 
@@ -289,6 +308,23 @@ class FrameTrace:
     direction: str  # "tx" or "rx"
     data: bytes
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BusCheck:
+    """What a connection test (``Poller.test_connection``) found on one bus.
+
+    ``connected``: the bus's TCP port (or serial device) opened within the gateway's connect timeout.
+    ``answered``: the bus's first meter replied to one request (a refusal is an answer too); None when the
+    bus has no meter to ask. ``message`` says what happened, with the link's or the meter's error.
+    """
+
+    gateway_key: str
+    bus_key: str
+    connected: bool
+    answered: bool | None
+    meter_key: str | None
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +340,7 @@ class PollResult:
     finished_at: datetime
     readings: list[Reading] = field(default_factory=list)
     errors: list[PollError] = field(default_factory=list)
+    warnings: list[PollWarning] = field(default_factory=list)
     gateways: dict[str, GatewayState] = field(default_factory=dict)
     traces: list[FrameTrace] = field(default_factory=list)
 
@@ -318,7 +355,7 @@ class MeterCommand:
     prices: tuple[Decimal, ...] = ()  # SET_PRICES: sharp, peak, flat, valley (4 decimals)
     amount: Decimal | None = None  # RECHARGE: money, 2 decimals
     purchase_count: int | None = None  # RECHARGE: the count this recharge carries (previous + 1)
-    valid_until: datetime | None = None  # DL/T 645 relay control validity
+    # (a DL/T 645 relay command's own validity is the poller's relay window on the meter's clock)
     expires_at: datetime | None = None  # give up (EXPIRED) once past this
     attempts: int = 3
 

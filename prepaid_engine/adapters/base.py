@@ -13,9 +13,9 @@ Steps:
   ``prices`` or ``keep_power``).
 - :class:`BlockRead` / :class:`BlockWrite`: one Modbus read (FC3/FC4) or write (FC16) of one unit.
 
-A :class:`ReadPlan` is the steps of one poll of one meter plus ``fold(replies) -> values``; a
-:class:`CommandPlan` is the command's action step, how to judge its acknowledgement, and the read-back that
-confirms it.
+A :class:`ReadPlan` is the steps of one poll of one meter plus ``fold(replies) -> values``, and for a poll
+how to carry on when the meter lacks one of them (``lacks``, ``parts``); a :class:`CommandPlan` is the
+command's action step, how to judge its acknowledgement, and the read-back that confirms it.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
+from ..errors import MeterError
 from ..types import READING_FIELDS, CommandKind, MeterCommand, MeterSpec, Reading
 
 Values = dict[str, Any]
@@ -49,6 +50,7 @@ class BlockRead:
     unit: int
     block: Any
     label: str = ""
+    names: tuple[str, ...] = ()  # the register fields the block covers (what a meter lacking it lacks)
 
     @property
     def table(self) -> str:
@@ -76,6 +78,14 @@ class BlockWrite:
 Step = FrameStep | BlockRead | BlockWrite
 
 
+def step_identifiers(step: Step) -> tuple[str, ...]:
+    """What a read step asks the meter for: a framed step's data identifier (its label), a block read's
+    register field names."""
+    if type(step) is BlockRead and step.names:
+        return step.names
+    return (step.label,)
+
+
 def merge_values(steps: Sequence[Step], replies: Sequence[Any]) -> Values:
     """``fold`` of a framed plan: every step's parsed values, later steps winning."""
     values: Values = {}
@@ -89,11 +99,30 @@ class ReadPlan:
     """How to read one meter once.
 
     The poller runs ``steps`` in order, collecting for each the step's result (for a :class:`FrameStep`
-    the ``parse``\\ d values, for a :class:`BlockRead` the register list) and hands them to ``fold``.
+    the ``parse``\\ d values, for a :class:`BlockRead` the register list) and hands the steps that
+    answered and their results to ``fold``.
+
+    Partial reads (polls; command read-backs leave ``lacks`` None and fail on any refusal): ``lacks(exc)``
+    says whether a meter's refusal means "I have no such data" (DL/T 645 ERR bit 1, ...). Such a step is
+    replaced by ``parts(step)`` (a block's single identifiers; built only when needed) and skipped when it
+    has none, and the identifiers refused are reported; the read fails only when the meter answered none
+    of its steps.
     """
 
     steps: tuple[Step, ...]
     fold: Callable[[Sequence[Step], Sequence[Any]], Values] = merge_values
+    lacks: Callable[[MeterError], bool] | None = None
+    parts: Callable[[Step], tuple[Step, ...]] | None = None
+
+
+def unskipped(
+    wanted: Sequence[str], skip: frozenset[str], every: Sequence[str] | None = None
+) -> tuple[str, ...]:
+    """``wanted`` without the identifiers the meter is known to lack (``MeterSpec.skip``), in order and once
+    each. When that leaves nothing, ``every`` (default ``wanted``) as it is: a meter that lacks everything
+    was probably replaced or given the wrong model, so it is asked again rather than read for nothing."""
+    kept = tuple(dict.fromkeys(name for name in wanted if name not in skip))
+    return kept or tuple(dict.fromkeys(wanted if every is None else every))
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +135,11 @@ class CommandPlan:
     :class:`~prepaid_engine.errors.DuplicateRecharge`). ``confirm`` is the read-back; ``check(values)`` says
     whether the values read back show the command took effect. ``confirm`` None: the acknowledgement alone
     completes the command, reported with ``confirmed=False``.
+
+    ``prepare`` (optional) is read before each attempt, and ``actions_for(values, now)`` then builds that
+    attempt's actions (in place of ``actions``) and a note for the result message: DL/T 645 relay control
+    reads the meter's clock so that the command's validity counts on the meter's clock, whatever it says.
+    ``values`` is None when the meter refused the read (it cannot tell), ``now`` the poller's clock then.
     """
 
     kind: CommandKind
@@ -115,6 +149,8 @@ class CommandPlan:
     expectation: str  # what the read-back must show, for messages
     purchase_count: int | None = None  # RECHARGE: the count the action carries
     amount: Decimal | None = None
+    prepare: ReadPlan | None = None
+    actions_for: Callable[[Values | None, datetime], tuple[tuple[Step, ...], str]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

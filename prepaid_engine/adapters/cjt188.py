@@ -1,10 +1,12 @@
 """CJ/T 188-2004 water meter session: 901F reads and valve control (DI A017).
 
 Reading: one read (C=01) per identifier of the model's ``reads`` (normally ``901F``: cumulative flow in m3,
-valve state, battery). Valve commands: write C=04 DI A017 with 55 (open) or 99 (close); the write reply
-already carries the status word, and the read-back of 901F confirms the valve bits (open -> supply ON,
-closed -> supply OFF). Model options: ``meter_type`` (hex, default "10" cold water) and ``di_order``
-("msb" / "lsb").
+valve state, battery). CJ/T 188 has no "no such data" code: an abnormal reply to a read means the meter lacks
+that identifier [UNCERTAIN]; the rest of the reading is kept (the poller reports what is missing) and
+identifiers in ``MeterSpec.skip`` are not asked for. Valve commands: write C=04 DI A017 with 55 (open) or 99
+(close); the write reply already carries the status word, and the read-back of 901F confirms the valve bits
+(open -> supply ON, closed -> supply OFF). Model options: ``meter_type`` (hex, default "10" cold water) and
+``di_order`` ("msb" / "lsb").
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..codecs import cjt188
-from ..errors import ConfigError
+from ..errors import ConfigError, MeterError
 from ..types import CommandKind, MeterCommand, MeterSpec, Supply
-from .base import CommandContext, CommandPlan, FrameStep, ReadPlan, Values, merge_values
+from .base import CommandContext, CommandPlan, FrameStep, ReadPlan, Values, merge_values, unskipped
 
 READ = 0x01
 WRITE = 0x04
@@ -27,6 +29,11 @@ VALVES: dict[CommandKind, tuple[bool, Supply]] = {
 
 def _options(meter: MeterSpec) -> tuple[str, str]:
     return meter.model.option("meter_type", "10"), meter.model.option("di_order", "msb")
+
+
+def lacks_data(exc: MeterError) -> bool:
+    """Any abnormal reply to a read: CJ/T 188 answers an identifier it does not have that way."""
+    return True
 
 
 def _parser(address: str, di: str | None, function: int, di_order: str) -> Callable[[Any], Values]:
@@ -52,8 +59,8 @@ class Cjt188Adapter:
         )
 
     def read_plan(self, meter: MeterSpec) -> ReadPlan:
-        reads = meter.model.reads or (cjt188.DI_METER_DATA,)
-        return ReadPlan(tuple(self._read_step(meter, di) for di in reads), merge_values)
+        reads = unskipped(meter.model.reads or (cjt188.DI_METER_DATA,), meter.skip)
+        return ReadPlan(tuple(self._read_step(meter, di) for di in reads), merge_values, lacks_data)
 
     def command_plan(self, meter: MeterSpec, command: MeterCommand, ctx: CommandContext) -> CommandPlan:
         kind = CommandKind(command.kind)

@@ -5,6 +5,12 @@ Reading: one read (C=11) per data identifier of the model's ``reads``; the repli
 power are multiplied by the meter's CT ratio (the registers are the CT's secondary side) unless the model
 option ``ct_scaling`` is ``"primary"`` (a meter that already reports primary values).
 
+Meters that lack identifiers: an error reply with ERR bit 1 ("no such data") to a block read (``0001FF00``,
+which many meters do not have) is followed by reads of the block's single identifiers (``00010000``,
+``00010100``..``00010400``, from the DI table); a single identifier the meter lacks is left out and the rest
+kept (the poller reports what is missing). Identifiers in ``MeterSpec.skip`` are not asked for: a skipped
+block is read as its members from the start.
+
 Commands and how each is confirmed:
 
 - TRIP / CLOSE: relay control C=1C with N1 1A / 1C; confirmed by status word 3 (04000503) bit 4 (relay open).
@@ -19,23 +25,31 @@ Commands and how each is confirmed:
   (balance) when the model reads it. A model that does not read
   03330201 has no read-back: the acknowledgement alone completes it (``confirmed=False``).
 
-The relay command's validity is the command's ``valid_until`` or now + the poller's relay window. Password
-level, password and operator code come from the model options (``password_level``, ``password``,
-``operator``; defaults 02 / 000000 / 00000000).
+The relay command's validity (N3..N8) counts on the meter's own clock, which drifts from ours (and a
+simulated meter's runs at the simulator's speed): before each relay control attempt the meter's time
+(04000102) and then its date (04000101) are read, and the command is valid until that moment + the poller's
+relay window (wall-clock time in the meter's own zone, whatever it is). Read in that order, a midnight
+between the two reads can only make the validity a day longer, never past. A meter that refuses the clock
+reads (or whose model lacks them, ``MeterSpec.skip``) gets our clock + the window, in the zone of the model
+option ``clock_timezone`` (default UTC), and the result message says so. Password level, password and
+operator code come from the model options (``password_level``, ``password``, ``operator``; defaults 02 /
+000000 / 00000000).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..codecs import dlt645
 from ..codecs.dlt645_di import StatusWord3, decode_value
-from ..errors import ConfigError, FrameError, SecurityError
+from ..errors import ConfigError, FrameError, MeterError, SecurityError
 from ..security import RechargeOrder, build_recharge
 from ..types import CommandKind, MeterCommand, MeterModel, MeterSpec, Supply
-from .base import CommandContext, CommandPlan, FrameStep, ReadPlan, Step, Values
+from .base import CommandContext, CommandPlan, FrameStep, ReadPlan, Step, Values, unskipped
 
 READ = 0x11
 WRITE = 0x14
@@ -43,6 +57,9 @@ RELAY = 0x1C
 SECURITY = 0x03
 
 STATUS3_DI = "04000503"
+DATE_DI = "04000101"  # YYMMDDWW
+TIME_DI = "04000102"  # hhmmss
+CLOCK_DIS = (TIME_DI, DATE_DI)  # time first: a midnight in between lengthens the validity, never voids it
 PURCHASE_COUNT_DI = "03330201"
 REMAINING_MONEY_DI = "00900200"
 PRICE_DIS = ("04050101", "04050102", "04050103", "04050104")  # sharp, peak, flat, valley
@@ -81,6 +98,11 @@ def _pair_parser(codec: Any, address: str, di: str, function: int) -> Callable[[
         return {"__raw__": ((reply.di, reply.value),)}
 
     return parse
+
+
+def lacks_data(exc: MeterError) -> bool:
+    """A refusal that means "no such data" (ERR bit 1, both editions): the meter lacks the identifier."""
+    return "no_data" in exc.names
 
 
 def _ack_parser(address: str, function: int) -> Callable[[Any], Values]:
@@ -147,6 +169,16 @@ def _auth(model: MeterModel) -> dict[str, str]:
     }
 
 
+def _clock_zone(model: MeterModel) -> ZoneInfo:
+    """The zone of the meter's clock, for a validity counted on our clock (model option
+    ``clock_timezone``)."""
+    name = model.option("clock_timezone", "UTC") or "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"model {model.code}: unknown clock_timezone {name!r}") from exc
+
+
 def _count_reached(meter_count: int | None, sent: int) -> bool:
     """Counts are strictly sequential: a meter whose count is at or past ``sent`` has applied ``sent``."""
     return meter_count is not None and meter_count >= sent
@@ -177,17 +209,30 @@ class Dlt645Adapter:
     def __init__(self) -> None:
         self._memo = _Memo(self.collect)
 
+    def _members(self, di: str) -> tuple[str, ...]:
+        """The single identifiers of block ``di`` (``()`` for a single identifier or an unknown one)."""
+        item = self.codec.DI_TABLE.get(di)
+        return item.members if item is not None else ()
+
     def read_plan(self, meter: MeterSpec) -> ReadPlan:
-        if not meter.model.reads:
+        reads = meter.model.reads
+        if not reads:
             raise ConfigError(f"model {meter.model.code} lists no data identifier to read")
-        steps = tuple(self._read_step(meter.address, di) for di in meter.model.reads)
+        address, skip = meter.address, meter.skip
+        if skip:  # a block the meter lacks is read as its single identifiers
+            expanded = [part for di in reads for part in (self._members(di) if di in skip else (di,))]
+            reads = unskipped(expanded, skip, reads)
+        steps = tuple(self._read_step(address, di) for di in reads)
         scale = _ct_scaler(meter)
         collect = self._memo
 
         def fold(steps: Sequence[Step], replies: Sequence[Values]) -> Values:
             return scale(collect(_pairs(replies)))
 
-        return ReadPlan(steps, fold)
+        def parts(step: Step) -> tuple[Step, ...]:
+            return tuple(self._read_step(address, di) for di in self._members(step.label) if di not in skip)
+
+        return ReadPlan(steps, fold, lacks_data, parts)
 
     def _values_plan(self, meter: MeterSpec, dis: Sequence[str]) -> ReadPlan:
         """A read-back of ``dis``: reading values plus ``keep_power`` (status word 3) and ``prices``."""
@@ -217,27 +262,54 @@ class Dlt645Adapter:
             raise ConfigError(f"{kind} is not a command {self.codec.__name__.rsplit('.', 1)[-1]} meters take")
         return builder(self, meter, command, ctx)
 
-    # --- builders ----------------------------------------------------------------------------------------
+    def _clock_plan(self, meter: MeterSpec) -> ReadPlan | None:
+        """The read of the meter's clock (``{"meter_clock": naive wall-clock datetime}``), or None for a meter
+        known to lack it."""
+        if meter.skip & set(CLOCK_DIS):
+            return None
+        steps = tuple(self._read_step(meter.address, di) for di in CLOCK_DIS)
+
+        def fold(steps: Sequence[Step], replies: Sequence[Values]) -> Values:
+            raw = dict(_pairs(replies))
+            return {
+                "meter_clock": datetime.combine(*(decode_value(di, raw[di]) for di in (DATE_DI, TIME_DI)))
+            }
+
+        return ReadPlan(steps, fold)
+
     def _relay(self, meter: MeterSpec, command: MeterCommand, ctx: CommandContext) -> CommandPlan:
         kind = CommandKind(command.kind)
-        valid_until = command.valid_until or ctx.now + ctx.relay_window
-        request = dlt645.relay(
-            meter.address, dlt645.COMMAND_RELAY_CODES[kind], valid_until, **_auth(meter.model)
-        )
-        action = FrameStep(
-            request,
+        code = dlt645.COMMAND_RELAY_CODES[kind]
+        auth, window = _auth(meter.model), ctx.relay_window
+        zone = _clock_zone(meter.model)
+        action_filter, action_parser = (
             dlt645.reply_filter(meter.address, RELAY),
             _ack_parser(meter.address, RELAY),
-            f"relay {dlt645.COMMAND_RELAY_CODES[kind].name}",
-            dlt645.Deframer,
         )
+
+        def action(valid_until: datetime) -> FrameStep:
+            # valid_until: wall-clock time on the meter, carried as UTC so that the codec writes it as it is
+            request = dlt645.relay(meter.address, code, valid_until, **auth)
+            return FrameStep(request, action_filter, action_parser, f"relay {code.name}", dlt645.Deframer)
+
+        def actions_for(values: Values | None, now: datetime) -> tuple[tuple[Step, ...], str]:
+            clock = (values or {}).get("meter_clock")
+            if clock is not None:
+                return (action(clock.replace(tzinfo=UTC) + window),), ""
+            ours = now.astimezone(zone).replace(tzinfo=UTC) + window
+            return (action(ours),), "the meter did not tell its time: validity counted on our clock"
+
+        prepare = self._clock_plan(meter)
+        actions = actions_for(None, ctx.now)[0]  # the poller builds each attempt's own with actions_for
         name, wanted = RELAY_CONFIRMATIONS[kind]
         if kind in KEEP_POWER_KINDS and meter.model.option("keep_power_bit") != "12":
-            return CommandPlan(
-                kind, (action,), None, None, "acknowledgement (no keep-power bit on this model)"
-            )
-        confirm = self._values_plan(meter, (STATUS3_DI,))
-        return CommandPlan(kind, (action,), confirm, lambda v: v.get(name) == wanted, f"{name} = {wanted}")
+            confirm, check, expectation = None, None, "acknowledgement (no keep-power bit on this model)"
+        else:
+            confirm = self._values_plan(meter, (STATUS3_DI,))
+            check, expectation = (lambda v: v.get(name) == wanted), f"{name} = {wanted}"
+        return CommandPlan(
+            kind, actions, confirm, check, expectation, prepare=prepare, actions_for=actions_for
+        )
 
     def _prices(self, meter: MeterSpec, command: MeterCommand, ctx: CommandContext) -> CommandPlan:
         prices = tuple(Decimal(p) for p in command.prices)

@@ -4,6 +4,10 @@ The register map is the model's data (``codecs.modbus``): a poll reads the fewes
 reading fields (``read_plan``) and decodes them (``decode``, energies x CT ratio). A command is the model's
 block write for its kind (``command_write``); trip/close are confirmed by reading the relay-state field back
 when the map has one, else the acknowledgement alone completes them (``confirmed=False``).
+
+Meters that lack registers: a block read answered with exception 02 ("illegal data address") is followed by
+one read per field of the block; a field the meter refuses is left out and the rest kept (the poller reports
+the missing field names). Fields in ``MeterSpec.skip`` are not read.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from functools import lru_cache
 from typing import Any
 
 from ..codecs import modbus as mb
+from ..errors import MeterError
 from ..types import CommandKind, MeterCommand, MeterModel, MeterSpec, Supply
-from .base import BlockRead, BlockWrite, CommandContext, CommandPlan, ReadPlan, Step, Values
+from .base import BlockRead, BlockWrite, CommandContext, CommandPlan, ReadPlan, Step, Values, unskipped
 
 # command kind -> (field read back, value it must show)
 CONFIRMATIONS: dict[CommandKind, tuple[str, Any]] = {
@@ -24,27 +29,48 @@ CONFIRMATIONS: dict[CommandKind, tuple[str, Any]] = {
 
 
 @lru_cache(maxsize=4096)
-def _blocks(model: MeterModel, circuit: int, names: tuple[str, ...] | None) -> tuple[Any, ...]:
-    return mb.read_plan(model, names, circuit=circuit)
+def _blocks(
+    model: MeterModel, circuit: int, names: tuple[str, ...] | None
+) -> tuple[tuple[Any, tuple[str, ...]], ...]:
+    """The block reads covering ``names`` (default: the polled fields), each with the fields inside it."""
+    return tuple(
+        (block, mb.fields_in(model, block, names, circuit=circuit))
+        for block in mb.read_plan(model, names, circuit=circuit)
+    )
+
+
+def lacks_data(exc: MeterError) -> bool:
+    """Exception 02: the meter has no such register."""
+    return "illegal_data_address" in exc.names
+
+
+def _block_reads(unit: int, blocks: Sequence[tuple[Any, tuple[str, ...]]]) -> tuple[BlockRead, ...]:
+    return tuple(BlockRead(unit, b, f"{b.table} {b.address:#06x}+{b.count}", names) for b, names in blocks)
 
 
 class ModbusAdapter:
     link_kind = "modbus"
 
     def read_plan(self, meter: MeterSpec) -> ReadPlan:
-        return self._plan(meter, None)
+        names = unskipped(mb.polled_fields(meter.model), meter.skip) if meter.skip else None
+        return self._plan(meter, names, lacks_data)
 
-    def _plan(self, meter: MeterSpec, names: tuple[str, ...] | None) -> ReadPlan:
+    def _plan(self, meter: MeterSpec, names: tuple[str, ...] | None, lacks=None) -> ReadPlan:
         unit, circuit = mb.parse_address(meter.address)
-        blocks = _blocks(meter.model, circuit, names)
-        steps = tuple(BlockRead(unit, b, f"{b.table} {b.address:#06x}+{b.count}") for b in blocks)
         model, ct = meter.model, meter.ct_ratio
+        steps = _block_reads(unit, _blocks(model, circuit, names))
 
-        def fold(steps: Sequence[Step], replies: Sequence[Any]) -> Values:
-            got = {step.block: reply for step, reply in zip(steps, replies, strict=True)}
-            return mb.decode(model, got, ct, names=names, circuit=circuit)
+        def fold(done: Sequence[Step], replies: Sequence[Any]) -> Values:
+            got = {step.block: reply for step, reply in zip(done, replies, strict=True)}
+            read = tuple(name for step in done for name in step.names)  # what the blocks answered hold
+            return mb.decode(model, got, ct, names=read, circuit=circuit)
 
-        return ReadPlan(steps, fold)
+        def parts(step: Step) -> tuple[Step, ...]:
+            if len(step.names) < 2:
+                return ()
+            return _block_reads(unit, [b for name in step.names for b in _blocks(model, circuit, (name,))])
+
+        return ReadPlan(steps, fold, lacks, parts if lacks is not None else None)
 
     def command_plan(self, meter: MeterSpec, command: MeterCommand, ctx: CommandContext) -> CommandPlan:
         unit, circuit = mb.parse_address(meter.address)

@@ -3,7 +3,9 @@
 One module per protocol, used as a namespace (``from prepaid_engine.codecs import dlt645``;
 ``dlt645.read(address, "0001FF00")``):
 
-- :mod:`.dlt645` -- DL/T 645-2007 frames, messages (both directions), builders, ``parse_reply``, ``Deframer``
+- :mod:`.dlt645` -- DL/T 645-2007, a package by layer: ``frame`` (frames, ``Deframer``), ``fields`` (field
+  encodings), ``messages`` (both directions), ``error_bits`` (ERR/SERR), ``master`` (the poller's builders and
+  ``parse_reply``); the package itself is the namespace callers use
 - :mod:`.dlt645_di` -- the DL/T 645-2007 data identifiers as data; value codecs; ``StatusWord3``
 - :mod:`.dlt645_1997` -- DL/T 645-1997 (2-byte identifiers) on the same framing and deframer
 - :mod:`.cjt188` -- CJ/T 188-2004 water meters: frames, messages, 901F values, valve control, ``Deframer``

@@ -38,33 +38,24 @@ from datetime import UTC, datetime, tzinfo
 
 from ..errors import ConfigError, FrameError, MeterError
 from .bcd import bcd_byte, decode_address
-from .dlt645 import (
-    ABNORMAL,
+from .dlt645.error_bits import bit_names
+from .dlt645.fields import auth_bytes, byte_field, di_encoder, di_text, hex_text, time_bytes, time_of
+from .dlt645.frame import (
     BROADCAST,
-    DIRECTION,
     FUNCTION,
     LAYOUT,
     MORE,
     WILDCARD,
     Deframer,
     Frame,
-    _address_bytes,
-    _auth,
-    _baud_byte,
-    _baud_of,
-    _bit_names,
-    _byte,
-    _di_text,
-    _hex_text,
-    _time_bytes,
-    _time_of,
-    check_reply,
+    address_bytes,
     decode_frame,
-    di_encoder,
     encode_frame,
-    frame_filter,
 )
+from .dlt645.master import check_reply, frame_filter
+from .dlt645.messages import baud_byte, baud_of
 from .dlt645_di import DataItem, Kind, compile_table, encode_item, lookup
+from .framing import ABNORMAL, DIRECTION
 
 __all__ = [
     "BROADCAST",
@@ -243,7 +234,7 @@ class WriteRequest(Request):
         return Frame(
             self.address,
             0x04,
-            _di_bytes(self.di) + _auth(self.password_level, self.password, None) + self.value,
+            _di_bytes(self.di) + auth_bytes(self.password_level, self.password, None) + self.value,
         )
 
 
@@ -255,7 +246,7 @@ class BroadcastTime(Request):
     address: str = BROADCAST
 
     def to_frame(self, tz: tzinfo = UTC) -> Frame:
-        return Frame(self.address, 0x08, _time_bytes(self.when, tz))
+        return Frame(self.address, 0x08, time_bytes(self.when, tz))
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,7 +257,7 @@ class WriteAddress(Request):
     address: str = WILDCARD
 
     def to_frame(self, tz: tzinfo = UTC) -> Frame:
-        return Frame(self.address, 0x0A, _address_bytes(self.new_address))
+        return Frame(self.address, 0x0A, address_bytes(self.new_address))
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +268,7 @@ class ChangeBaud(Request):
     baud: int
 
     def to_frame(self, tz: tzinfo = UTC) -> Frame:
-        return Frame(self.address, 0x0C, _baud_byte(self.baud))
+        return Frame(self.address, 0x0C, baud_byte(self.baud))
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +282,9 @@ class ChangePassword(Request):
     new_password: str
 
     def to_frame(self, tz: tzinfo = UTC) -> Frame:
-        data = _auth(self.old_level, self.old_password, None) + _auth(self.new_level, self.new_password, None)
+        data = auth_bytes(self.old_level, self.old_password, None) + auth_bytes(
+            self.new_level, self.new_password, None
+        )
         return Frame(self.address, 0x0F, data)
 
 
@@ -347,7 +340,7 @@ class ErrorReply(Reply):
     def to_frame(self, tz: tzinfo = UTC) -> Frame:
         if self.function not in ERROR_FUNCTIONS:
             raise ConfigError(f"function {self.function:#04x} has no error reply in DL/T 645-1997")
-        return Frame(self.address, DIRECTION | ABNORMAL | self.function, _byte(self.err, "ERR"))
+        return Frame(self.address, DIRECTION | ABNORMAL | self.function, byte_field(self.err, "ERR"))
 
 
 # --- decoding ----------------------------------------------------------------------------------------------
@@ -358,12 +351,12 @@ def _need(frame: Frame, size: int, what: str) -> None:
 
 def _d_read(frame: Frame, tz: tzinfo) -> ReadRequest:
     _need(frame, 2, "read")
-    return ReadRequest(frame.address, _di_text(frame.data))
+    return ReadRequest(frame.address, di_text(frame.data))
 
 
 def _d_follow_up(frame: Frame, tz: tzinfo) -> ReadFollowUp:
     _need(frame, 2, "read follow-up")
-    return ReadFollowUp(frame.address, _di_text(frame.data))
+    return ReadFollowUp(frame.address, di_text(frame.data))
 
 
 def _d_reread(frame: Frame, tz: tzinfo) -> ReReadRequest:
@@ -375,12 +368,12 @@ def _d_write(frame: Frame, tz: tzinfo) -> WriteRequest:
     data = frame.data
     if len(data) < 6:
         raise FrameError(f"DL/T 645-1997 write: {len(data)} data bytes, expected at least 6")
-    return WriteRequest(frame.address, _di_text(data[:2]), data[6:], bcd_byte(data[2]), _hex_text(data[3:6]))
+    return WriteRequest(frame.address, di_text(data[:2]), data[6:], bcd_byte(data[2]), hex_text(data[3:6]))
 
 
 def _d_broadcast_time(frame: Frame, tz: tzinfo) -> BroadcastTime:
     _need(frame, 6, "broadcast time")
-    return BroadcastTime(_time_of(frame.data, tz), frame.address)
+    return BroadcastTime(time_of(frame.data, tz), frame.address)
 
 
 def _d_write_address(frame: Frame, tz: tzinfo) -> WriteAddress:
@@ -390,7 +383,7 @@ def _d_write_address(frame: Frame, tz: tzinfo) -> WriteAddress:
 
 def _d_baud(frame: Frame, tz: tzinfo) -> ChangeBaud:
     _need(frame, 1, "change baud")
-    return ChangeBaud(frame.address, _baud_of(frame.data[0]))
+    return ChangeBaud(frame.address, baud_of(frame.data[0]))
 
 
 def _d_password(frame: Frame, tz: tzinfo) -> ChangePassword:
@@ -399,9 +392,9 @@ def _d_password(frame: Frame, tz: tzinfo) -> ChangePassword:
     return ChangePassword(
         frame.address,
         bcd_byte(data[0]),
-        _hex_text(data[1:4]),
+        hex_text(data[1:4]),
         bcd_byte(data[4]),
-        _hex_text(data[5:8]),
+        hex_text(data[5:8]),
     )
 
 
@@ -410,7 +403,7 @@ def _d_read_reply(frame: Frame, tz: tzinfo) -> ReadReply:
     if len(data) < 2:
         raise FrameError(f"DL/T 645-1997 read reply: {len(data)} data bytes, expected at least 2")
     return ReadReply(
-        frame.address, _di_text(data[:2]), data[2:], bool(frame.control & MORE), frame.control & FUNCTION
+        frame.address, di_text(data[:2]), data[2:], bool(frame.control & MORE), frame.control & FUNCTION
     )
 
 
@@ -467,7 +460,7 @@ ERR_BITS: tuple[str, ...] = (
 
 
 def error_names(err: int) -> tuple[str, ...]:
-    return _bit_names(err, ERR_BITS)
+    return bit_names(err, ERR_BITS)
 
 
 def meter_error(reply: ErrorReply) -> MeterError:

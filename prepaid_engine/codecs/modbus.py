@@ -315,6 +315,20 @@ def read_plan(
     return tuple(blocks)
 
 
+def fields_in(
+    model: MeterModel, block: ReadBlock, names: Iterable[str] | None = None, *, circuit: int = 1
+) -> tuple[str, ...]:
+    """The fields of ``names`` (default: :func:`polled_fields`) that lie wholly inside ``block``, in order."""
+    placed = _placed(model, circuit)
+    wanted = polled_fields(model) if names is None else names
+    found = []
+    for name in wanted:
+        f, address = placed[name]
+        if f.table == block.table and block.address <= address and address + f.count <= block.end:
+            found.append(name)
+    return tuple(found)
+
+
 def read_image(
     blocks: Iterable[ReadBlock], image: Mapping[int, int], fill: int = 0
 ) -> dict[ReadBlock, tuple]:

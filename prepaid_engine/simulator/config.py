@@ -5,15 +5,16 @@ data points at), :func:`generate_site` (big sites for benchmarks), :func:`load_c
 map plus an optional ``"simulator"`` object of settings, see below), or :func:`config_from_args` (the CLI).
 
 JSON file format: exactly the site map (:mod:`prepaid_engine.sitemap`), where each meter may also carry
-``profile`` (a :data:`~prepaid_engine.simulator.profile.PROFILES` name), ``preamble`` (FE bytes before
-each reply, 0-4), ``dead`` (never answers), ``billing`` (meter-side balance and self-trip at zero),
-``latency`` (seconds, this meter's answer delay), ``balance`` and ``total`` (starting values, decimal
-strings), and each gateway may carry ``dead``; plus a top-level ``"simulator"`` object with any of the
-:class:`SiteConfig` settings: ``latency`` (seconds), ``jitter``, ``instant``, ``speed``, ``start`` (ISO
-8601 with offset), ``timezone``, ``meter_timezone``, ``faults`` (:class:`FaultRates` as an object),
-``master_key`` (hex), ``preamble``, ``tou`` (``[[minute, "band"], ...]``), ``prices`` (four decimal
-strings: sharp, peak, flat, valley), ``initial_balance``, ``hoarding_limit``, ``log_size``, ``button``,
-``auto_restore``.
+``profile`` (a :data:`~prepaid_engine.simulator.profile.PROFILES` name), ``preamble`` (FE bytes before each
+reply, 0-4), ``dead`` (never answers), ``billing`` (meter-side balance and self-trip at zero), ``latency``
+(seconds, this meter's answer delay), ``balance`` and ``total`` (starting values, decimal strings), ``lacks``
+(identifiers of its model it answers "no such data" for: DL/T 645 / CJ/T 188 data identifiers, Modbus register
+field names) and ``clock_offset`` (seconds its own clock runs ahead of simulated time; negative: behind), and
+each gateway may carry ``dead``; plus a top-level ``"simulator"`` object with any of the :class:`SiteConfig`
+settings: ``latency`` (seconds), ``jitter``, ``instant``, ``speed``, ``start`` (ISO 8601 with offset),
+``timezone``, ``meter_timezone``, ``faults`` (:class:`FaultRates` as an object), ``master_key`` (hex),
+``preamble``, ``tou`` (``[[minute, "band"], ...]``), ``prices`` (four decimal strings: sharp, peak, flat,
+valley), ``initial_balance``, ``hoarding_limit``, ``log_size``, ``button``, ``auto_restore``.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ class MeterConfig:
     billing: bool | None = None  # meter-side balance; None = the model says (DL/T 645 remaining money)
     balance: Decimal | None = None  # starting meter-side balance; None = the site's initial_balance
     total: Decimal | None = None  # starting total register; None = drawn from the seed
+    lacks: tuple[str, ...] = ()  # identifiers answered "no such data" (DIs; Modbus: register field names)
+    clock_offset: float = 0.0  # seconds the meter's own clock is ahead of simulated time (drift)
 
     def __post_init__(self) -> None:
         if not self.meter_number:
@@ -189,6 +192,32 @@ class SiteConfig(_MeterTree):
                 for g in self.gateways
             ),
         )
+
+    def with_meter(self, key: str, **changes) -> SiteConfig:
+        """The same site with the :class:`MeterConfig` fields ``changes`` set on meter ``key``
+        ("gateway/bus/address"), e.g. ``lacks=("0001FF00",)``; :class:`ConfigError` for an unknown key."""
+        found = False
+
+        def meter(g: GatewayConfig, b: BusConfig, m: MeterConfig) -> MeterConfig:
+            nonlocal found
+            if f"{g.key}/{b.key}/{m.address}" != key:
+                return m
+            found = True
+            return replace(m, **changes)
+
+        site = replace(
+            self,
+            gateways=tuple(
+                replace(
+                    g,
+                    buses=tuple(replace(b, meters=tuple(meter(g, b, m) for m in b.meters)) for b in g.buses),
+                )
+                for g in self.gateways
+            ),
+        )
+        if not found:
+            raise ConfigError(f"the site has no meter {key!r}")
+        return site
 
     def with_host(self, host: str) -> SiteConfig:
         return replace(self, gateways=tuple(replace(g, host=host) for g in self.gateways))
@@ -424,6 +453,8 @@ def _meter_config(data: Mapping, transport: Transport) -> MeterConfig:
         billing=None if data.get("billing") is None else bool(data["billing"]),
         balance=_decimal(data.get("balance"), "balance"),
         total=_decimal(data.get("total"), "total"),
+        lacks=tuple(str(name) for name in data.get("lacks") or ()),
+        clock_offset=float(data.get("clock_offset") or 0.0),
     )
 
 
@@ -567,6 +598,10 @@ def _meter_extras(m: MeterConfig) -> dict:
     for name in ("balance", "total"):
         if getattr(m, name) is not None:
             extras[name] = str(getattr(m, name))
+    if m.lacks:
+        extras["lacks"] = list(m.lacks)
+    if m.clock_offset:
+        extras["clock_offset"] = m.clock_offset
     return extras
 
 

@@ -33,6 +33,10 @@ Choices where real meters differ (all documented in the report and the tests):
 * Only meters that keep money bill (``billing``): by default DL/T 645-2007 models that read remaining money
   (00900200). Modbus maps with a balance register show the starting balance, unchanged.
 * CJ/T 188: a valve in the ``abnormal`` state does not move on command (the status says so).
+* A meter configured with ``lacks`` (``MeterConfig.lacks``) answers "no such data" for those identifiers as
+  a real meter without them does: DL/T 645 ERR bit 1 (e.g. no block ``0001FF00`` while its single energy
+  identifiers answer), a CJ/T 188 abnormal reply, Modbus exception 02 for any read that touches the named
+  register fields. ``clock_offset`` starts the meter's own clock that many seconds off simulated time.
 """
 
 from __future__ import annotations
@@ -183,7 +187,9 @@ class SimMeter:
         self.close_threshold_micro = 0
         self.ledger = RechargeLedger(purchase_count=0, balance=balance, hoarding_limit=site.hoarding_limit)
         # -- clocks -----------------------------------------------------------------------------------------
-        self.clock_offset_ms = 0  # meter clock minus simulated time (broadcast time sets it)
+        self.clock_offset_ms = round(config.clock_offset * 1000)  # meter clock minus simulated time (drift;
+        # broadcast time and date/time writes set it)
+        self.lacks = frozenset(config.lacks)  # identifiers answered "no such data"
         self.settlement_units = self._shown_units()
         self.next_settlement = env.calendar.month_start_ms(self.t_ms, 1) if self.is_water else NEVER
 
@@ -595,6 +601,11 @@ class ModbusMeter(SimMeter):
         self.command_addresses = frozenset(
             a for _, w in model.writes for a in range(w.address, w.address + len(w.values))
         )
+        self.missing_registers = {
+            (f.table, address)
+            for f in map(functools.partial(modbus.register_field, model), sorted(self.lacks))
+            for address in range(f.address, f.address + f.count)
+        }
         fields = {f.name for f in model.registers}
         self.extra_values = {
             name: value
@@ -629,7 +640,10 @@ class ModbusMeter(SimMeter):
             table = "holding" if fc == 3 else "input"
             if not 1 <= count <= 125:
                 return self._exception(fc, ILLEGAL_VALUE)
-            if address + count > self.space.get(table, 0):
+            if address + count > self.space.get(table, 0) or (
+                self.missing_registers
+                and any((table, a) in self.missing_registers for a in range(address, address + count))
+            ):
                 return self._exception(fc, ILLEGAL_ADDRESS)
             image = self.image().get(table, {})
             words = [image.get(a, 0) for a in range(address, address + count)]
@@ -657,11 +671,7 @@ class ModbusMeter(SimMeter):
     def _said(self, table: str, address: int, words: list[int]) -> dict[str, object]:
         modbus = self._modbus
         block = modbus.ReadBlock(table, address, len(words))
-        names = [
-            f.name
-            for f in self.model.registers
-            if f.table == table and address <= f.address and f.address + f.count <= block.end
-        ]
+        names = modbus.fields_in(self.model, block, [f.name for f in self.model.registers])
         return modbus.decode(self.model, {block: words}, self.ct_ratio, names=names)
 
     def _write(self, address: int, values: tuple[int, ...]) -> int:
@@ -895,6 +905,7 @@ class _FramedMeter(SimMeter):
         from zoneinfo import ZoneInfo
 
         super().__init__(config, model, env)
+        self.lacks = frozenset(di.upper() for di in config.lacks)  # data identifiers, as decoded
         self.clock_tz = ZoneInfo(env.config.meter_timezone)
         # Password level -> password (6 hex digits). The model's level and password, and level 04 (the
         # second-class password many meters accept for parameters), both "000000" unless the model says.
@@ -978,7 +989,7 @@ class Dlt645Meter(_FramedMeter):
 
     def _on_read(self, message) -> FramedAnswer:
         reader = self.readers.get(message.di)
-        if reader is None or message.count is not None:
+        if reader is None or message.count is not None or message.di in self.lacks:
             return self._error(0x11, "no_data")
         self.advance()
         return self._read_answer(message.di, reader(self, _Snapshot(self)), self._di.DI_TABLE)
@@ -1111,7 +1122,7 @@ class Dlt1997Meter(Dlt645Meter):
 
     def _on_read(self, message) -> FramedAnswer:
         reader = self.readers.get(message.di)
-        if reader is None:
+        if reader is None or message.di in self.lacks:
             return self._error(0x01, "no_data")
         self.advance()
         return self._read_answer(message.di, reader(self, _Snapshot(self)), self._table)
@@ -1180,7 +1191,7 @@ class CjtMeter(_FramedMeter):
         return FramedAnswer(reply, {}, ("abnormal",))
 
     def _on_read(self, message) -> FramedAnswer:
-        if message.di != self.codec.DI_METER_DATA:
+        if message.di != self.codec.DI_METER_DATA or message.di in self.lacks:
             return self._error(0x01, message.ser)
         self.advance()
         reply = self.codec.FlowReply(

@@ -20,6 +20,7 @@ KIND_SELECTION = [
     (str(ErrorKind.SECURITY), "Security"),
     (str(ErrorKind.UNSUPPORTED), "Unsupported"),
     (str(ErrorKind.CANCELLED), "Cancelled"),
+    ("no_data", "No Such Data"),  # a warning: the meter lacks identifiers of its model (PollWarning)
 ]
 DEFAULT_RETENTION_DAYS = 30
 PURGE_CHUNK = 10000
@@ -44,7 +45,9 @@ class PrepaidCommLog(models.Model):
     at = fields.Datetime(required=True, default=fields.Datetime.now, index=True)
     gateway_id = fields.Many2one("prepaid.gateway", ondelete="cascade", index="btree_not_null")
     meter_id = fields.Many2one("prepaid.meter", ondelete="cascade", index="btree_not_null")
-    direction = fields.Selection([("tx", "Sent"), ("rx", "Received"), ("error", "Error")], required=True)
+    direction = fields.Selection(
+        [("tx", "Sent"), ("rx", "Received"), ("error", "Error"), ("warning", "Warning")], required=True
+    )
     kind = fields.Selection(KIND_SELECTION)
     bus = fields.Char()
     data_hex = fields.Char(string="Frame (hex)")
@@ -54,12 +57,14 @@ class PrepaidCommLog(models.Model):
     )
 
     @api.model
-    def _log_poll_result(self, result, gateways):
-        """Errors (always) and frame traces (for gateways with "trace frames") of a poll, in one create."""
+    def _log_poll_result(self, result, gateways, warnings=()):
+        """Errors (always), ``warnings`` (the poll's :class:`~prepaid_engine.types.PollWarning` values worth a
+        line: what a meter was first found lacking) and frame traces (for gateways with "trace frames") of a
+        poll, in one create."""
         gateway_of = {str(g.id): g for g in gateways}
         meter_ids = {
             int(item.meter_key)
-            for item in (*result.errors, *result.traces)
+            for item in (*result.errors, *warnings, *result.traces)
             if item.meter_key and item.meter_key.isdecimal()
         }
         known_meters = set(self.env["prepaid.meter"].browse(meter_ids).exists().ids)
@@ -78,6 +83,19 @@ class PrepaidCommLog(models.Model):
         vals_list = [
             dict(common(error), direction="error", kind=str(error.kind), message=error.message)
             for error in result.errors
+        ]
+        vals_list += [
+            dict(
+                common(warning),
+                direction="warning",
+                kind="no_data",
+                message=self.env._(
+                    'The meter has no %(identifiers)s (it answers "no such data"): the rest of its reading '
+                    "is kept and these are no longer asked for.",
+                    identifiers=", ".join(warning.missing),
+                ),
+            )
+            for warning in warnings
         ]
         traced = {key for key, gateway in gateway_of.items() if gateway.trace_frames}
         vals_list += [

@@ -1,10 +1,14 @@
 import logging
+import random
+import threading
+import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import internal
 from odoo.exceptions import UserError
+from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 from odoo.tools import SQL
 
 from prepaid_engine.errors import EngineError
@@ -14,6 +18,7 @@ _logger = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 15  # minutes between two polls when the gateway's building sets none
 DEFAULT_BATCH = 200  # gateways handed to the engine per cron call
+STORE_TRIES = 5  # transactions a poll result is stored in before the poll cron gives up (serialization)
 TRANSPORT_SELECTION = [
     (str(Transport.TRANSPARENT), "Transparent (RTU over TCP)"),
     (str(Transport.MODBUS_TCP), "Modbus-TCP"),
@@ -26,6 +31,49 @@ def _utc(value):
     if not value:
         return False
     return value.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def in_own_transaction():
+    """Whether field I/O may end the current transaction first and store its results in transactions of
+    their own (:func:`store_in_own_transaction`): in the crons, which own their transaction (the runner
+    commits after each call), never in tests, whose transaction is the test's."""
+    return not getattr(threading.current_thread(), "testing", False)
+
+
+def store_in_own_transaction(env, store, meter_ids):
+    """Run ``store()`` (write what a poll or a command execution brought back) in a transaction of its own,
+    committed at once; for callers that already ended the transaction they read in before their field I/O.
+
+    The transaction first takes the row locks of the meters ``meter_ids()`` returns, in id order (the poll and
+    the command executor both write meter rows; a row that the other is writing is waited for). Odoo runs in
+    REPEATABLE READ: when the other committed a change to those rows meanwhile, PostgreSQL refuses this
+    transaction's snapshot ("could not serialize access due to concurrent update"). That happens on the lock
+    statement, which is run without Odoo's "bad query" error log, and the whole transaction is rolled back and
+    run again from the same results (no field I/O repeated; the writes are idempotent: readings by
+    ``UNIQUE(meter_id, read_at)``, command states by their command), up to :data:`STORE_TRIES` times with a
+    random backoff. Whatever conflicts later (a user saving a meter form meanwhile) is retried the same
+    way."""
+    for tryno in range(1, STORE_TRIES + 1):
+        try:
+            locked = meter_ids()
+            if locked:
+                env.cr.execute(
+                    SQL(
+                        "SELECT id FROM prepaid_meter WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+                        sorted(locked),
+                    ),
+                    log_exceptions=False,
+                )
+            store()
+            env.cr.commit()  # pylint: disable=invalid-commit
+            return
+        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY as exc:
+            env.cr.rollback()  # also empties the caches: the next try reads the rows anew
+            if tryno == STORE_TRIES:
+                raise
+            wait = random.uniform(0.0, 0.25 * 2**tryno)
+            _logger.info("concurrent update of meters (%s): stored again in %.2f s", exc.pgcode, wait)
+            time.sleep(wait)
 
 
 def next_slot(last, minutes):
@@ -159,18 +207,18 @@ class PrepaidGateway(models.Model):
         """The active meters behind these gateways that the poller can reach (on a bus)."""
         return self.env["prepaid.meter"].search([("gateway_id", "in", self.ids), ("bus_id", "!=", False)])
 
-    def _prepare_engine_gateway(self, meters=None):
+    def _prepare_engine_gateway(self, meters=None, all_buses=False):
         """The engine's :class:`GatewaySpec` for this gateway: its buses with ``meters`` (default: all its
         pollable meters). ``GatewaySpec.key`` is the record id, ``MeterSpec.key`` the meter's record id.
-        Buses without any of the meters are left out."""
+        Buses without any of the meters are left out, unless ``all_buses`` (a connection test)."""
         self.ensure_one()
         meters = self._get_pollable_meters() if meters is None else meters
         meters_of_bus = meters.grouped("bus_id")
         models_cache = {}
         buses = [
-            bus._prepare_engine_bus(meters_of_bus[bus], models_cache)
+            bus._prepare_engine_bus(meters_of_bus.get(bus, meters.browse()), models_cache)
             for bus in self.bus_ids
-            if bus in meters_of_bus
+            if all_buses or bus in meters_of_bus
         ]
         return GatewaySpec(
             key=str(self.id),
@@ -239,13 +287,22 @@ class PrepaidGateway(models.Model):
         due_ids = self._get_due_gateway_ids(fields.Datetime.now(), shard or 0, shards)
         todo = self.sudo().browse(due_ids[:batch])
         if todo:
-            todo._poll()
+            todo._poll(own_transaction=in_own_transaction())
         self.env["ir.cron"]._notify_progress(done=len(todo), remaining=len(due_ids) - len(todo))
         return len(todo)
 
-    def _poll(self, meters=None):
+    def _poll(self, meters=None, own_transaction=False):
         """Poll these gateways now (``meters``: only those meters) and store what came back. Returns the
-        engine's :class:`PollResult`. One gateway failing never stops the others."""
+        engine's :class:`PollResult`. One gateway failing never stops the others.
+
+        ``own_transaction`` (the poll cron, :func:`in_own_transaction`): a poll cycle is never lost to a
+        command that commits on the same meter rows while the engine talks to the field (tens of seconds for
+        a bus of slow meters). Odoo runs in REPEATABLE READ, so a transaction that read the meters before
+        that commit cannot update them after it ("could not serialize access due to concurrent update"). So
+        the poll ends its transaction (it has only read) before the engine I/O, and stores the result in a
+        transaction of its own that starts after it (:meth:`_store_poll_result`). Without it (buttons,
+        tests) the poll runs in the caller's transaction, which Odoo's request handling retries as a
+        whole."""
         started = fields.Datetime.now()
         specs, failures = {}, []
         # The meters of all these gateways in one search (not one per gateway), then split by gateway.
@@ -259,21 +316,51 @@ class PrepaidGateway(models.Model):
             except EngineError as exc:
                 _logger.warning("gateway %s cannot be polled: %s", gateway.code, exc)
                 failures.append((gateway, exc))
-        result = self._poll_specs(list(specs.values()), trace=any(self.mapped("trace_frames")))
+        trace = any(self.mapped("trace_frames"))
+        poller = self._get_poller(trace=trace)
+        if own_transaction:
+            # Only read so far: end the transaction, so that the writes see the meters as they are after
+            # the engine I/O, not as they were before it (no query until then: it would start the next).
+            self.env.cr.commit()  # pylint: disable=invalid-commit
+        result = self._poll_specs(list(specs.values()), trace=trace, poller=poller)
         now = datetime.now(UTC)
         for gateway, exc in failures:
             result.errors.append(PollError(str(gateway.id), "", None, ErrorKind.UNSUPPORTED, str(exc), now))
-        self._apply_poll_result(result, polled_at=started, meters=meters, polled=polled)
+        if own_transaction:
+            self._store_poll_result(result, polled_at=started, meters=meters, polled=polled)
+        else:
+            self._apply_poll_result(result, polled_at=started, meters=meters, polled=polled)
         return result
 
+    def _store_poll_result(self, result, polled_at, meters, polled):
+        """:meth:`_apply_poll_result` in transactions of its own (:func:`store_in_own_transaction`), with the
+        row locks of the ``polled`` meters that have commands queued or being sent (the meter rows the
+        command executor writes meanwhile) taken first. Commits."""
+        ids = polled.ids
+
+        def commanded():
+            rows = self.env.execute_query(
+                SQL(
+                    """SELECT DISTINCT meter_id FROM prepaid_meter_command
+                        WHERE meter_id = ANY(%s) AND state IN ('queued', 'sent')""",
+                    ids,
+                )
+            )
+            return [row[0] for row in rows]
+
+        def store():
+            self._apply_poll_result(result, polled_at=polled_at, meters=meters, polled=polled)
+
+        store_in_own_transaction(self.env, store, commanded)
+
     @api.model
-    def _poll_specs(self, specs, trace=False):
-        """Hand the specs to the engine in one call; if the engine refuses the batch as a whole, poll them one
-        by one so that one bad gateway only fails itself."""
+    def _poll_specs(self, specs, trace=False, poller=None):
+        """Hand the specs to the engine in one call (``poller``: default :meth:`_get_poller`); if the engine
+        refuses the batch as a whole, poll them one by one so that one bad gateway only fails itself."""
         started = datetime.now(UTC)
         if not specs:
             return PollResult(started_at=started, finished_at=started)
-        poller = self._get_poller(trace=trace)
+        poller = poller or self._get_poller(trace=trace)
         try:
             return poller.poll_sync(specs)
         except EngineError as exc:
@@ -289,7 +376,7 @@ class PrepaidGateway(models.Model):
             )
         merged = PollResult(started_at=started, finished_at=started)
         for spec in specs:
-            part = self._poll_specs([spec], trace=trace)
+            part = self._poll_specs([spec], trace=trace, poller=poller)
             merged.readings.extend(part.readings)
             merged.errors.extend(part.errors)
             merged.traces.extend(part.traces)
@@ -299,7 +386,8 @@ class PrepaidGateway(models.Model):
 
     def _apply_poll_result(self, result, polled_at=None, meters=None, source="poll", polled=None):
         """Store a poll result for these gateways: readings (idempotent), errors and traces in the
-        communication log, gateway and meter online states, next poll time.
+        communication log, what meters were found lacking (on the meters, and a warning in the log the first
+        time), gateway and meter online states, next poll time.
 
         ``meters``: the meters a partial poll asked ("Read now" on meters); such a poll does not move the
         gateways' schedule nor their failure count. ``polled``: the meters the poll asked, when the caller
@@ -307,7 +395,9 @@ class PrepaidGateway(models.Model):
         Reading = self.env["prepaid.meter.reading"].sudo()
         Reading._ingest(result.readings, source)
         meter_ids = {int(r.meter_key) for r in result.readings if r.meter_key.isdecimal()}
-        self.env["prepaid.comm.log"].sudo()._log_poll_result(result, self)
+        # Meters that lack identifiers were read all the same (they stay online): what is new is logged.
+        new_warnings = self.env["prepaid.meter"]._remember_missing_identifiers(result.warnings)
+        self.env["prepaid.comm.log"].sudo()._log_poll_result(result, self, new_warnings)
         # Meters: online with a reading this cycle; offline with an error and no reading this cycle.
         Meter = self.env["prepaid.meter"].sudo().with_context(tracking_disable=True)
         errored = set()
@@ -375,29 +465,52 @@ class PrepaidGateway(models.Model):
         )
 
     def action_test_connection(self):
-        """A poll of the gateway, reported as a connection test."""
+        """Test the gateway in a few seconds without polling it: open each bus's port (connect timeout) and
+        send the first meter of the bus one request (reply timeout); a notification says which buses
+        answered, with the error for the others. Nothing is stored."""
         self.ensure_one()
         self.check_access("write")
-        result = self.sudo()._poll()
-        state = result.gateways.get(str(self.id))
-        if state and state.online:
+        gateway = self.sudo()
+        first_meters = gateway._get_pollable_meters().grouped("bus_id")
+        meters = self.env["prepaid.meter"].sudo().concat(*(found[:1] for found in first_meters.values()))
+        try:
+            spec = gateway._prepare_engine_gateway(meters, all_buses=True)
+        except EngineError as exc:
             return self._notify(
                 self.env._("Connection test"),
                 self.env._(
-                    "%(gateway)s answered: %(read)s meters read.",
-                    gateway=self.display_name,
-                    read=len({r.meter_key for r in result.readings}),
+                    "%(gateway)s cannot be tested: %(error)s", gateway=self.display_name, error=str(exc)
                 ),
+                "danger",
             )
-        gateway_errors = [e.message for e in result.errors if e.meter_key is None]
+        checks = gateway._get_poller().test_connection_sync(spec)
+        ports = {bus.name: bus.port or bus.device for bus in self.bus_ids}
+        lines = [self._describe_bus_check(check, ports.get(check.bus_key)) for check in checks]
+        if not checks:
+            lines = [self.env._("%(gateway)s has no bus to test.", gateway=self.display_name)]
+        answered = [check.connected and check.answered is not False for check in checks]
+        kind = "success" if checks and all(answered) else "warning" if any(answered) else "danger"
         return self._notify(
-            self.env._("Connection test"),
-            self.env._(
-                "%(gateway)s did not answer: %(error)s",
-                gateway=self.display_name,
-                error="; ".join(gateway_errors) or self.env._("no meter answered"),
-            ),
-            "danger",
+            self.env._("Connection test: %(gateway)s", gateway=self.display_name), " ".join(lines), kind
+        )
+
+    def _describe_bus_check(self, check, port):
+        """One line of the connection test's notification for an engine :class:`BusCheck`."""
+        meter = self.env["prepaid.meter"].browse(int(check.meter_key)) if check.meter_key else None
+        values = {
+            "bus": check.bus_key,
+            "port": port or "-",
+            "meter": meter.sudo().display_name if meter else "",
+            "error": check.message,
+        }
+        if not check.connected:
+            return self.env._("Bus %(bus)s (port %(port)s): no connection: %(error)s.", **values)
+        if check.answered is None:
+            return self.env._("Bus %(bus)s (port %(port)s): connected; no meter to ask.", **values)
+        if check.answered:
+            return self.env._("Bus %(bus)s (port %(port)s): meter %(meter)s answered.", **values)
+        return self.env._(
+            "Bus %(bus)s (port %(port)s): connected, but meter %(meter)s did not answer: %(error)s.", **values
         )
 
     @api.model

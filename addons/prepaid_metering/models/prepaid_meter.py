@@ -1,4 +1,6 @@
+import dataclasses
 import re
+from collections import defaultdict
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -217,6 +219,17 @@ class PrepaidMeter(models.Model):
         "res.company", required=True, index=True, default=lambda self: self.env.company, tracking=True
     )
     active = fields.Boolean(default=True, tracking=True)
+    missing_identifiers = fields.Char(
+        string="Identifiers Lacking",
+        compute="_compute_missing_identifiers",
+        store=True,
+        readonly=True,
+        copy=False,
+        groups="prepaid_base.group_prepaid_manager",
+        help="Identifiers of the meter model (DL/T 645 / CJ/T 188 data identifiers, Modbus register fields) "
+        'that this meter answered "no such data" for. The poller no longer asks for them and keeps the '
+        "rest of each reading. Forgotten when the model or the address changes, or with Ask Again.",
+    )
     reading_count = fields.Integer(compute="_compute_counts")
     command_count = fields.Integer(compute="_compute_counts")
     comm_log_count = fields.Integer(compute="_compute_counts")
@@ -277,6 +290,11 @@ class PrepaidMeter(models.Model):
             if meter.unit_id:
                 # The unit's live account; none when the unit has none (a meter never bills another unit).
                 meter.account_id = accounts.filtered(lambda a, unit=meter.unit_id: unit in a.unit_ids)[:1]
+
+    @api.depends("model_id", "address")
+    def _compute_missing_identifiers(self):
+        # Another model, or another meter at this address, may have what the old one lacked: ask again.
+        self.missing_identifiers = False
 
     def _compute_counts(self):
         def count(model, field):
@@ -400,7 +418,42 @@ class PrepaidMeter(models.Model):
             ct_ratio=self.ct_ratio or 1,
             meter_number=self.meter_number or "",
             customer_number=self.customer_number or "",
+            skip=self.sudo()._get_missing_identifiers(),
         )
+
+    def _get_missing_identifiers(self):
+        """The identifiers this meter is known to lack, as a set (the engine's ``MeterSpec.skip``)."""
+        self.ensure_one()
+        return frozenset(filter(None, (name.strip() for name in (self.missing_identifiers or "").split(","))))
+
+    @api.model
+    @api.private
+    def _remember_missing_identifiers(self, warnings):
+        """Remember on each meter what the poll's :class:`~prepaid_engine.types.PollWarning` values say it
+        lacks (the next polls do not ask again); returns the warnings narrowed to what was not known yet,
+        for the communication log (a meter is logged once per identifier, not every cycle)."""
+        by_meter = defaultdict(list)
+        for warning in warnings:
+            if warning.meter_key.isdecimal():
+                by_meter[int(warning.meter_key)].append(warning)
+        news = []
+        for meter in self.sudo().browse(list(by_meter)).exists():
+            known = list(meter._get_missing_identifiers())
+            for warning in by_meter[meter.id]:
+                new = tuple(name for name in warning.missing if name not in known)
+                if new:
+                    known += new
+                    news.append(dataclasses.replace(warning, missing=new))
+            if len(known) != len(meter._get_missing_identifiers()):
+                meter.missing_identifiers = ", ".join(known)
+        return news
+
+    def action_ask_again(self):
+        """Forget what these meters were found lacking: the next poll asks their model's identifiers again
+        (after a firmware update, or to check)."""
+        self.check_access("write")
+        self.missing_identifiers = False
+        return True
 
     def _get_effective_tariff(self):
         """The tariff that prices this meter: its own override, else the unit's (inherited up the tree)."""

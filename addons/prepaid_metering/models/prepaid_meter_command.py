@@ -11,6 +11,8 @@ from odoo.tools import SQL
 from prepaid_engine.errors import EngineError
 from prepaid_engine.types import CommandKind, CommandStatus, MeterCommand
 
+from .prepaid_gateway import in_own_transaction, store_in_own_transaction
+
 _logger = logging.getLogger(__name__)
 
 KIND_SELECTION = [
@@ -35,6 +37,9 @@ EXECUTOR_CRON = "prepaid_metering.ir_cron_execute_commands"
 DEFAULT_BATCH = 200
 BACKOFF_BASE = 30  # seconds before the first retry; doubles with each failed attempt
 DEFAULT_EXPIRY = timedelta(days=1)
+# A command still "sent" this long after it was sent lost its executor (a worker killed during the field
+# I/O): it goes back to the queue as a failed attempt. Far longer than any executor run.
+STALE_SENT = timedelta(hours=1)
 # A queued command of one kind is superseded (cancelled) when its opposite is queued for the same meter.
 OPPOSITE_KINDS = {
     "trip": "close",
@@ -279,6 +284,15 @@ class PrepaidMeterCommand(models.Model):
         return expired
 
     @api.model
+    def _requeue_stale_sent(self, now):
+        """Commands still "sent" :data:`STALE_SENT` after they were sent (their executor died during the
+        field I/O) go back to the queue as a failed attempt. Sending again is safe: relay, valve and price
+        commands set a state, and a recharge carries the same purchase count (a duplicate is success)."""
+        stale = self.search([("state", "=", "sent"), ("sent_at", "<=", now - STALE_SENT)])
+        stale._apply_failure(self.env._("Interrupted before the meter's answer was stored."))
+        return stale
+
+    @api.model
     def _due_domain(self, now):
         return [
             ("state", "=", "queued"),
@@ -295,6 +309,7 @@ class PrepaidMeterCommand(models.Model):
         self = self.sudo()
         now = fields.Datetime.now()
         self._expire_queued(now)
+        self._requeue_stale_sent(now)
         self.flush_model()
         rows = self.env.execute_query(
             SQL(
@@ -309,7 +324,7 @@ class PrepaidMeterCommand(models.Model):
         )
         commands = self.browse(sorted(row[0] for row in rows))
         if commands:
-            commands._execute()
+            commands._execute(own_transaction=in_own_transaction())
         remaining = self.search_count(self._due_domain(now))
         self.env["ir.cron"]._notify_progress(done=len(commands), remaining=remaining)
         return len(commands)
@@ -325,13 +340,21 @@ class PrepaidMeterCommand(models.Model):
             prices=prices,
             amount=Decimal(str(self.amount)).quantize(Decimal("0.01")) if self.kind == "recharge" else None,
             purchase_count=self.purchase_count if self.kind == "recharge" else None,
-            valid_until=_aware(self.expires_at),
+            # The queue's expiry is ours; a relay command's own validity is the engine's, on the meter's clock
             expires_at=_aware(self.expires_at),
             attempts=1,
         )
 
-    def _execute(self):
-        """Send these commands now (marks them sent, calls the engine, applies the results)."""
+    def _execute(self, own_transaction=False):
+        """Send these commands now (marks them sent, calls the engine, applies the results).
+
+        ``own_transaction`` (the executor cron, see :func:`~.prepaid_gateway.in_own_transaction`): the field
+        I/O happens between transactions, as the poll's does. The commands are marked sent and committed
+        first (two executors never send one command twice; a command whose executor dies stays "sent" until
+        :meth:`_requeue_stale_sent`), and the results are stored in a transaction of its own that starts
+        after the I/O, with the commanded meters' rows locked first and retried on a concurrent update
+        (:func:`~.prepaid_gateway.store_in_own_transaction`): a poll that stores its readings of the same
+        meters meanwhile never makes the executor fail, nor the other way round."""
         now = fields.Datetime.now()
         for attempts, commands in self.grouped("attempts").items():
             internal(commands).write({"state": "sent", "sent_at": now, "attempts": attempts + 1})
@@ -348,21 +371,33 @@ class PrepaidMeterCommand(models.Model):
             except EngineError as exc:
                 commands._apply_failure(str(exc), final=True)
                 todo -= commands
+        poller = self.env["prepaid.gateway"]._get_poller()
+        if own_transaction:
+            # No query after this until the results are stored: it would start the next transaction.
+            self.env.cr.commit()  # pylint: disable=invalid-commit
         if engine_commands:
-            results = self._execute_specs(specs, engine_commands)
-        for command in todo:
-            result = results.get(str(command.id))
-            if result is None:
-                command._apply_failure(self.env._("The engine returned no result."))
-            else:
-                command._apply_result(result)
-        self._after_execute()
+            results = self._execute_specs(specs, engine_commands, poller)
+
+        def store():
+            for command in todo:
+                result = results.get(str(command.id))
+                if result is None:
+                    command._apply_failure(self.env._("The engine returned no result."))
+                else:
+                    command._apply_result(result)
+            self._after_execute()
+
+        if own_transaction:
+            store_in_own_transaction(self.env, store, lambda: todo.meter_id.ids)
+        else:
+            store()
 
     @api.model
-    def _execute_specs(self, specs, engine_commands):
-        """``{command key: CommandResult}`` from the engine; if the engine refuses the batch as a whole, the
-        gateways are tried one by one so that one bad gateway only fails its own commands."""
-        poller = self.env["prepaid.gateway"]._get_poller()
+    def _execute_specs(self, specs, engine_commands, poller=None):
+        """``{command key: CommandResult}`` from the engine (``poller``: default the gateways' poller); if
+        the engine refuses the batch as a whole, the gateways are tried one by one so that one bad gateway
+        only fails its own commands."""
+        poller = poller or self.env["prepaid.gateway"]._get_poller()
         try:
             return {r.key: r for r in poller.execute_sync(specs, engine_commands)}
         except EngineError as exc:
@@ -374,7 +409,7 @@ class PrepaidMeterCommand(models.Model):
         meters_of = {spec.key: {m.key for bus in spec.buses for m in bus.meters} for spec in specs}
         for spec in specs:
             mine = [c for c in engine_commands if c.meter_key in meters_of[spec.key]]
-            results.update(self._execute_specs([spec], mine))
+            results.update(self._execute_specs([spec], mine, poller))
         return results
 
     def _apply_result(self, result):

@@ -1,6 +1,8 @@
 from . import (
     test_commands,
+    test_concurrency,
     test_default_site,
+    test_field,
     test_import,
     test_meter,
     test_polling,

@@ -4,6 +4,7 @@ from odoo.tools import create_index
 
 from .prepaid_tariff import UTILITY_SELECTION
 
+UNIT_OF_UTILITY = {"electricity": "kWh", "water": "m³"}
 LEDGER_KINDS = [
     ("topup", "Top-up"),
     ("consumption", "Consumption"),
@@ -43,7 +44,9 @@ class PrepaidLedger(models.Model):
 
     _name = "prepaid.ledger"
     _description = "Prepaid Ledger Line"
-    _order = "date desc, id desc"
+    # Posting order: the order balance_after runs in (a consumption line's date is its reading's time, which
+    # can be earlier than lines posted before it).
+    _order = "id desc"
     _rec_name = "idempotency_key"
     _allow_sudo_commands = False
     _log_access = False
@@ -69,7 +72,18 @@ class PrepaidLedger(models.Model):
         help="Unique key of the event this line books: posting the same event twice books it once.",
     )
     period = fields.Integer(string="Ledger Period", readonly=True, aggregator=None)
-    description = fields.Char(readonly=True)
+    description = fields.Char(
+        string="Note", readonly=True, help="Free text given with the line (an opening balance's origin...)."
+    )
+    quantity = fields.Float(
+        digits=(16, 3), readonly=True, aggregator="sum", help="Consumption: the energy or water it charges."
+    )
+    label = fields.Char(
+        string="Description",
+        compute="_compute_label",
+        help="What the line books, in your language: the utility and quantity of a consumption, the document "
+        "of a top-up, reversal or refund.",
+    )
     utility = fields.Selection(UTILITY_SELECTION, readonly=True)
     res_model = fields.Char(string="Source Model", readonly=True)
     res_id = fields.Many2oneReference(string="Source ID", model_field="res_model", readonly=True)
@@ -88,12 +102,12 @@ class PrepaidLedger(models.Model):
 
     def init(self):
         res = super().init()
-        # "Latest lines of an account" (account form, statements, portal) reads this index in order.
+        # "Latest lines of an account" (account form, portal) reads this index in order.
         create_index(
             self.env.cr,
-            indexname="prepaid_ledger_account_date_idx",
+            indexname="prepaid_ledger_account_id_idx",
             tablename=self._table,
-            expressions=["account_id", "date DESC", "id DESC"],
+            expressions=["account_id", "id DESC"],
         )
         return res
 
@@ -109,11 +123,45 @@ class PrepaidLedger(models.Model):
             else:
                 line.source_ref = False
 
-    @api.depends("account_id", "kind", "date")
-    def _compute_display_name(self):
+    @api.depends("kind", "utility", "quantity", "description", "res_model", "res_id")
+    @api.depends_context("lang")
+    def _compute_label(self):
+        """The line's description in the reader's language, from what the line holds (not a text written in
+        the poster's language): ``Electricity 1.250 kWh``, ``Top-up TP/2026/00027``, else its note or kind."""
         kinds = dict(self._fields["kind"]._description_selection(self.env))
+        utilities = dict(self._fields["utility"]._description_selection(self.env))
+        documents = {}
+        for model, lines in (
+            self.filtered(lambda line: line.res_model and line.res_id).grouped("res_model").items()
+        ):
+            if model in self.env:
+                sources = self.env[model].sudo().browse(lines.mapped("res_id")).exists()
+                documents.update({(model, source.id): source.display_name for source in sources})
         for line in self:
-            line.display_name = f"{line.account_id.name} {kinds.get(line.kind, '')} {line.idempotency_key}"
+            document = documents.get((line.res_model, line.res_id))
+            if line.kind == "consumption" and line.utility and line.quantity:
+                label = self.env._(
+                    "%(utility)s %(quantity)s %(unit)s",
+                    utility=utilities.get(line.utility, line.utility),
+                    quantity=f"{line.quantity:.3f}",
+                    unit=UNIT_OF_UTILITY.get(line.utility, ""),
+                )
+            elif document and line.res_model == "prepaid.meter.command":
+                # Meter-side billing: the money of a top-up left for the meter as a recharge.
+                label = self.env._("Sent to the meter: %(document)s", document=document)
+            elif document and line.res_model != "prepaid.meter":
+                label = self.env._(
+                    "%(kind)s %(document)s", kind=kinds.get(line.kind, line.kind), document=document
+                )
+            else:
+                label = line.description or kinds.get(line.kind, line.kind)
+            line.label = label
+
+    @api.depends("account_id", "label")
+    @api.depends_context("lang")
+    def _compute_display_name(self):
+        for line in self:
+            line.display_name = f"{line.account_id.name} {line.label}"
 
     @api.model_create_multi
     def create(self, vals_list):  # pylint: disable=method-required-super  (no ORM create, ever)

@@ -162,6 +162,18 @@ class PrepaidProperty(models.Model):
             return False
         return self.env.company.partner_id.tz or self.env.user.tz or False
 
+    @api.depends("name", "code", "kind", "building_id.name", "site_id.name")
+    def _compute_display_name(self):
+        """What a property is called wherever it is picked or listed: a unit by its code and name first, then
+        its building (``[A-101] Shop 101 · Building A``), so the room shows even when the text is cut; a floor
+        with its building; a building with its site."""
+        for prop in self:
+            name = f"[{prop.code}] {prop.name}" if prop.code and prop.kind == "unit" else prop.name
+            context = prop.building_id if prop.kind in ("unit", "floor") else prop.site_id
+            if context and context != prop:
+                name = f"{name} · {context.name}"
+            prop.display_name = name
+
     @api.depends("name", "parent_id.complete_name")
     def _compute_complete_name(self):
         for prop in self:

@@ -10,7 +10,15 @@ from .common import PrepaidCommon
 class TestPropertyHierarchy(PrepaidCommon):
     def test_complete_name_and_ancestors_follow_the_tree(self):
         self.assertEqual(self.unit_a101.complete_name, "S / A / A1 / A101")
-        self.assertEqual(self.unit_a101.display_name, "S / A / A1 / A101")
+        # Shown by its code and name first, then its building: the room is visible where the text is cut.
+        self.assertEqual(self.unit_a101.display_name, "[T-A101] A101 · A")
+        self.assertEqual(self.floor_a1.display_name, "A1 · A")
+        self.assertEqual(self.building_a.display_name, "A · S")
+        self.assertEqual(self.site.display_name, "S")
+        # Found by any part of its path or its code.
+        Property = self.env["prepaid.property"]
+        self.assertIn(self.unit_a101, Property.search([("display_name", "ilike", "A1 / A101")]))
+        self.assertIn(self.unit_a101, Property.search([("display_name", "ilike", "T-A101")]))
         self.assertEqual(self.unit_a101.site_id, self.site)
         self.assertEqual(self.unit_a101.building_id, self.building_a)
         self.assertEqual(self.unit_a101.floor_id, self.floor_a1)

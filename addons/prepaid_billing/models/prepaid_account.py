@@ -399,9 +399,6 @@ class PrepaidAccount(models.Model):
                         "kind": "refund",
                         "amount": -amount,
                         "idempotency_key": f"refund:{refund.id}",
-                        "description": self.env._(
-                            "Refund of the balance on closure (%(refund)s)", refund=refund.name
-                        ),
                         "res_model": "account.move",
                         "res_id": refund.id,
                     }

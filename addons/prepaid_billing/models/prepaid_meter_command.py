@@ -31,11 +31,6 @@ class PrepaidMeterCommand(models.Model):
                     "amount": -command.amount,
                     "idempotency_key": f"recharge:{command.id}",
                     "utility": command.meter_id.utility,
-                    "description": self.env._(
-                        "Sent to meter %(meter)s (purchase %(count)s)",
-                        meter=command.meter_id.display_name,
-                        count=command.purchase_count,
-                    ),
                     "res_model": self._name,
                     "res_id": command.id,
                 }

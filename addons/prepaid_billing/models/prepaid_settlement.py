@@ -61,7 +61,6 @@ def settlement_savepoint(env):
 
 BATCH = 2000  # meters settled per batch: one locking read, one ledger COPY, one balance and one cursor UPDATE
 BILLABLE_ACCOUNT_STATES = ("open", "suspended")
-UNIT_LABEL = {"electricity": "kWh", "water": "m³"}
 ZERO = Decimal(0)
 ZERO_BANDS = Bands(ZERO, ZERO, ZERO, ZERO)
 # Cursor columns written by the settlement, with their SQL types (numeric ones carry exact decimals), in the
@@ -394,7 +393,6 @@ class PrepaidSettlement(models.AbstractModel):
     def _settle_batch(self, meter_ids):
         meters, readings, replacements = self._fetch_batch(meter_ids)
         context, quantum = self._rating_context(meters)
-        utilities = dict(self.env["prepaid.meter"]._fields["utility"]._description_selection(self.env))
         settled_at = copy_text(fields.Datetime.now())
         ledger_rows, cursor_lines, errors = [], [], {}
         n_readings = n_intervals = n_errors = 0
@@ -433,7 +431,6 @@ class PrepaidSettlement(models.AbstractModel):
             if not lines:
                 continue
             utility = row.utility
-            label, unit = utilities[utility], UNIT_LABEL[utility]
             for rated in lines:
                 if not rated.charge:
                     continue
@@ -449,7 +446,7 @@ class PrepaidSettlement(models.AbstractModel):
                         "amount": -rated.charge,
                         "idempotency_key": f"cons:{meter_id}:{start_stamp}:{end_stamp}",
                         "date": ends.get(end) or ends.setdefault(end, naive(end)),
-                        "description": f"{label} {interval.total:.3f} {unit}",
+                        "quantity": interval.total,
                         "utility": utility,
                         "res_model": "prepaid.meter",
                         "res_id": meter_id,

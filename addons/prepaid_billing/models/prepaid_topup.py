@@ -288,7 +288,6 @@ class PrepaidTopup(models.Model):
             "amount": self.currency_id.round(credited),
             "idempotency_key": topup_ledger_key(invoice),
             "date": self.date,
-            "description": self.env._("Top-up %(topup)s", topup=self.name),
             "res_model": self._name,
             "res_id": self.id,
         }
@@ -398,7 +397,6 @@ class PrepaidTopup(models.Model):
                         "kind": "reversal",
                         "amount": -self.ledger_id.amount,
                         "idempotency_key": f"reversal:{self.id}",
-                        "description": self.env._("Reversal of top-up %(topup)s", topup=self.name),
                         "res_model": self._name,
                         "res_id": self.id,
                     }

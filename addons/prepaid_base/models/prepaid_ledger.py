@@ -164,7 +164,8 @@ class PrepaidLedger(models.Model):
             line.display_name = f"{line.account_id.name} {line.label}"
 
     @api.model_create_multi
-    def create(self, vals_list):  # pylint: disable=method-required-super  (no ORM create, ever)
+    # No ORM create, ever: lines are posted by prepaid.account._post_ledger.
+    def create(self, vals_list):  # pylint: disable=method-required-super
         raise AccessError(self.env._("Ledger lines are posted through the prepaid account, not created."))
 
     def write(self, vals):

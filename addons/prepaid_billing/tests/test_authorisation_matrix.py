@@ -109,6 +109,7 @@ METHODS = {
     ("prepaid.meter", "action_view_commands"): OPS,
     ("prepaid.meter", "action_view_readings"): OPS,
     ("prepaid.meter", "action_view_replacements"): OPS,
+    ("prepaid.meter", "action_ask_again"): MGR,  # what the poller asks a meter for
     ("prepaid.meter", "get_import_templates"): (*OPS, "accountant", "portal", "public"),
     ("prepaid.meter", "create"): MGR,
     ("prepaid.meter", "write"): OPS,  # operators: the name only (see the protected writes)

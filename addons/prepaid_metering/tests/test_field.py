@@ -3,6 +3,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from odoo.addons.prepaid_base.models.prepaid_guard import internal
 from odoo.exceptions import AccessError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
@@ -171,7 +172,7 @@ class TestRelayValidity(DltSiteCommon):
         meter = self.meters[COMPLETE]
         command = self.env["prepaid.meter.command"]._enqueue([{"meter_id": meter.id, "kind": "trip"}])
         two_hours_ago = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=2)
-        command.write({"state": "sent", "sent_at": two_hours_ago, "attempts": 1})
+        internal(command).write({"state": "sent", "sent_at": two_hours_ago, "attempts": 1})
         self._execute()
         self.assertRecordValues(command, [{"state": "queued", "attempts": 1}])
         self.assertIn("Interrupted", command.message)

@@ -140,10 +140,11 @@ class PrepaidLedger(models.Model):
         for line in self:
             document = documents.get((line.res_model, line.res_id))
             if line.kind == "consumption" and line.utility and line.quantity:
+                quantity = format(line.quantity, ".3f")  # not an f-string in the call: Babel reads the call
                 label = self.env._(
                     "%(utility)s %(quantity)s %(unit)s",
                     utility=utilities.get(line.utility, line.utility),
-                    quantity=f"{line.quantity:.3f}",
+                    quantity=quantity,
                     unit=UNIT_OF_UTILITY.get(line.utility, ""),
                 )
             elif document and line.res_model == "prepaid.meter.command":

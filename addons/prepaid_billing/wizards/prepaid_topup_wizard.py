@@ -55,7 +55,9 @@ class PrepaidTopupWizard(models.TransientModel):
     )
     has_meter_side = fields.Boolean(compute="_compute_has_meter_side")
     print_receipt = fields.Boolean(default=True)
-    topup_id = fields.Many2one("prepaid.topup", readonly=True, help="The top-up this wizard made.")
+    topup_id = fields.Many2one(
+        "prepaid.topup", string="Top-up", readonly=True, help="The top-up this wizard made."
+    )
 
     @api.depends("account_id")
     def _compute_company_id(self):

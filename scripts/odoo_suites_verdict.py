@@ -13,6 +13,10 @@ import sys
 
 # "... ERROR <db> odoo.addons.account.tests.test_x: FAIL: TestClass.test_method" (Odoo's OdooTestResult).
 FAILURE = re.compile(r" ERROR \S+ odoo\.addons\.(\w+)\.\S*: (?:FAIL|ERROR): (\S+)")
+# "... ERROR <db> odoo.tests.suite: ERROR: setUpClass (odoo.addons.portal.tests.test_x.TestClass)".
+CLASS_FAILURE = re.compile(
+    r" ERROR \S+ \S+: (?:FAIL|ERROR): (setUpClass|tearDownClass) \(odoo\.addons\.(\w+)\.\S*\.(\w+)\)"
+)
 RESULT = re.compile(r"(\d+) failed, (\d+) error\(s\) of (\d+) tests")
 
 
@@ -25,7 +29,10 @@ def main(log_path, known_path):
     with open(log_path, encoding="utf-8", errors="replace") as log:
         text = log.read()
     known = read_known(known_path)
-    failing = sorted({f"{m[1]} {m[2]}" for m in FAILURE.finditer(text)})
+    failing = sorted(
+        {f"{m[1]} {m[2]}" for m in FAILURE.finditer(text)}
+        | {f"{m[2]} {m[3]}.{m[1]}" for m in CLASS_FAILURE.finditer(text)}
+    )
     results = RESULT.findall(text)
     if not results:
         print("odoo suites: no result line in the log (did the run stop early?)")

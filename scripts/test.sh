@@ -99,24 +99,13 @@ odoo_suites_step() {
     local install=$odoo_modules what="with the suite ($addons)" db="prepaid_odoo_suites_$$" rc tags
     local known=scripts/odoo_suites_known_failures.txt
     if [ "$odoo_suites" = baseline ]; then what="without the suite (baseline)"; else install+=",$addons"; fi
-    # Installed first, tested second: every test, at_install ones included, then runs against the complete
-    # database, as an integrator's would be.
-    step "Odoo's own suites: install $odoo_modules $what"
-    dropdb --if-exists "$db" >/dev/null 2>&1
-    $PY -m odoo --addons-path="$addons_path" -d "$db" --stop-after-init --http-port="$port" --no-database-list \
-        --max-cron-threads=0 -i "$install" --log-level=info >"$logdir/odoo-suites-install.log" 2>&1
-    rc=$?
-    if [ $rc -ne 0 ]; then
-        failed+=("Odoo's own suites: install (exit $rc)")
-        tail -40 "$logdir/odoo-suites-install.log"
-        dropdb --if-exists "$db" >/dev/null 2>&1
-        return
-    fi
     tags=$(echo "$odoo_modules" | sed 's/\(^\|,\)/\1\//g')
-    step "Odoo's own suites: tests $tags (log: $logdir/odoo-suites.log)"
-    $PY -m odoo --addons-path="$addons_path" -d "$db" --stop-after-init --http-port="$port" --no-database-list \
-        --max-cron-threads=0 --test-tags "$tags" --log-level=test >"$logdir/odoo-suites.log" 2>&1
-    dropdb --if-exists "$db" >/dev/null 2>&1
+    # One run, as Odoo's own CI does it: each module's at_install tests run as it is installed (the registry
+    # then holds the modules installed so far), the post_install tests once everything, the suite included,
+    # is installed.
+    step "Odoo's own suites: install $odoo_modules $what, run their tests $tags"
+    echo "(log: $logdir/odoo-suites.log)"
+    run_odoo "$db" "$logdir/odoo-suites.log" -i "$install" --test-tags "$tags" --log-level=test
     # One line per failing test, known (in $known) or new, then "odoo suites: N tests, N failed (...)".
     $PY scripts/odoo_suites_verdict.py "$logdir/odoo-suites.log" "$known" | tee "$logdir/odoo-suites-verdict.txt"
     rc=${PIPESTATUS[0]}
@@ -124,7 +113,7 @@ odoo_suites_step() {
     passed_total=$((passed_total + ${ot:-0} - ${of:-0})); failed_total=$((failed_total + ${of:-0}))
     if [ "$rc" -ne 0 ]; then
         failed+=("Odoo's own suites: failures not in $known")
-        grep -E '^Traceback|: (FAIL|ERROR): ' "$logdir/odoo-suites.log" | tail -40
+        grep -E ': (FAIL|ERROR): ' "$logdir/odoo-suites.log" | tail -40
     fi
 }
 

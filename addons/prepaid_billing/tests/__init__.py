@@ -7,4 +7,5 @@ from . import (
     test_settlement,
     test_summary,
     test_topup,
+    test_topup_entries,
 )

@@ -6,10 +6,30 @@
 # Environment: PYTHON (default python3), ODOO_PATH (an Odoo 18 source tree), PREPAID_SKIP_INSTALL=1 (do not
 # pip install the test requirements and the engine), PREPAID_SKIP_LINT=1, PREPAID_TEST_TAGS (default: every suite addon),
 # PGHOST/PGUSER/... as for psql.
+#
+# --odoo-suites (or PREPAID_ODOO_SUITES=1) runs, instead of all that, Odoo's own tests with the suite installed:
+# the suite and Odoo's account, payment, account_payment, portal, sms and payment_demo go into a fresh database
+# (with demo data), then Odoo's tests of those six modules run; any failure not listed in
+# scripts/odoo_suites_known_failures.txt (what fails on Odoo 18 without the suite) fails the run.
+# --odoo-suites-baseline (PREPAID_ODOO_SUITES=baseline) does the same without the suite, to check that list on
+# another Odoo 18 tree. Neither is part of the default run: they take the better part of an hour.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 2
 PY=${PYTHON:-python3}
+odoo_suites=${PREPAID_ODOO_SUITES:-}
+for arg in "$@"; do
+    case $arg in
+        --odoo-suites) odoo_suites=1 ;;
+        --odoo-suites-baseline) odoo_suites=baseline ;;
+        -h | --help) sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
+        *) echo "unknown option: $arg (see $0 --help)"; exit 2 ;;
+    esac
+done
+case $odoo_suites in
+    "" | 1 | baseline) ;;
+    *) echo "PREPAID_ODOO_SUITES must be 1 or baseline, not '$odoo_suites'"; exit 2 ;;
+esac
 export TZ=UTC
 export PYTHONPATH="$root${ODOO_PATH:+:$ODOO_PATH}${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONDONTWRITEBYTECODE=1
@@ -41,12 +61,13 @@ if [ "${PREPAID_SKIP_INSTALL:-}" != 1 ]; then
 fi
 
 # --- 2. lint ---------------------------------------------------------------------------------------------
-if [ "${PREPAID_SKIP_LINT:-}" != 1 ]; then
-    step "Lint: ruff, pylint-odoo mandatory checks, OCA module checks (scripts/lint.sh)"
-    if scripts/lint.sh; then echo "lint: clean"; else failed+=("lint"); fi
+if [ "${PREPAID_SKIP_LINT:-}" != 1 ] && [ -z "$odoo_suites" ]; then
+    step "Lint: ruff, pylint-odoo mandatory checks, OCA module checks (scripts/lint.sh, through $PY)"
+    if PYTHON=$PY scripts/lint.sh; then echo "lint: clean"; else failed+=("lint"); fi
 fi
 
 # --- 3. engine tests -------------------------------------------------------------------------------------
+if [ -z "$odoo_suites" ]; then
 step "Engine tests (pytest tests/)"
 $PY -m pytest tests -q -p no:cacheprovider --junitxml="$logdir/engine.xml"
 rc=$?
@@ -70,6 +91,31 @@ EOF
 )
     passed_total=$((passed_total + ep)); failed_total=$((failed_total + ef))
 fi
+fi
+
+# --- Odoo's own suites (--odoo-suites) -------------------------------------------------------------------
+odoo_modules=account,payment,account_payment,portal,sms,payment_demo
+odoo_suites_step() {
+    local install=$odoo_modules what="with the suite ($addons)" db="prepaid_odoo_suites_$$" rc tags
+    local known=scripts/odoo_suites_known_failures.txt
+    if [ "$odoo_suites" = baseline ]; then what="without the suite (baseline)"; else install+=",$addons"; fi
+    tags=$(echo "$odoo_modules" | sed 's/\(^\|,\)/\1\//g')
+    # One run, as Odoo's own CI does it: each module's at_install tests run as it is installed (the registry
+    # then holds the modules installed so far), the post_install tests once everything, the suite included,
+    # is installed.
+    step "Odoo's own suites: install $odoo_modules $what, run their tests $tags"
+    echo "(log: $logdir/odoo-suites.log)"
+    run_odoo "$db" "$logdir/odoo-suites.log" -i "$install" --test-tags "$tags" --log-level=test
+    # One line per failing test, known (in $known) or new, then "odoo suites: N tests, N failed (...)".
+    $PY scripts/odoo_suites_verdict.py "$logdir/odoo-suites.log" "$known" | tee "$logdir/odoo-suites-verdict.txt"
+    rc=${PIPESTATUS[0]}
+    read -r ot of < <(sed -nE 's/^odoo suites: ([0-9]+) tests, ([0-9]+) failed.*/\1 \2/p' "$logdir/odoo-suites-verdict.txt")
+    passed_total=$((passed_total + ${ot:-0} - ${of:-0})); failed_total=$((failed_total + ${of:-0}))
+    if [ "$rc" -ne 0 ]; then
+        failed+=("Odoo's own suites: failures not in $known")
+        grep -E ': (FAIL|ERROR): ' "$logdir/odoo-suites.log" | tail -40
+    fi
+}
 
 # --- 4. addon tests in Odoo 18 ---------------------------------------------------------------------------
 addons=$(find addons -mindepth 2 -maxdepth 2 -name __manifest__.py -printf '%h\n' 2>/dev/null | xargs -rn1 basename | sort | paste -sd, -)
@@ -79,6 +125,7 @@ elif ! addons_path=$($PY scripts/odoo_paths.py 2>"$logdir/odoo-why.txt"); then
     step "Addon tests: SKIPPED"
     echo "The addon tests were skipped: $(cat "$logdir/odoo-why.txt")."
     echo "Make Odoo 18 importable by $PY (or set ODOO_PATH to an Odoo 18 source tree) to run them."
+    if [ -n "$odoo_suites" ]; then failed+=("Odoo's own suites (no Odoo 18 to run them)"); fi
 else
     tags=${PREPAID_TEST_TAGS:-$(echo "$addons" | sed 's/\(^\|,\)/\1\//g')}
     run_odoo() { # db, log, extra args...
@@ -99,6 +146,9 @@ else
 
     port=$((18500 + $$ % 400))
 
+    if [ -n "$odoo_suites" ]; then
+        odoo_suites_step
+    else
     step "Addons: install without demo data ($addons)"
     run_odoo "prepaid_nodemo_$$" "$logdir/nodemo.log" -i "$addons" --without-demo=all --log-level=info
     rc=$?
@@ -127,6 +177,7 @@ else
     fi
     bad=$(grep -E ' (WARNING|ERROR|CRITICAL) ' "$logdir/odoo.log" | grep -Ev "$noise")
     if [ $rc -ne 0 ] || [ -n "$bad" ]; then failed+=("addon install/tests (exit $rc, see warnings/errors above)"); fi
+    fi
 fi
 
 # --- summary ---------------------------------------------------------------------------------------------

@@ -2,6 +2,6 @@ from . import models, wizards
 
 
 def _post_init_hook(env):
-    """Give every company that already has a chart of accounts its prepaid accounts, journals and top-up
-    product (companies that get a chart later are set up when it loads, see account.chart.template)."""
-    env["res.company"].search([("chart_template", "!=", False)])._prepaid_billing_setup()
+    """Companies that already have prepaid accounts (made before this addon was installed) have turned prepaid
+    on: set them up (now if they have a chart of accounts, else when it is loaded). Others are left alone."""
+    env["prepaid.account"].with_context(active_test=False).search([]).company_id._prepaid_turn_on()

@@ -29,6 +29,7 @@
         "views/res_config_settings_views.xml",
         "views/prepaid_billing_menus.xml",
     ],
+    "demo": ["demo/prepaid_billing_demo.xml"],
     "post_init_hook": "_post_init_hook",
     "installable": True,
 }

@@ -6,6 +6,9 @@ class AccountChartTemplate(models.AbstractModel):
 
     def _post_load_data(self, template_code, company, template_data):
         res = super()._post_load_data(template_code, company, template_data)
-        # A company that gets its chart of accounts now gets the prepaid accounts, journals and product too.
-        (company or self.env.company)._prepaid_billing_setup()
+        # Only a company that turned prepaid on before it had a chart of accounts is set up now (the demo
+        # company of a new database is one); every other company is left as Odoo's chart makes it.
+        company = company or self.env.company
+        if company.prepaid_enabled:
+            company._prepaid_ensure_setup()
         return res

@@ -88,6 +88,12 @@ class PrepaidAccount(models.Model):
         for account in self:
             account.topup_count = counts.get(account, 0)
 
+    @api.model_create_multi
+    def create(self, vals_list):
+        accounts = super().create(vals_list)
+        accounts.company_id._prepaid_turn_on()  # a company's first prepaid account turns prepaid on
+        return accounts
+
     def _compute_pending_commands(self):
         commands = self.env["prepaid.meter.command"].search(
             [("meter_id.account_id", "in", self.ids), ("state", "in", PENDING_COMMAND_STATES)]
@@ -382,7 +388,7 @@ class PrepaidAccount(models.Model):
         refund = self.env["account.move"]
         payment = self.env["account.payment"]
         if not currency.is_zero(self.balance):
-            self.company_id._prepaid_check_billing_ready()
+            self.company_id._prepaid_ensure_setup()
             amount = self.balance
             refund = (
                 self.env["account.move"]

@@ -54,9 +54,12 @@ class PrepaidSummary(models.Model):
 
     @api.model
     def _cron_post_summaries(self):
-        """Book the ledger lines of past days of every configured company (one entry per company and day)."""
+        """Book the ledger lines of past days of every company that turned prepaid on and has a chart of
+        accounts (one entry per company and day)."""
         companies = (
-            self.env["res.company"].sudo().search([]).filtered(lambda c: c._prepaid_billing_is_ready())
+            self.env["res.company"]
+            .sudo()
+            .search([("prepaid_enabled", "=", True), ("chart_template", "!=", False)])
         )
         for company in companies:
             self._post_summaries_isolated(company)
@@ -102,7 +105,7 @@ class PrepaidSummary(models.Model):
         """
         self = self.sudo()
         company = company.sudo()
-        company._prepaid_check_billing_ready()
+        company._prepaid_ensure_setup()
         until = until or self._day_start(company)
         watermark = company.prepaid_summary_ledger_id
         Ledger = self.env["prepaid.ledger"]

@@ -38,6 +38,11 @@ TOPUP_FIELDS = (
     "reversal_ledger_id",
     "reversal_reason",
 )
+# Receipt layouts (res.company.prepaid_receipt_layout) and their reports.
+RECEIPT_REPORTS = {
+    "ticket": "prepaid_billing.action_report_prepaid_topup_ticket",
+    "a4": "prepaid_billing.action_report_prepaid_topup",
+}
 
 
 def topup_ledger_key(move):
@@ -180,7 +185,7 @@ class PrepaidTopup(models.Model):
         for topup in self:
             if topup.state != "draft":
                 raise UserError(self.env._("Top-up %(topup)s is already invoiced.", topup=topup.name))
-            topup.company_id._prepaid_check_billing_ready()
+            topup.company_id._prepaid_ensure_setup()
             invoice = (
                 self.env["account.move"]
                 .sudo()
@@ -443,8 +448,25 @@ class PrepaidTopup(models.Model):
 
     # ------------------------------------------------------------------ buttons
 
+    def _receipt_action(self, layout):
+        """Download the receipts of ``self`` in ``layout`` (a key of RECEIPT_REPORTS). ``config=False``: a
+        receipt draws its own company header, so Odoo's "Configure your document layout" dialog (shown to
+        administrators of a company without a document layout) never stands between the cashier and the
+        download; the top-up dialog closes once the file is downloaded."""
+        report = self.env.ref(RECEIPT_REPORTS[layout])
+        action = report.report_action(self, config=False)
+        action["close_on_report_download"] = True
+        return action
+
     def action_print_receipt(self):
-        return self.env.ref("prepaid_billing.action_report_prepaid_topup").report_action(self)
+        """The receipt in the layout the company prints by default (Settings > Prepaid Cashier)."""
+        return self._receipt_action(self.company_id[:1].prepaid_receipt_layout or "ticket")
+
+    def action_print_ticket(self):
+        return self._receipt_action("ticket")
+
+    def action_print_a4(self):
+        return self._receipt_action("a4")
 
     def action_view_invoice(self):
         self.ensure_one()

@@ -1,9 +1,15 @@
-from odoo import fields, models
+from odoo import api, fields, models
 
 
 class ResConfigSettings(models.TransientModel):
     _inherit = "res.config.settings"
 
+    # Not a related field: it is written in set_values(), after the account fields chosen in the same save,
+    # so that turning prepaid on reuses them instead of creating accounts the accountant did not want.
+    prepaid_enabled = fields.Boolean(compute="_compute_prepaid_enabled", store=True, readonly=False)
+    prepaid_has_chart = fields.Boolean(
+        string="Company Has a Chart of Accounts", compute="_compute_prepaid_has_chart"
+    )
     prepaid_deposit_account_id = fields.Many2one(
         related="company_id.prepaid_deposit_account_id", readonly=False, check_company=True
     )
@@ -25,9 +31,29 @@ class ResConfigSettings(models.TransientModel):
     prepaid_topup_product_id = fields.Many2one(
         related="company_id.prepaid_topup_product_id", readonly=False, check_company=True
     )
+    prepaid_receipt_layout = fields.Selection(related="company_id.prepaid_receipt_layout", readonly=False)
+
+    @api.depends("company_id")
+    def _compute_prepaid_enabled(self):
+        for settings in self:
+            settings.prepaid_enabled = settings.company_id.prepaid_enabled
+
+    @api.depends("company_id")
+    def _compute_prepaid_has_chart(self):
+        for settings in self:
+            settings.prepaid_has_chart = bool(settings.company_id.chart_template)
+
+    def set_values(self):
+        res = super().set_values()
+        for settings in self:
+            if settings.prepaid_enabled != settings.company_id.prepaid_enabled:
+                settings.company_id.prepaid_enabled = settings.prepaid_enabled
+        return res
 
     def action_prepaid_billing_setup(self):
-        """Create the missing prepaid accounts, journals and top-up product of the company."""
+        """Turn prepaid on for the company and create (or find) what it misses: accounts, journals, the
+        top-up product."""
         self.ensure_one()
-        self.company_id._prepaid_billing_setup()
+        self.company_id.prepaid_enabled = True
+        self.company_id._prepaid_ensure_setup()
         return {"type": "ir.actions.client", "tag": "reload"}

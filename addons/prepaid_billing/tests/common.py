@@ -11,9 +11,9 @@ T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # a Monday, in the middle of a mont
 
 
 class BillingCommon(AccountTestInvoicingCommon):
-    """A company with a chart of accounts (hence the prepaid accounting defaults), a building with a flat
-    electricity tariff of 1.0000 per kWh and a tiered water tariff, units with open accounts and meters that
-    are not behind a gateway (their readings are ingested directly). No demo data is used."""
+    """A company with a chart of accounts (set up for prepaid by its first prepaid account), a building with a
+    flat electricity tariff of 1.0000 per kWh and a tiered water tariff, units with open accounts and meters
+    that are not behind a gateway (their readings are ingested directly). No demo data is used."""
 
     @classmethod
     def get_default_groups(cls):
@@ -27,7 +27,6 @@ class BillingCommon(AccountTestInvoicingCommon):
         cls.company.partner_id.tz = "Asia/Shanghai"
         cls.company.external_report_layout_id = cls.env.ref("web.external_layout_standard")
         cls.currency = cls.company.currency_id
-        cls.deposit = cls.company.prepaid_deposit_account_id
         cls.cash_journal = cls.company_data["default_journal_cash"]
         Tariff = cls.env["prepaid.tariff"]
         cls.tariff_flat = Tariff.create(
@@ -81,6 +80,8 @@ class BillingCommon(AccountTestInvoicingCommon):
             {"partner_id": cls.tenant_2.id, "unit_ids": [Command.set(cls.unit_2.ids)]}
         )
         (cls.account_1 | cls.account_2).action_open()
+        # The company's first prepaid account turned prepaid on: its accounts, journals and product exist.
+        cls.deposit = cls.company.prepaid_deposit_account_id
         cls.model_acrel = cls.env.ref("prepaid_metering.meter_model_acrel_ddsy1352")
         cls.model_water = cls.env.ref("prepaid_metering.meter_model_cjt188_water")
         cls.meter_1 = cls._create_meter(cls.unit_1, "E-101")

@@ -135,7 +135,7 @@ class TestTopup(BillingCommon):
         self.assertIn("receipt test", html)
         self.assertIn("Li Lei", html)
         action = topup.action_print_receipt()
-        self.assertEqual(action["report_name"], "prepaid_billing.report_prepaid_topup")
+        self.assertEqual(action["report_name"], "prepaid_billing.report_prepaid_topup_ticket")
 
     def test_wizard_returns_the_receipt(self):
         wizard = self.env["prepaid.topup.wizard"].create(

@@ -106,10 +106,10 @@ class PrepaidTopupWizard(models.TransientModel):
         topup_id = run_in_own_transaction(self.env, lambda env: self.with_env(env)._confirm_once())
         topup = self.env["prepaid.topup"].browse(topup_id)
         if self.print_receipt:
-            action = topup.action_print_receipt()
-            # The dialog closes once the receipt is downloaded and the account form behind it reloads.
-            action["close_on_report_download"] = True
-            return action
+            # The top-up committed in its own transaction, after this request's snapshot: the receipt action
+            # names it without reading it (the download is a request of its own). The dialog closes once the
+            # receipt is downloaded and the account form behind it reloads.
+            return topup._receipt_action(self.company_id.prepaid_receipt_layout or "ticket")
         return {"type": "ir.actions.act_window_close"}
 
     def _confirm_once(self):

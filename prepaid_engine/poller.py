@@ -76,6 +76,7 @@ from .types import (
     BusCheck,
     BusSpec,
     CommandKind,
+    CommandOutcome,
     CommandResult,
     CommandStatus,
     ErrorKind,
@@ -264,6 +265,9 @@ class _Outcome:
     attempts: int
     message: str
     values: dict[str, Any] | None = None
+    outcome: CommandOutcome | str = ""
+    error: ErrorKind | None = None
+    refusal: tuple[str, ...] = ()
 
 
 class Poller:
@@ -608,7 +612,14 @@ class Poller:
             found = where.get(command.meter_key)
             if found is None:
                 results[position] = self._result(
-                    command, _Outcome(CommandStatus.FAILED, False, 0, f"unknown meter {command.meter_key!r}")
+                    command,
+                    _Outcome(
+                        CommandStatus.FAILED,
+                        False,
+                        0,
+                        f"unknown meter {command.meter_key!r}",
+                        outcome=CommandOutcome.UNKNOWN_METER,
+                    ),
                 )
                 continue
             gateway, bus, meter = found
@@ -636,7 +647,15 @@ class Poller:
                     if tried
                     else " before sending"
                 )
-                result = CommandResult(command.key, CommandStatus.FAILED, False, tried, message, finished)
+                result = CommandResult(
+                    command.key,
+                    CommandStatus.FAILED,
+                    False,
+                    tried,
+                    message,
+                    finished,
+                    outcome=CommandOutcome.CYCLE_TIME,
+                )
             out.append(result)
         return out
 
@@ -652,6 +671,9 @@ class Poller:
             supply=values.get("supply"),
             balance=values.get("balance"),
             purchase_count=values.get("purchase_count"),
+            outcome=str(outcome.outcome),
+            error=outcome.error,
+            refusal=outcome.refusal,
         )
 
     def _expired(self, command: MeterCommand, at: datetime | None = None) -> bool:
@@ -661,7 +683,13 @@ class Poller:
         self, run: _BusRun, meter: MeterSpec, command: MeterCommand, sent: list[int], position: int
     ) -> _Outcome:
         if self._expired(command):
-            return _Outcome(CommandStatus.EXPIRED, False, 0, "expired before it could be sent")
+            return _Outcome(
+                CommandStatus.EXPIRED,
+                False,
+                0,
+                "expired before it could be sent",
+                outcome=CommandOutcome.EXPIRED,
+            )
         try:
             adapter = self._adapter(meter.model.protocol)
             plan = adapter.command_plan(
@@ -671,11 +699,19 @@ class Poller:
             )
             link = run.link(adapter.link_kind)
         except EngineError as exc:
-            return _Outcome(CommandStatus.FAILED, False, 0, f"{error_kind(exc)}: {_describe(exc)}")
+            return _Outcome(
+                CommandStatus.FAILED,
+                False,
+                0,
+                f"{error_kind(exc)}: {_describe(exc)}",
+                outcome=CommandOutcome.UNSUPPORTED,
+                error=error_kind(exc),
+            )
         timeout = run.gateway.timeout
         tries = 1 + max(0, run.gateway.retries)
         attempts = 0
         last = "not sent"
+        last_outcome, last_error = CommandOutcome.NO_ANSWER, None
         note = ""  # what the result message adds (a validity counted on our clock)
         while attempts < max(1, command.attempts):
             if attempts:
@@ -684,10 +720,24 @@ class Poller:
                     command.expires_at is not None
                     and self._clock() + timedelta(seconds=delay) >= command.expires_at
                 ):
-                    return _Outcome(CommandStatus.EXPIRED, False, attempts, f"expired; last attempt: {last}")
+                    return _Outcome(
+                        CommandStatus.EXPIRED,
+                        False,
+                        attempts,
+                        f"expired; last attempt: {last}",
+                        outcome=CommandOutcome.EXPIRED,
+                        error=last_error,
+                    )
                 await self._sleep(delay)
             if self._expired(command):
-                return _Outcome(CommandStatus.EXPIRED, False, attempts, f"expired; last attempt: {last}")
+                return _Outcome(
+                    CommandStatus.EXPIRED,
+                    False,
+                    attempts,
+                    f"expired; last attempt: {last}",
+                    outcome=CommandOutcome.EXPIRED,
+                    error=last_error,
+                )
             attempts += 1
             sent[position] = attempts
             duplicate = False
@@ -697,6 +747,7 @@ class Poller:
                     actions, note = await self._attempt_actions(run, link, plan, timeout)
                 except EngineError as exc:
                     last = f"{error_kind(exc)}: {_describe(exc)}"
+                    last_outcome, last_error = CommandOutcome.NO_ANSWER, error_kind(exc)
                     run.down = None
                     continue
             try:
@@ -705,12 +756,21 @@ class Poller:
             except MeterError as exc:
                 if not _duplicate_is_success(plan, exc):
                     return _noted(
-                        _Outcome(CommandStatus.FAILED, False, attempts, f"meter refused: {_describe(exc)}"),
+                        _Outcome(
+                            CommandStatus.FAILED,
+                            False,
+                            attempts,
+                            f"meter refused: {_describe(exc)}",
+                            outcome=CommandOutcome.REFUSED,
+                            error=ErrorKind.METER,
+                            refusal=tuple(exc.names),
+                        ),
                         note,
                     )
                 duplicate = True
             except EngineError as exc:
                 last = f"{error_kind(exc)}: {_describe(exc)}"
+                last_outcome, last_error = CommandOutcome.NO_ANSWER, error_kind(exc)
                 run.down = None  # commands retry the connection on their next attempt
                 continue
             acked = (
@@ -720,7 +780,13 @@ class Poller:
             )
             if plan.confirm is None:
                 return _noted(
-                    _Outcome(CommandStatus.DONE, False, attempts, f"{acked}; this model has no read-back"),
+                    _Outcome(
+                        CommandStatus.DONE,
+                        False,
+                        attempts,
+                        f"{acked}; this model has no read-back",
+                        outcome=CommandOutcome.DUPLICATE if duplicate else CommandOutcome.DONE_UNCONFIRMED,
+                    ),
                     note,
                 )
             if self.confirm_delay:
@@ -729,15 +795,25 @@ class Poller:
                 values = await self._read_values(run, link, plan.confirm, timeout, tries)
             except EngineError as exc:
                 last = f"{acked}, read-back failed: {error_kind(exc)}: {_describe(exc)}"
+                last_outcome, last_error = CommandOutcome.READBACK_FAILED, error_kind(exc)
                 run.down = None
                 continue
             if plan.check is not None and plan.check(values):
                 outcome = _Outcome(
-                    CommandStatus.DONE, True, attempts, f"{acked}; confirmed {plan.expectation}", values
+                    CommandStatus.DONE,
+                    True,
+                    attempts,
+                    f"{acked}; confirmed {plan.expectation}",
+                    values,
+                    outcome=CommandOutcome.DUPLICATE if duplicate else CommandOutcome.CONFIRMED,
                 )
                 return _noted(outcome, note)
             last = f"{acked}, but the read-back does not show {plan.expectation}"
-        return _noted(_Outcome(CommandStatus.FAILED, False, attempts, last), note)
+            last_outcome, last_error = CommandOutcome.NOT_CONFIRMED, None
+        return _noted(
+            _Outcome(CommandStatus.FAILED, False, attempts, last, outcome=last_outcome, error=last_error),
+            note,
+        )
 
     async def _attempt_actions(
         self, run: _BusRun, link: Any, plan: CommandPlan, timeout: float

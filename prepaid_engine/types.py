@@ -61,6 +61,22 @@ class CommandStatus(enum.StrEnum):
     EXPIRED = "expired"
 
 
+class CommandOutcome(enum.StrEnum):
+    """How a command ended, as data (:attr:`CommandResult.outcome`)."""
+
+    CONFIRMED = "confirmed"  # done, and the meter's new state was read back
+    DONE_UNCONFIRMED = "done_unconfirmed"  # done; the model has no read-back
+    DUPLICATE = "duplicate"  # a recharge the meter had already applied (the purchase count we sent)
+    REFUSED = "refused"  # the meter refused it (CommandResult.refusal: its error bits)
+    NOT_CONFIRMED = "not_confirmed"  # acknowledged, but the read-back does not show the new state
+    READBACK_FAILED = "readback_failed"  # acknowledged, the read-back failed (CommandResult.error)
+    NO_ANSWER = "no_answer"  # the exchanges failed (CommandResult.error: timeout, link, checksum...)
+    EXPIRED = "expired"  # its expiry passed before it could be sent (again)
+    CYCLE_TIME = "cycle_time"  # the cycle ran out of time (CommandResult.attempts: sent or not)
+    UNKNOWN_METER = "unknown_meter"
+    UNSUPPORTED = "unsupported"  # the meter model cannot do it (CommandResult.error)
+
+
 class ErrorKind(enum.StrEnum):
     TIMEOUT = "timeout"
     CHECKSUM = "checksum"
@@ -366,8 +382,13 @@ class CommandResult:
     status: CommandStatus
     confirmed: bool  # the new state was read back from the meter
     attempts: int
-    message: str
+    message: str  # what happened, in English, for the technical log
     at: datetime
     supply: Supply | None = None
     balance: Decimal | None = None
     purchase_count: int | None = None
+    # What happened, for people (the addons say it in the user's language): a CommandOutcome, the error
+    # kind of the last failed exchange, and the meter's error bit names when it refused.
+    outcome: str = ""
+    error: ErrorKind | None = None
+    refusal: tuple[str, ...] = ()

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from prepaid_engine.poller import Poller
 from prepaid_engine.simulator import DEFAULT_MASTER_KEY, Site, default_site
-from prepaid_engine.types import CommandKind, CommandStatus, MeterCommand, Supply
+from prepaid_engine.types import CommandKind, CommandOutcome, CommandStatus, ErrorKind, MeterCommand, Supply
 
 ELECTRIC = "sim-tg-1/1/000000001101"
 ELECTRIC_2 = "sim-tg-1/1/000000001102"
@@ -60,6 +60,7 @@ def test_trip_opens_the_simulated_relay_and_the_read_back_confirms_it_then_close
         Supply.OFF,
     )
     assert after_trip is Supply.OFF
+    assert (trip.outcome, trip.error, trip.refusal) == (CommandOutcome.CONFIRMED, None, ())
     assert (close.status, close.confirmed, close.supply) == (CommandStatus.DONE, True, Supply.ON)
     assert after_close is Supply.ON
     assert neighbour is Supply.ON  # only the addressed meter moved
@@ -83,6 +84,13 @@ def test_keep_power_blocks_a_trip_and_is_acknowledged_without_a_keep_power_bit()
         1,
     )  # refused by the meter: not retried
     assert "other" in blocked.message
+    # ... and says so as data, for the screens to say it in the user's language
+    assert (blocked.outcome, blocked.error, blocked.refusal) == (
+        CommandOutcome.REFUSED,
+        ErrorKind.METER,
+        ("other",),
+    )
+    assert keep.outcome == CommandOutcome.DONE_UNCONFIRMED
     assert (release.status, trip.status, trip.confirmed) == (CommandStatus.DONE, CommandStatus.DONE, True)
     assert keep_power is False and supply is Supply.OFF
 
@@ -145,6 +153,7 @@ def test_recharge_credits_the_meter_once_and_a_replay_is_success_without_a_secon
     # the meter refuses count 1 as a duplicate: reported as success, and nothing more is credited
     assert (replay.status, replay.confirmed, replay.attempts) == (CommandStatus.DONE, True, 1)
     assert "duplicate" in replay.message
+    assert (first.outcome, replay.outcome) == (CommandOutcome.CONFIRMED, CommandOutcome.DUPLICATE)
     assert after_replay == after_first
     # count 2 is applied; replaying count 1 after it is still "already applied", and still credits nothing
     second, late_replay, after_late = later
@@ -223,6 +232,7 @@ def test_a_command_the_meter_cannot_take_is_unsupported_and_never_sent():
     results, sent = run(with_site(scenario))
     assert [(r.status, r.attempts) for r in results] == [(CommandStatus.FAILED, 0)] * 3
     assert all("unsupported" in r.message for r in results)
+    assert {(r.outcome, r.error) for r in results} == {(CommandOutcome.UNSUPPORTED, ErrorKind.UNSUPPORTED)}
     assert sent == 0
 
 
@@ -234,7 +244,11 @@ def test_an_expired_command_is_never_sent():
         return result, site.counters["requests"] - before, site.meter(ELECTRIC).supply
 
     result, sent, supply = run(with_site(scenario))
-    assert (result.status, result.attempts) == (CommandStatus.EXPIRED, 0)
+    assert (result.status, result.attempts, result.outcome) == (
+        CommandStatus.EXPIRED,
+        0,
+        CommandOutcome.EXPIRED,
+    )
     assert sent == 0 and supply is Supply.ON
 
 
@@ -248,4 +262,5 @@ def test_commands_to_a_dead_meter_are_retried_with_backoff_then_fail():
     result, sent = run(with_site(scenario))
     assert (result.status, result.attempts) == (CommandStatus.FAILED, 3)
     assert "timeout" in result.message
+    assert (result.outcome, result.error) == (CommandOutcome.NO_ANSWER, ErrorKind.TIMEOUT)
     assert sent == 3

@@ -7,13 +7,16 @@ from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import internal
 from odoo.exceptions import UserError
 from odoo.tools import SQL
+from odoo.tools.translate import LazyTranslate
 
 from prepaid_engine.errors import EngineError
-from prepaid_engine.types import CommandKind, CommandStatus, MeterCommand
+from prepaid_engine.types import CommandKind, CommandOutcome, CommandStatus, MeterCommand
 
+from .prepaid_comm_log import KIND_SELECTION as ERROR_KIND_SELECTION
 from .prepaid_gateway import in_own_transaction, store_in_own_transaction
 
 _logger = logging.getLogger(__name__)
+_lt = LazyTranslate(__name__)
 
 KIND_SELECTION = [
     (str(CommandKind.TRIP), "Trip"),
@@ -62,6 +65,58 @@ KIND_EFFECTS = {
     "keep_power_off": {"keep_power_state": False},
 }
 PRICE_FIELDS = ("price_sharp", "price_peak", "price_flat", "price_valley")
+# How a command ended, as data: the engine's CommandOutcome values and what the queue itself decides. The
+# message people read is made from it in their language (_compute_message).
+OUTCOME_SELECTION = [
+    (str(CommandOutcome.CONFIRMED), "Confirmed"),
+    (str(CommandOutcome.DONE_UNCONFIRMED), "Acknowledged"),
+    (str(CommandOutcome.DUPLICATE), "Already Applied"),
+    (str(CommandOutcome.REFUSED), "Refused by the Meter"),
+    (str(CommandOutcome.NOT_CONFIRMED), "Not Confirmed"),
+    (str(CommandOutcome.READBACK_FAILED), "Read-back Failed"),
+    (str(CommandOutcome.NO_ANSWER), "No Answer"),
+    (str(CommandOutcome.EXPIRED), "Expired"),
+    (str(CommandOutcome.CYCLE_TIME), "Out of Time"),
+    (str(CommandOutcome.UNKNOWN_METER), "Unknown Meter"),
+    (str(CommandOutcome.UNSUPPORTED), "Unsupported"),
+    ("superseded", "Superseded"),
+    ("cancelled", "Cancelled"),
+    ("interrupted", "Interrupted"),
+    ("not_on_gateway", "Not Behind a Gateway"),
+    ("engine_error", "Not Sendable"),
+    ("no_result", "No Result"),
+]
+
+
+# The meter's error bits in words: DL/T 645 ERR byte and security SERR word, CJ/T 188 status, Modbus
+# exception codes (the engine's names). A name not listed is shown as it is.
+REFUSAL_LABELS = {
+    "other": _lt("other error"),
+    "illegal_data": _lt("illegal data"),
+    "no_data": _lt("no such data"),
+    "unauthorised": _lt("wrong password or not authorised"),
+    "baud_fixed": _lt("baud rate cannot change"),
+    "year_zones": _lt("too many year zones"),
+    "day_periods": _lt("too many day periods"),
+    "tariffs": _lt("too many tariffs"),
+    "duplicate_recharge": _lt("duplicate recharge"),
+    "esam_verify_failed": _lt("ESAM verification failed"),
+    "authentication_failed": _lt("authentication (MAC) failed"),
+    "customer_number_mismatch": _lt("customer number mismatch"),
+    "recharge_count_error": _lt("purchase count out of sequence"),
+    "over_hoarding_limit": _lt("over the hoarding limit"),
+    "address_error": _lt("address error"),
+    "meter_suspended": _lt("meter suspended"),
+    "valve_open": _lt("valve open"),
+    "valve_closed": _lt("valve closed"),
+    "valve_abnormal": _lt("valve abnormal"),
+    "battery_low": _lt("battery low"),
+    "illegal_function": _lt("illegal function"),
+    "illegal_data_address": _lt("illegal data address"),
+    "illegal_data_value": _lt("illegal data value"),
+    "device_failure": _lt("device failure"),
+    "device_busy": _lt("device busy"),
+}
 
 
 def backoff(attempts):
@@ -114,7 +169,11 @@ class PrepaidMeterCommand(models.Model):
         "price_peak",
         "price_flat",
         "price_valley",
-        "message",
+        "outcome",
+        "error_kind",
+        "refusal",
+        "detail",
+        "cancelled_by",
         "confirmed",
         "res_model",
         "res_id",
@@ -152,7 +211,21 @@ class PrepaidMeterCommand(models.Model):
     price_peak = fields.Float(digits=(16, 4))
     price_flat = fields.Float(digits=(16, 4))
     price_valley = fields.Float(digits=(16, 4))
-    message = fields.Char(readonly=True, copy=False, help="Last result from the meter.")
+    outcome = fields.Selection(
+        OUTCOME_SELECTION, readonly=True, copy=False, help="How the last attempt ended."
+    )
+    error_kind = fields.Selection(ERROR_KIND_SELECTION, string="Error", readonly=True, copy=False)
+    refusal = fields.Char(
+        readonly=True, copy=False, help="The meter's error bits when it refused the command (e.g. other)."
+    )
+    detail = fields.Char(
+        string="Technical Detail", readonly=True, copy=False, help="What the engine said, word for word."
+    )
+    cancelled_by = fields.Many2one("res.users", readonly=True, copy=False)
+    message = fields.Char(
+        compute="_compute_message",
+        help="The last result from the meter, or what the queue decided, in words.",
+    )
     confirmed = fields.Boolean(readonly=True, copy=False, help="The new state was read back from the meter.")
     res_model = fields.Char(string="Origin Model", readonly=True)
     res_id = fields.Many2oneReference(string="Origin Record", model_field="res_model", readonly=True)
@@ -161,6 +234,72 @@ class PrepaidMeterCommand(models.Model):
     _sql_constraints = [
         ("max_attempts_positive", "CHECK(max_attempts > 0)", "A command needs at least one attempt."),
     ]
+
+    @api.depends("outcome", "error_kind", "refusal", "detail", "cancelled_by", "kind", "meter_id.supply")
+    @api.depends_context("lang")
+    def _compute_message(self):
+        errors = dict(self._fields["error_kind"]._description_selection(self.env))
+        supplies = dict(self.env["prepaid.meter"]._fields["supply"]._description_selection(self.env))
+        for command in self:
+            command.message = command._outcome_message(errors, supplies)
+
+    def _outcome_message(self, errors, supplies):
+        """The outcome in words, in the reader's language (the engine's own words are in ``detail``)."""
+        self.ensure_one()
+        outcome, _ = self.outcome, self.env._
+        error = errors.get(self.error_kind) or self.detail or ""
+        if outcome == "confirmed":
+            if "supply" in KIND_EFFECTS.get(self.kind, {}):
+                return _(
+                    "Done: the meter confirms it (supply %(supply)s).",
+                    supply=supplies.get(self.meter_id.supply, "-"),
+                )
+            return _("Done: the meter confirms it.")
+        if outcome == "done_unconfirmed":
+            return _("Done: the meter acknowledged it (this model cannot confirm it).")
+        if outcome == "duplicate":
+            return _("The meter had already applied this recharge (same purchase count): nothing twice.")
+        if outcome == "refused":
+            names = [name for name in (self.refusal or "").split(",") if name]
+            reasons = ", ".join(str(REFUSAL_LABELS[n]) if n in REFUSAL_LABELS else n for n in names)
+            return _("The meter refused it: %(reasons)s.", reasons=reasons or error)
+        if outcome == "not_confirmed":
+            return _("The meter acknowledged it, but its read-back does not show the new state.")
+        if outcome == "readback_failed":
+            return _("The meter acknowledged it, but could not be read back (%(error)s).", error=error)
+        if outcome == "no_answer":
+            return _("No answer from the meter (%(error)s).", error=error)
+        if outcome == "expired":
+            return _("Expired before it could be sent.")
+        if outcome == "cycle_time":
+            return _("Not finished in time: it is tried again.")
+        if outcome == "unknown_meter":
+            return _("The meter is not on its gateway's bus.")
+        if outcome == "unsupported":
+            return _("This meter model cannot do that (%(error)s).", error=error)
+        if outcome == "superseded":
+            return _("Superseded by a newer command.")
+        if outcome == "cancelled":
+            return _("Cancelled by %(user)s.", user=self.cancelled_by.name or "-")
+        if outcome == "interrupted":
+            return _("Interrupted before the meter's answer was stored.")
+        if outcome == "not_on_gateway":
+            return _("The meter is not behind a gateway.")
+        if outcome == "engine_error":
+            return _("It cannot be sent: %(error)s", error=self.detail or "")
+        if outcome == "no_result":
+            return _("The engine returned no result.")
+        return self.detail or False
+
+    @api.model
+    def _outcome_vals(self, outcome, error=None, refusal=(), detail=None):
+        """The stored fields of an outcome (what ``message`` is made of)."""
+        return {
+            "outcome": str(outcome) if outcome else False,
+            "error_kind": str(error) if error else False,
+            "refusal": ",".join(refusal) or False,
+            "detail": detail or False,
+        }
 
     @api.model_create_multi
     def create(self, vals_list):
@@ -207,8 +346,8 @@ class PrepaidMeterCommand(models.Model):
                 internal(opposite).write(
                     {
                         "state": "cancelled",
-                        "message": self.env._("Superseded by a newer command."),
                         "done_at": fields.Datetime.now(),
+                        **self._outcome_vals("superseded"),
                     }
                 )
             same = queued.filtered(lambda c, kind=kind: c.kind == kind)
@@ -246,7 +385,8 @@ class PrepaidMeterCommand(models.Model):
             {
                 "state": "cancelled",
                 "done_at": fields.Datetime.now(),
-                "message": self.env._("Cancelled by %(user)s.", user=self.env.user.name),
+                "cancelled_by": self.env.user.id,
+                **self._outcome_vals("cancelled"),
             }
         )
         return True
@@ -263,7 +403,7 @@ class PrepaidMeterCommand(models.Model):
                 "attempts": 0,
                 "next_attempt_at": False,
                 "expires_at": now + DEFAULT_EXPIRY,
-                "message": False,
+                **self._outcome_vals(False),
             }
         )
         self.env.ref(EXECUTOR_CRON).sudo()._trigger()
@@ -274,13 +414,7 @@ class PrepaidMeterCommand(models.Model):
     def _expire_queued(self, now):
         """Queued commands past their expiry become expired, never sent."""
         expired = self.search([("state", "=", "queued"), ("expires_at", "<=", now)])
-        internal(expired).write(
-            {
-                "state": "expired",
-                "done_at": now,
-                "message": self.env._("Expired before it could be sent."),
-            }
-        )
+        internal(expired).write({"state": "expired", "done_at": now, **self._outcome_vals("expired")})
         return expired
 
     @api.model
@@ -289,7 +423,7 @@ class PrepaidMeterCommand(models.Model):
         field I/O) go back to the queue as a failed attempt. Sending again is safe: relay, valve and price
         commands set a state, and a recharge carries the same purchase count (a duplicate is success)."""
         stale = self.search([("state", "=", "sent"), ("sent_at", "<=", now - STALE_SENT)])
-        stale._apply_failure(self.env._("Interrupted before the meter's answer was stored."))
+        stale._apply_failure(self._outcome_vals("interrupted"))
         return stale
 
     @api.model
@@ -359,7 +493,7 @@ class PrepaidMeterCommand(models.Model):
         for attempts, commands in self.grouped("attempts").items():
             internal(commands).write({"state": "sent", "sent_at": now, "attempts": attempts + 1})
         unreachable = self.filtered(lambda c: not c.meter_id.gateway_id or not c.meter_id.bus_id)
-        unreachable._apply_failure(self.env._("The meter is not behind a gateway."), final=True)
+        unreachable._apply_failure(self._outcome_vals("not_on_gateway"), final=True)
         todo = self - unreachable
         results = {}
         by_gateway = todo.grouped(lambda c: c.meter_id.gateway_id)
@@ -369,7 +503,7 @@ class PrepaidMeterCommand(models.Model):
                 specs.append(gateway._prepare_engine_gateway(commands.meter_id))
                 engine_commands += [c._prepare_engine_command() for c in commands]
             except EngineError as exc:
-                commands._apply_failure(str(exc), final=True)
+                commands._apply_failure(self._outcome_vals("engine_error", detail=str(exc)), final=True)
                 todo -= commands
         poller = self.env["prepaid.gateway"]._get_poller()
         if own_transaction:
@@ -382,7 +516,7 @@ class PrepaidMeterCommand(models.Model):
             for command in todo:
                 result = results.get(str(command.id))
                 if result is None:
-                    command._apply_failure(self.env._("The engine returned no result."))
+                    command._apply_failure(self._outcome_vals("no_result"))
                 else:
                     command._apply_result(result)
             self._after_execute()
@@ -416,13 +550,14 @@ class PrepaidMeterCommand(models.Model):
         """Record the engine's :class:`CommandResult` on this command and, when done, on its meter."""
         self.ensure_one()
         status = CommandStatus(result.status)
+        outcome = self._outcome_vals(result.outcome, result.error, result.refusal, result.message)
         if status == CommandStatus.DONE:
             internal(self).write(
                 {
                     "state": "done",
                     "done_at": _naive(result.at) or fields.Datetime.now(),
                     "confirmed": result.confirmed,
-                    "message": result.message,
+                    **outcome,
                 }
             )
             meter_vals = dict(KIND_EFFECTS.get(self.kind, {}))
@@ -437,20 +572,19 @@ class PrepaidMeterCommand(models.Model):
             if meter_vals:
                 internal(self.meter_id).write(meter_vals)
         elif status == CommandStatus.EXPIRED:
-            internal(self).write(
-                {"state": "expired", "done_at": fields.Datetime.now(), "message": result.message}
-            )
+            internal(self).write({"state": "expired", "done_at": fields.Datetime.now(), **outcome})
         else:
-            self._apply_failure(result.message)
+            self._apply_failure(outcome)
 
-    def _apply_failure(self, message, final=False):
-        """A failed attempt: back to the queue with a backoff, or failed for good after ``max_attempts``."""
+    def _apply_failure(self, outcome, final=False):
+        """A failed attempt (``outcome``: :meth:`_outcome_vals`): back to the queue with a backoff, or failed
+        for good after ``max_attempts``."""
         now = fields.Datetime.now()
         exhausted = self if final else self.filtered(lambda c: c.attempts >= c.max_attempts)
-        internal(exhausted).write({"state": "failed", "done_at": now, "message": message})
+        internal(exhausted).write({"state": "failed", "done_at": now, **outcome})
         for attempts, commands in (self - exhausted).grouped("attempts").items():
             internal(commands).write(
-                {"state": "queued", "next_attempt_at": now + backoff(attempts), "message": message}
+                {"state": "queued", "next_attempt_at": now + backoff(attempts), **outcome}
             )
 
     def _after_execute(self):

@@ -107,6 +107,11 @@ class TestCommands(SimulatorCommon):
             internal(command).next_attempt_at = fields.Datetime.now() - timedelta(seconds=1)
         self.assertEqual(self.execute(), 1)
         self.assertRecordValues(command, [{"state": "failed", "attempts": 3}])
+        # The outcome is data; the message is made of it in the reader's language (the engine's own words
+        # are the technical detail).
+        self.assertRecordValues(command, [{"outcome": "no_answer", "error_kind": "timeout"}])
+        self.assertEqual(command.message, "No answer from the meter (Timeout).")
+        self.assertIn("timeout", command.detail)
         self.assertEqual(self.execute(), 0)
         self.assertEqual(backoff(1), timedelta(seconds=30))
         self.assertEqual(backoff(2), timedelta(minutes=1))

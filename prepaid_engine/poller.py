@@ -59,6 +59,7 @@ from .adapters.base import (
     make_reading,
     step_identifiers,
 )
+from .describe import describe_frame
 from .errors import (
     AddressError,
     ChecksumError,
@@ -212,8 +213,22 @@ class _BusRun:
         self.down: LinkError | None = None  # set when the link could not be (re)opened: the bus fails fast
 
     def trace(self, direction: str, data: bytes) -> None:
+        meters = self.bus.meters
+        protocol = next((m.model.protocol for m in meters if m.key == self.meter_key), None)
+        if protocol is None and meters:
+            protocol = meters[0].model.protocol
         self.traces.append(
-            FrameTrace(self.gateway.key, self.bus.key, self.meter_key, direction, data, self.poller._clock())
+            FrameTrace(
+                self.gateway.key,
+                self.bus.key,
+                self.meter_key,
+                direction,
+                data,
+                self.poller._clock(),
+                describe_frame(
+                    protocol, data, mbap=Transport(self.gateway.transport) is Transport.MODBUS_TCP
+                ),
+            )
         )
 
     def link(self, kind: str) -> Any:

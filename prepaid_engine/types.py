@@ -324,6 +324,7 @@ class FrameTrace:
     direction: str  # "tx" or "rx"
     data: bytes
     at: datetime
+    summary: str = ""  # what the frame says, in one line (prepaid_engine.describe)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ KIND_SELECTION = [
     (str(ErrorKind.UNSUPPORTED), "Unsupported"),
     (str(ErrorKind.CANCELLED), "Cancelled"),
     ("no_data", "No Such Data"),  # a warning: the meter lacks identifiers of its model (PollWarning)
+    ("trace", "Frame Trace"),  # a frame sent or received, kept for a gateway that traces its frames
 ]
 DEFAULT_RETENTION_DAYS = 30
 PURGE_CHUNK = 10000
@@ -99,7 +100,13 @@ class PrepaidCommLog(models.Model):
         ]
         traced = {key for key, gateway in gateway_of.items() if gateway.trace_frames}
         vals_list += [
-            dict(common(trace), direction=trace.direction, data_hex=frame_hex(trace.data))
+            dict(
+                common(trace),
+                direction=trace.direction,
+                kind="trace",
+                data_hex=frame_hex(trace.data),
+                message=trace.summary or False,
+            )
             for trace in result.traces
             if trace.gateway_key in traced
         ]

@@ -188,6 +188,12 @@ class TestPolling(SimulatorCommon):
         )
         self.assertEqual(sorted(set(frames.mapped("direction"))), ["rx", "tx"])
         self.assertTrue(all(frames.mapped("data_hex")))
+        # Each frame says what it is: a frame trace, with the request or reply in words.
+        self.assertEqual(set(frames.mapped("kind")), {"trace"})
+        requests = frames.filtered(lambda f: f.direction == "tx")
+        self.assertTrue(
+            all("read" in message for message in requests.mapped("message")), requests.mapped("message")
+        )
 
     def test_supply_from_the_meter_is_stored(self):
         self.sim.call(lambda site: site.meter("t-mb-2/1/1").trip())

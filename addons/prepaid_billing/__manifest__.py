@@ -30,6 +30,11 @@
         "views/prepaid_billing_menus.xml",
     ],
     "demo": ["demo/prepaid_billing_demo.xml"],
+    "assets": {
+        "web.assets_tests": [
+            "prepaid_billing/static/tests/tours/*.js",
+        ],
+    },
     "post_init_hook": "_post_init_hook",
     "installable": True,
 }

@@ -11,4 +11,5 @@ from . import (
     test_topup,
     test_topup_entries,
     test_trust,
+    test_ui,
 )

@@ -3,7 +3,7 @@ refused decreases), time-of-use across days and DST, cycles and state."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from itertools import pairwise
 
@@ -596,3 +596,28 @@ def test_cycle_state_round_trips_through_plain_values():
         CycleState.from_dict({"consumed_total": "1"})
     with pytest.raises(ConfigError):
         CycleState.from_dict({"cycle_start": "2024-01-01T00:00:00+00:00", "consumed_total": "-1"})
+
+
+def test_a_day_fact_counts_an_interval_on_the_local_day_it_ends_with_its_bands_and_free_allowance():
+    from prepaid_engine.rating.daily import add_day_facts
+
+    tariff = Tariff(
+        "TOU",
+        "tou",
+        "electricity",
+        band_prices={"peak": Decimal("1.00"), "valley": Decimal("0.50")},
+        periods=((time(0), "valley"), (time(8), "peak"), (time(22), "valley")),
+        free_allowance=Decimal("1"),
+        tz="Asia/Shanghai",
+    )
+    # 23:45 -> 00:15 Shanghai time (15:45 -> 16:15 UTC): counted on the new local day.
+    start = datetime(2026, 3, 1, 15, 45, tzinfo=UTC)
+    rated = rate(
+        tariff,
+        CycleState(datetime(2026, 2, 28, 16, tzinfo=UTC)),
+        Interval(start, start + timedelta(minutes=30), Decimal("3")),
+    )
+    [fact] = add_day_facts([rated], "Asia/Shanghai").values()
+    assert fact.day == date(2026, 3, 2)
+    assert (fact.quantity, fact.free, fact.amount) == (Decimal("3"), Decimal("1"), rated.charge)
+    assert fact.bands["valley"] == Decimal("2")  # charged in the valley band; the free unit is apart

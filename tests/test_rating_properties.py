@@ -32,6 +32,7 @@ from prepaid_engine.rating import (
     rate,
     rate_cycle,
 )
+from prepaid_engine.rating.daily import add_day_facts
 from prepaid_engine.rating.periods import to_us
 
 ZONES = [
@@ -383,3 +384,29 @@ def test_tou_periods_starting_in_skipped_or_repeated_hours(data, change, bands):
     for first, upto, band in segments:
         for us in {first, upto - 1}:
             assert BANDS[band] == wall_clock_band(tariff, us)
+
+
+# -- daily facts --------------------------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(tariffs(), calendars, meter_history(), st.sampled_from(ZONES))
+def test_daily_facts_add_up_to_the_rated_intervals_whatever_the_zone(tariff, calendar, history, zone):
+    rated = rate_cycle(tariff, history, calendar)
+    facts = add_day_facts(rated, zone)
+    assert sum((f.quantity for f in facts.values()), Decimal(0)) == sum(
+        (r.interval.total for r in rated), Decimal(0)
+    )
+    assert sum((f.amount for f in facts.values()), Decimal(0)) == sum((r.charge for r in rated), Decimal(0))
+    assert sum(f.intervals for f in facts.values()) == len(rated)
+    for day, fact in facts.items():
+        assert fact.day == day
+        assert all(quantity >= 0 for quantity in fact.bands.values())
+        assert fact.free <= fact.quantity
+        assert all(quantity <= fact.quantity for quantity in fact.bands.values())
+    # Adding in pieces is adding at once: a settlement batch after another.
+    half = len(rated) // 2
+    pieces = add_day_facts(rated[half:], zone, add_day_facts(rated[:half], zone))
+    assert {d: (f.quantity, f.amount) for d, f in pieces.items()} == {
+        d: (f.quantity, f.amount) for d, f in facts.items()
+    }

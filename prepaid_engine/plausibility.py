@@ -384,7 +384,9 @@ def _seconds(us: int) -> Decimal:
     return Decimal(whole) if not fraction else Decimal(us).scaleb(-6)
 
 
-def _registers(value: Reading | Register) -> tuple:
+def _registers(value: Reading | Register | tuple) -> tuple:
+    if type(value) is tuple:
+        return value
     if isinstance(value, Reading):
         return (value.read_at, value.total, value.sharp, value.peak, value.flat, value.valley)
     return (value.at, value.total, value.sharp, value.peak, value.flat, value.valley)
@@ -393,15 +395,21 @@ def _registers(value: Reading | Register) -> tuple:
 def judge(
     reading: Reading,
     limits: Limits,
-    previous: Register | None = None,
-    following: Register | None = None,
+    previous: Register | tuple | None = None,
+    following: Register | tuple | None = None,
     *,
     replacement: Replacement | None = None,
 ) -> Verdict:
     """Judge ``reading`` (see the module notes): its registers alone, then its total against ``previous``
     (the meter's accepted reading before it) and ``following`` (an accepted reading after it, for a reading
     that arrives late), with ``replacement`` the meter replacement between ``previous`` and ``reading``, if
-    any. Returns :data:`PLAUSIBLE` or the first rule broken."""
+    any. Returns :data:`PLAUSIBLE` or the first rule broken.
+
+    ``previous`` and ``following`` are rating :class:`~prepaid_engine.rating.Register` values or, from a
+    caller that reads many of them, the same registers as a plain tuple ``(at, total, sharp, peak, flat,
+    valley)`` (an aware datetime and finite, non-negative Decimals or None, as a Register holds them)."""
+    if previous is not None and type(previous) is not tuple:
+        previous = _registers(previous)
     total = reading.total
     if (
         type(total) is Decimal
@@ -417,9 +425,9 @@ def judge(
         # The common case, a total register alone after an accepted one: rules 1-3 hold, then 4 and 5.
         if previous is None:
             return PLAUSIBLE
-        step = total - previous.total
+        step = total - previous[1]
         if step >= 0:
-            elapsed_us = (reading.read_at - previous.at) // _ONE_US
+            elapsed_us = (reading.read_at - previous[0]) // _ONE_US
             if elapsed_us > 0 and (step <= limits.min_allowed or limits._within(step, elapsed_us)):
                 return PLAUSIBLE
     for name in REGISTERS:

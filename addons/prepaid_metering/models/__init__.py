@@ -1,5 +1,6 @@
 from . import (
     prepaid_account,
+    prepaid_anomaly,
     prepaid_comm_log,
     prepaid_gateway,
     prepaid_gateway_bus,

@@ -71,7 +71,7 @@ class PrepaidAnomaly(models.Model):
     description = fields.Text(compute="_compute_description", string="Evidence")
     user_id = fields.Many2one("res.users", string="Assignee", tracking=True, index="btree_not_null")
     note = fields.Text()
-    resolved_by_id = fields.Many2one("res.users", string="Resolved By", readonly=True)
+    resolved_by_id = fields.Many2one("res.users", readonly=True)
     resolved_at = fields.Datetime(readonly=True)
 
     @api.depends("kind", "meter_id")

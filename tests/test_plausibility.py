@@ -210,6 +210,18 @@ def test_a_reading_without_total_is_judged_on_its_values_only():
     assert judge(reading(None, sharp=D("NaN")), limits(), PREVIOUS).finding is Finding.NOT_FINITE
 
 
+def test_a_reference_given_as_a_registers_tuple_is_judged_as_the_register():
+    previous = Register(T0, D(1000), D(100), D(300), D(400), D(200))
+    as_tuple = (T0, D(1000), D(100), D(300), D(400), D(200))
+    for current in (
+        reading("1003", sharp=D(100), peak=D(301), flat=D(401.5), valley=D("200.5")),
+        reading("1003", sharp=D(100), peak=D(320), flat=D(400), valley=D(200)),
+        reading("1004.51"),
+        reading("999"),
+    ):
+        assert judge(current, limits(), as_tuple) == judge(current, limits(), previous)
+
+
 def test_readings_must_come_after_the_reference():
     with pytest.raises(ConfigError) as info:
         judge(reading("1000", minutes=0), limits(), PREVIOUS)

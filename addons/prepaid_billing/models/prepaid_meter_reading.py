@@ -1,5 +1,5 @@
 import logging
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from odoo import api, models
 from odoo.exceptions import UserError
@@ -56,14 +56,17 @@ class PrepaidMeterReading(models.Model):
         """A meter's register limit (``rollover_at``): a wrap through it is a plausible step, a value above
         it is not."""
         limits = super()._plausibility_limits(utility, capacity, ct_ratio, factor, extra)
-        text = (extra.get("rollover_at") or "").strip()
-        if not text:
-            return limits
+        try:
+            rollover_at = Decimal((extra.get("rollover_at") or "").strip() or "0")
+        except InvalidOperation:
+            rollover_at = Decimal(0)
+        if not rollover_at.is_finite() or rollover_at <= 0:
+            return limits  # none, or not a limit (the meter's constraint refuses such values)
         return Limits(
             limits.utility,
             limits.capacity,
             ct_ratio=limits.ct_ratio,
-            rollover_at=Decimal(text),
+            rollover_at=rollover_at,
             factor=limits.factor,
         )
 

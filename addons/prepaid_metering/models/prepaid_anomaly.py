@@ -67,7 +67,11 @@ class PrepaidAnomaly(models.Model):
         "prepaid.meter.reading", "prepaid_anomaly_reading_rel", "anomaly_id", "reading_id", readonly=True
     )
     reading_count = fields.Integer(compute="_compute_reading_count")
-    evidence = fields.Json(readonly=True, help="What the check found, per reading, as the engine said it.")
+    evidence = fields.Json(
+        string="Evidence Data",
+        readonly=True,
+        help="What the check found, per reading, as the engine said it.",
+    )
     description = fields.Text(compute="_compute_description", string="Evidence")
     user_id = fields.Many2one("res.users", string="Assignee", tracking=True, index="btree_not_null")
     note = fields.Text()

@@ -40,7 +40,19 @@ BULK_COLUMNS = (
     *((name, VALUE_TYPES.get(name, "numeric")) for name in VALUE_FIELDS),
 )
 # What a reading is once stored: written by ingestion, changed only by accepting or rejecting it.
-PROTECTED_FIELDS = frozenset({"meter_id", "read_at", "state", "source", *VALUE_FIELDS})
+PROTECTED_FIELDS = frozenset(
+    {
+        "meter_id",
+        "read_at",
+        "state",
+        "source",
+        "anomaly_ids",
+        "company_id",
+        "utility",
+        "building_id",
+        *VALUE_FIELDS,
+    }
+)
 # The registers of a reading, as the engine's plausibility judges them, in the order of its REGISTERS.
 REGISTER_COLUMNS = SQL(", ").join(SQL("r.%s::text", SQL.identifier(name)) for name in REGISTERS)
 # Multiplies every meter's capacity when readings are judged (see readme/CONFIGURE.md).
@@ -684,7 +696,7 @@ class PrepaidMeterReading(models.Model):
             )
         except ConfigError as exc:
             _logger.warning("meter %s: no plausibility limits (%s): its utility's default", meter_id, exc)
-            return Limits(utility, None, factor=factor)
+            return Limits(utility, None, ct_ratio=max(ct_ratio or 1, 1), factor=factor)
 
     # -- quarantine -----------------------------------------------------------------------------------------
     @api.model

@@ -49,6 +49,10 @@ class TestPlausibility(PlausibilityMixin, MeteringCommon):
         super().setUpClass()
         gateway = cls._create_gateway("plaus-gw")
         cls.meter = cls._create_meter(gateway.bus_ids, "7", unit_id=cls.unit_101.id)  # DDSY1352: 13.2 kW
+        # A tariff for the unit's meter, so that the settlement (with billing installed) has what it needs.
+        cls.building.electricity_tariff_id = cls.env["prepaid.tariff"].create(
+            {"name": "Flat", "utility": "electricity", "kind": "flat", "price": 1.0}
+        )
         cls.manager = cls.env["res.users"].create(
             {
                 "name": "Plausibility manager",

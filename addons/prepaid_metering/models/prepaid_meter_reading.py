@@ -135,9 +135,14 @@ def _aware(value):
     return value.replace(tzinfo=UTC) if value is not None else None
 
 
+NO_BANDS = (None, None, None, None)
+
+
 def _registers(at, texts):
     """An engine registers tuple ``(at, total, sharp, peak, flat, valley)`` (what
     :func:`prepaid_engine.plausibility.judge` compares with) from a time and registers read as text."""
+    if texts[1:] == NO_BANDS:
+        return (at.replace(tzinfo=UTC), Decimal(texts[0]), None, None, None, None)
     return (_aware(at), *(None if text is None else Decimal(text) for text in texts))
 
 
@@ -441,8 +446,13 @@ class PrepaidMeterReading(models.Model):
                         RETURNING r.id, r.meter_id, r.read_at, r.state, r.total, r.supply, r.balance,
                                   r.purchase_count
                    ), latest AS (
-                        SELECT DISTINCT ON (meter_id) * FROM new WHERE state = 'valid'
-                         ORDER BY meter_id, read_at DESC
+                        -- The newest valid reading per meter; a meter with quarantined ones only gets a row
+                        -- without a time, which moves nothing. (No WHERE on the state here: the planner
+                        -- would then expect one row and loop over the meters' ANY() array for each.)
+                        SELECT DISTINCT ON (meter_id) meter_id,
+                               CASE WHEN state = 'valid' THEN read_at END AS read_at,
+                               total, supply, balance, purchase_count
+                          FROM new ORDER BY meter_id, state = 'valid' DESC, read_at DESC
                    ), moved AS (
                         UPDATE prepaid_meter AS m
                            SET last_reading_at = v.read_at,
@@ -452,7 +462,7 @@ class PrepaidMeterReading(models.Model):
                                purchase_count = COALESCE(v.purchase_count, m.purchase_count),
                                online = m.online OR %(online)s
                           FROM latest AS v
-                         WHERE m.id = v.meter_id AND m.id = ANY(%(meters)s::int[])
+                         WHERE m.id = v.meter_id AND m.id = ANY(%(meters)s::int[]) AND v.read_at IS NOT NULL
                            AND (m.last_reading_at IS NULL OR m.last_reading_at <= v.read_at)
                    )
                    SELECT id, meter_id, read_at, state FROM new""",
@@ -548,7 +558,11 @@ class PrepaidMeterReading(models.Model):
                 if reading.read_at < reference[0]:
                     late.append(i)
                 continue
-            replacement = self._replacement_between(replacements, meter_id, reference, reading.read_at)
+            replacement = (
+                self._replacement_between(replacements, meter_id, reference, reading.read_at)
+                if replacements
+                else None
+            )
             verdict = judge(reading, meter_limits, reference, replacement=replacement)
             if verdict.plausible:
                 if reading.total is not None:

@@ -148,6 +148,17 @@ class TestPlausibility(PlausibilityMixin, MeteringCommon):
         )
         self.assertEqual(self.meter.last_total, 1002.0)
 
+    def test_in_one_batch_the_meter_takes_its_newest_valid_reading(self):
+        self.ingest(0, "1000.00")
+        batch = [
+            Reading(str(self.meter.id), T0 + timedelta(minutes=15), total=Decimal("1003.00")),
+            Reading(str(self.meter.id), T0 + timedelta(minutes=30), total=Decimal("1500.00")),
+        ]
+        self.env["prepaid.meter.reading"]._ingest(batch, "poll")
+        self.assertEqual(self.readings(self.meter).mapped("state"), ["valid", "valid", "quarantined"])
+        self.assertEqual(self.meter.last_total, 1003.0)
+        self.assertEqual(self.meter.last_reading_at, NAIVE_T0 + timedelta(minutes=15))
+
     def test_1e15_nan_infinity_and_1e400_are_quarantined_and_never_stored_as_such(self):
         self.ingest(0, "1000.00")
         with mute_logger(READING_LOGGER):

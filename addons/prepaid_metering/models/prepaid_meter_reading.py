@@ -664,18 +664,23 @@ class PrepaidMeterReading(models.Model):
         rows = self.env.execute_query(
             SQL(
                 """SELECT m.id, m.utility, m.ct_ratio, mm.max_current::text, mm.nominal_voltage::text,
-                          mm.phases, mm.max_flow::text%(extra)s,
+                          mm.phases, mm.max_flow::text%(extra_m)s,
                           (SELECT value FROM ir_config_parameter WHERE key = %(param)s),
                           r.read_at, %(registers)s
                      FROM unnest(%(meters)s::int[]) AS b(id)
-               CROSS JOIN LATERAL (SELECT * FROM prepaid_meter WHERE id = b.id OFFSET 0) AS m
+               CROSS JOIN LATERAL (
+                          SELECT id, utility, ct_ratio, model_id%(extra)s
+                            FROM prepaid_meter WHERE id = b.id OFFSET 0
+                          ) AS m
                      JOIN prepaid_meter_model mm ON mm.id = m.model_id
                 LEFT JOIN LATERAL (
-                          SELECT * FROM prepaid_meter_reading
+                          SELECT read_at, %(names)s FROM prepaid_meter_reading
                            WHERE meter_id = b.id AND state = 'valid' AND total IS NOT NULL
                         ORDER BY read_at DESC LIMIT 1
                           ) AS r ON TRUE""",
-                extra=SQL("").join(SQL(", m.%s", SQL.identifier(name)) for name in extra),
+                names=SQL(", ").join(SQL.identifier(name) for name in REGISTERS),
+                extra=SQL("").join(SQL(", %s", SQL.identifier(name)) for name in extra),
+                extra_m=SQL("").join(SQL(", m.%s", SQL.identifier(name)) for name in extra),
                 param=FACTOR_PARAM,
                 registers=REGISTER_COLUMNS,
                 meters=meter_ids,

@@ -275,7 +275,6 @@ class PrepaidMeterReading(models.Model):
     def _check_storable(self, vals_list):
         """Refuse values no meter shows: a NaN or infinite number, a number beyond the engine's bound, a
         purchase count beyond a 32-bit integer (see :func:`prepaid_engine.plausibility.storable`)."""
-        labels = None
         for vals in vals_list:
             for name in VALUE_FIELDS:
                 value = vals.get(name)
@@ -285,12 +284,10 @@ class PrepaidMeterReading(models.Model):
                 if name == "purchase_count" and not bad:
                     bad = not 0 <= value <= MAX_COUNT
                 if bad:
-                    if labels is None:
-                        labels = {n: f.get_description(self.env)["string"] for n, f in self._fields.items()}
                     raise ValidationError(
                         self.env._(
                             "%(field)s = %(value)s is not a value a meter shows: the reading is not stored.",
-                            field=labels.get(name, name),
+                            field=self._fields[name]._description_string(self.env),
                             value=value,
                         )
                     )

@@ -3,7 +3,9 @@
 Each built-in model is one JSON file in ``prepaid_engine/data/models/`` named after its code, holding exactly
 ``MeterModel.to_dict()`` (written in ``MeterModel.to_json()`` form), so the Odoo addons can store the same
 JSON in a data record and staff can add models without code. Uncertain register addresses and identifiers
-are marked in each model's ``options`` (``uncertain``, ``notes``, ``source``).
+are marked in each model's ``options`` (``uncertain``, ``notes``, ``source``). Each built-in model also says
+what it can pass at most (``capacity``: maximum current, nominal voltage and phases, or maximum flow), which
+:mod:`prepaid_engine.plausibility` judges readings against.
 
     from prepaid_engine.catalog import builtin_models, get_model, load_models
     model = get_model("acrel_ddsy1352")
@@ -63,6 +65,11 @@ def validate_model(model: MeterModel) -> MeterModel:
             ZoneInfo(zone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ConfigError(f"model {model.code}: option clock_timezone={zone!r} is no time zone") from exc
+    if model.capacity is not None:
+        try:
+            model.capacity.check(model.utility)
+        except ConfigError as exc:
+            raise ConfigError(f"model {model.code}: {exc}", kind=exc.kind, **exc.params) from exc
     validate_register_map(model)
     return model
 

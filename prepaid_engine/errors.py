@@ -13,7 +13,28 @@ class EngineError(Exception):
 
 
 class ConfigError(EngineError, ValueError):
-    """A meter model, site file, tariff or command is not usable as given."""
+    """A meter model, site file, tariff or command is not usable as given.
+
+    ``kind`` names the rule that refused it, machine-readable (``"tariff.periods_too_many"``,
+    ``"address.digits"``, ...; empty where no caller needs to tell the case apart), and ``params`` carries the
+    numbers of the case (``count=9, max=8``), so a caller can say the same thing in its user's language
+    instead of showing the English message::
+
+        raise ConfigError(f"{count} periods in a day; meters hold at most {MAX}", kind="...", count=count,
+                          max=MAX)
+    """
+
+    def __init__(self, message: str = "", *, kind: str = "", **params: object):
+        super().__init__(message)
+        self.kind = kind
+        self.params = params
+
+    def __reduce__(self):
+        return _rebuild_config_error, (type(self), str(self), self.kind, self.params)
+
+
+def _rebuild_config_error(cls: type, message: str, kind: str, params: dict) -> ConfigError:
+    return cls(message, kind=kind, **params)
 
 
 class FrameError(EngineError):

@@ -36,6 +36,8 @@ _ADDRESS_DIGITS = {
     Protocol.CJT188: 14,
     Protocol.MODBUS: None,
 }
+MODBUS_UNIT_MAX = 247  # Modbus unit ids 1..247 (0 is broadcast, 248..255 reserved)
+MODBUS_CIRCUIT_MAX = 999  # circuits of a multi-circuit meter, as "unit/circuit"
 
 # Which meter protocols each gateway transport can carry.
 _TRANSPORT_PROTOCOLS = {
@@ -45,17 +47,53 @@ _TRANSPORT_PROTOCOLS = {
 }
 
 
-def check_address(protocol: Protocol, address: str) -> str:
-    """Return ``address`` if it has the protocol's shape, else raise :class:`ConfigError`.
+def _digits(text: str) -> bool:
+    """ASCII decimal digits only (``str.isdecimal`` also takes other scripts' digits)."""
+    return text.isascii() and text.isdecimal()
 
-    DL/T 645: 12 decimal digits; CJ/T 188: 14 decimal digits; Modbus: a unit id "1".."247".
+
+def check_address(protocol: Protocol | str, address: str) -> str:
+    """Return ``address`` if it has the protocol's shape, else raise :class:`ConfigError`: the one home of
+    the meter addressing rule (site maps, the Odoo meter records).
+
+    DL/T 645: 12 decimal digits; CJ/T 188: 14 decimal digits (``kind="address.digits"``, ``digits``);
+    Modbus: a unit id "1".."247", or "unit/circuit" for one circuit of a multi-circuit meter (circuit 1..999),
+    without leading zeros (``kind="address.modbus"``, ``unit_max``, ``circuit_max``). Every error carries
+    ``protocol`` and ``address`` too.
     """
+    try:
+        protocol = Protocol(protocol)
+    except ValueError:
+        raise ConfigError(
+            f"unknown protocol {protocol!r}", kind="address.protocol", protocol=protocol, address=address
+        ) from None
     digits = _ADDRESS_DIGITS[protocol]
+    text = address if isinstance(address, str) else ""
     if digits is None:
-        if not address.isdecimal() or not 1 <= int(address) <= 247 or address != str(int(address)):
-            raise ConfigError(f"Modbus unit id must be 1..247 without leading zeros, not {address!r}")
-    elif len(address) != digits or not address.isdecimal():
-        raise ConfigError(f"{protocol} address must be {digits} decimal digits, not {address!r}")
+        unit, slash, circuit = text.partition("/")
+        parts = (unit, circuit) if slash else (unit,)
+        limits = (MODBUS_UNIT_MAX, MODBUS_CIRCUIT_MAX)
+        if not all(
+            _digits(part) and part[0] != "0" and int(part) <= limit
+            for part, limit in zip(parts, limits, strict=False)
+        ):
+            raise ConfigError(
+                f"Modbus address must be a unit id 1..{MODBUS_UNIT_MAX} or unit/circuit, without leading"
+                f" zeros, not {address!r}",
+                kind="address.modbus",
+                protocol=str(protocol),
+                address=address,
+                unit_max=MODBUS_UNIT_MAX,
+                circuit_max=MODBUS_CIRCUIT_MAX,
+            )
+    elif len(text) != digits or not _digits(text):
+        raise ConfigError(
+            f"{protocol} address must be {digits} decimal digits, not {address!r}",
+            kind="address.digits",
+            protocol=str(protocol),
+            address=address,
+            digits=digits,
+        )
     return address
 
 

@@ -130,6 +130,103 @@ class RegisterWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class Capacity:
+    """The most a meter can pass, from its nameplate (what :mod:`prepaid_engine.plausibility` judges a
+    reading's step against).
+
+    Electricity: ``max_current`` (A, the meter's maximum current Imax per phase at its own terminals, i.e.
+    on the secondary side of a current transformer), ``voltage`` (V, nominal phase-to-neutral) and
+    ``phases`` (1 or 3); a meter behind a CT passes ``ct_ratio`` times more. Water: ``max_flow`` (m3/h, the
+    overload flow Q4 of the meter's size). Numbers are positive, finite and exact (``Decimal``).
+    """
+
+    max_current: Decimal | None = None
+    voltage: Decimal | None = None
+    phases: int | None = None
+    max_flow: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_current", "voltage", "max_flow"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
+                raise ConfigError(
+                    f"capacity {name} must be a positive finite Decimal, not {value!r}",
+                    kind="capacity.not_positive",
+                    field=name,
+                    value=value,
+                )
+        phases = self.phases
+        if phases is not None and (isinstance(phases, bool) or phases not in (1, 2, 3)):
+            raise ConfigError(
+                f"capacity phases must be 1, 2 or 3, not {phases!r}", kind="capacity.phases", value=phases
+            )
+
+    def check(self, utility: Utility) -> Capacity:
+        """Return this capacity if it is complete for ``utility`` (electricity: current, voltage and phases;
+        water: flow, and nothing electric), else raise :class:`ConfigError` (``kind="capacity.fields"``)."""
+        electric = (self.max_current, self.voltage, self.phases)
+        if utility == Utility.WATER:
+            complete = self.max_flow is not None and electric == (None, None, None)
+        else:
+            complete = None not in electric and self.max_flow is None
+        if not complete:
+            raise ConfigError(
+                "an electricity meter's capacity gives max_current, voltage and phases; a water meter's gives"
+                f" max_flow only: {self.to_dict()} for {utility}",
+                kind="capacity.fields",
+                utility=str(utility),
+            )
+        return self
+
+    def rate(self, utility: Utility, ct_ratio: int = 1) -> Decimal:
+        """Units an hour at most: kWh/h (kW) = A x V x phases x CT ratio / 1000 for electricity, m3/h for
+        water (a CT ratio does not apply)."""
+        self.check(utility)
+        if utility == Utility.WATER:
+            return self.max_flow  # type: ignore[return-value]
+        power = self.max_current * self.voltage * self.phases * max(int(ct_ratio), 1)  # type: ignore[operator]
+        return power.scaleb(-3)
+
+    def to_dict(self) -> dict:
+        data: dict = {}
+        for name in ("max_current", "voltage", "max_flow"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = str(value)
+        if self.phases is not None:
+            data["phases"] = self.phases
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> Capacity:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"a capacity is an object, not {data!r}", kind="capacity.shape")
+        unknown = set(data) - {"max_current", "voltage", "phases", "max_flow"}
+        if unknown:
+            raise ConfigError(f"unknown capacity fields {sorted(unknown)}", kind="capacity.shape")
+
+        def number(name: str) -> Decimal | None:
+            value = data.get(name)
+            if value is None:
+                return None
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+                raise ConfigError(f"capacity {name} is not a number: {value!r}", kind="capacity.shape")
+            try:
+                return Decimal(str(value))
+            except ArithmeticError as exc:
+                raise ConfigError(
+                    f"capacity {name} is not a number: {value!r}", kind="capacity.shape"
+                ) from exc
+
+        phases = data.get("phases")
+        if phases is not None and (isinstance(phases, bool) or not isinstance(phases, int)):
+            raise ConfigError(f"capacity phases is not an integer: {phases!r}", kind="capacity.phases")
+        return cls(number("max_current"), number("voltage"), phases, number("max_flow"))
+
+
+@dataclass(frozen=True, slots=True)
 class MeterModel:
     """A meter model as data: what to read each cycle and how to command it.
 
@@ -137,7 +234,8 @@ class MeterModel:
     in the standards, e.g. ``"0001FF00"``, ``"901F"``) in ``reads``. Modbus models list register fields in
     ``registers`` and the block writes for commands in ``writes``. ``options`` carries protocol options as
     strings: CJ/T 188 ``meter_type`` ("10" cold water) and ``di_order`` ("msb" or "lsb"), DL/T 645
-    ``password_level``/``password``/``operator``.
+    ``password_level``/``password``/``operator``. ``capacity`` is what the model can pass at most (see
+    :class:`Capacity`); ``None`` for a model that does not say, judged by its utility's default.
     """
 
     code: str
@@ -148,6 +246,7 @@ class MeterModel:
     registers: tuple[RegisterField, ...] = ()
     writes: tuple[tuple[CommandKind, RegisterWrite], ...] = ()
     options: tuple[tuple[str, str], ...] = ()
+    capacity: Capacity | None = None
 
     def option(self, name: str, default: str = "") -> str:
         return dict(self.options).get(name, default)
@@ -156,7 +255,7 @@ class MeterModel:
         return dict(self.writes).get(kind)
 
     def to_dict(self) -> dict:
-        return {
+        data = {
             "code": self.code,
             "name": self.name,
             "protocol": str(self.protocol),
@@ -179,6 +278,9 @@ class MeterModel:
             },
             "options": dict(self.options),
         }
+        if self.capacity is not None:
+            data["capacity"] = self.capacity.to_dict()
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
@@ -209,7 +311,10 @@ class MeterModel:
                     for kind, w in dict(data.get("writes", {})).items()
                 ),
                 options=tuple(sorted((str(k), str(v)) for k, v in dict(data.get("options", {})).items())),
+                capacity=None if data.get("capacity") is None else Capacity.from_dict(data["capacity"]),
             )
+        except ConfigError:
+            raise
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise ConfigError(f"invalid meter model definition: {exc!r}") from exc
 

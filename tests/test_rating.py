@@ -23,6 +23,7 @@ from prepaid_engine.rating import (
     Replacement,
     Tariff,
     consumption,
+    period_start,
     rate,
     rate_cycle,
 )
@@ -290,6 +291,69 @@ def test_tou_band_registers_in_a_band_without_price_are_refused():
 def test_invalid_tariffs_are_refused(make):
     with pytest.raises(ConfigError):
         make()
+
+
+@pytest.mark.parametrize(
+    ("make", "kind", "params"),
+    [
+        (lambda: tou(()), "tariff.periods_empty", {}),
+        (
+            lambda: tou(tuple((time(h), "flat") for h in range(9))),
+            "tariff.periods_too_many",
+            {"count": 9, "max": 8},
+        ),
+        (lambda: tou(((time(1), "valley"),)), "tariff.period_first_not_midnight", {"start": time(1)}),
+        (
+            lambda: tou(((time(0), "valley"), (time(8), "peak"), (time(8), "flat"))),
+            "tariff.period_starts_not_increasing",
+            {"start": time(8), "before": time(8)},
+        ),
+        (
+            lambda: Tariff(
+                "T", "tou", "electricity", band_prices={"peak": D(1)}, periods=((time(0), "valley"),)
+            ),
+            "tariff.period_band_unpriced",
+            {"start": time(0), "band": "valley"},
+        ),
+        (lambda: Tariff("T", "tiered", "water", tiers=()), "tariff.tiers_empty", {}),
+        (
+            lambda: Tariff("T", "tiered", "water", tiers=((D(10), D(1)),)),
+            "tariff.tier_first_not_zero",
+            {"threshold": D(10)},
+        ),
+        (
+            lambda: Tariff("T", "tiered", "water", tiers=((D(0), D(1)), (D(10), D(2)), (D(10), D(3)))),
+            "tariff.tier_thresholds_not_increasing",
+            {"threshold": D(10), "before": D(10)},
+        ),
+        (lambda: flat("-0.1000"), "number.negative", {"what": "price", "value": D("-0.1000")}),
+        (
+            lambda: Tariff("T", "tiered", "water", tiers=((D(0), D(-1)),)),
+            "number.negative",
+            {"what": "tier price", "value": D(-1)},
+        ),
+        (lambda: flat("0.12345"), "number.too_many_decimals", {"what": "price", "value": D("0.12345")}),
+        (lambda: flat("NaN"), "number.not_finite", {"what": "price", "value": D("NaN")}),
+    ],
+)
+def test_tariff_errors_say_which_rule_with_its_numbers(make, kind, params):
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert info.value.kind == kind
+    if kind == "number.not_finite":
+        assert info.value.params["what"] == "price" and info.value.params["value"].is_nan()
+    else:
+        assert info.value.params == params
+
+
+def test_period_start_is_a_minute_of_the_day():
+    assert period_start(0) == time(0)
+    assert period_start(8 * 60 + 30) == time(8, 30)
+    assert period_start(24 * 60 - 1) == time(23, 59)
+    for minutes in (-1, 24 * 60, True, 8.5):
+        with pytest.raises(ConfigError) as info:
+            period_start(minutes)
+        assert info.value.kind == "tariff.period_start_outside_day"
 
 
 def test_prices_with_trailing_zeros_beyond_four_places_are_accepted():

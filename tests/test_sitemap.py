@@ -9,7 +9,7 @@ import pytest
 from prepaid_engine.catalog import builtin_models
 from prepaid_engine.errors import ConfigError
 from prepaid_engine.simulator.config import default_site
-from prepaid_engine.sitemap import SiteMap, load_site_map
+from prepaid_engine.sitemap import SiteMap, check_address, load_site_map
 from prepaid_engine.types import GatewaySpec, Protocol, Transport, Utility
 
 EXAMPLE = {
@@ -182,3 +182,47 @@ def test_optional_meter_name_and_customer_number_survive_the_round_trip():
     site = load_site_map(data)
     assert site.to_dict() == data
     assert site.gateway_specs()[0].buses[0].meters[0].customer_number == "000000000042"
+
+
+@pytest.mark.parametrize(
+    ("protocol", "address"),
+    [
+        (Protocol.DLT645_2007, "000000001101"),
+        (Protocol.DLT645_1997, "123456789012"),
+        (Protocol.CJT188, "00000000001101"),
+        (Protocol.MODBUS, "1"),
+        (Protocol.MODBUS, "247"),
+        (Protocol.MODBUS, "5/3"),
+        (Protocol.MODBUS, "12/999"),
+    ],
+)
+def test_addresses_of_the_protocols_shape_are_accepted(protocol, address):
+    assert check_address(protocol, address) == address
+    assert check_address(str(protocol), address) == address
+
+
+@pytest.mark.parametrize(
+    ("protocol", "address", "kind", "params"),
+    [
+        ("dlt645_2007", "1101", "address.digits", {"digits": 12}),
+        ("dlt645_2007", "00000000110a", "address.digits", {"digits": 12}),
+        ("dlt645_2007", "00000000110\u0661", "address.digits", {"digits": 12}),  # an Arabic-Indic digit
+        ("dlt645_1997", "0000000011011", "address.digits", {"digits": 12}),
+        ("cjt188", "000000001101", "address.digits", {"digits": 14}),
+        ("cjt188", "000000001101\n", "address.digits", {"digits": 14}),
+        ("modbus", "0", "address.modbus", {"unit_max": 247, "circuit_max": 999}),
+        ("modbus", "248", "address.modbus", {"unit_max": 247, "circuit_max": 999}),
+        ("modbus", "007", "address.modbus", {"unit_max": 247, "circuit_max": 999}),
+        ("modbus", "5/0", "address.modbus", {"unit_max": 247, "circuit_max": 999}),
+        ("modbus", "5/1000", "address.modbus", {"unit_max": 247, "circuit_max": 999}),
+        ("modbus", "5/", "address.modbus", {"unit_max": 247, "circuit_max": 999}),
+        ("modbus", "5/2/1", "address.modbus", {"unit_max": 247, "circuit_max": 999}),
+        ("modbus", "", "address.modbus", {"unit_max": 247, "circuit_max": 999}),
+        ("iec62056", "1", "address.protocol", {}),
+    ],
+)
+def test_addresses_off_the_protocols_shape_say_which_rule(protocol, address, kind, params):
+    with pytest.raises(ConfigError) as info:
+        check_address(protocol, address)
+    assert info.value.kind == kind
+    assert info.value.params == {"protocol": protocol, "address": address, **params}

@@ -21,6 +21,7 @@
         "views/prepaid_meter_model_views.xml",
         "views/prepaid_meter_views.xml",
         "views/prepaid_meter_reading_views.xml",
+        "views/prepaid_anomaly_views.xml",
         "views/prepaid_meter_command_views.xml",
         "views/prepaid_comm_log_views.xml",
         "views/prepaid_platform_views.xml",

@@ -14,7 +14,7 @@ Settlement cycles are in :mod:`prepaid_engine.calendar`.
 
 from .engine import CycleState, Line, LineKind, Rated, rate, rate_cycle
 from .interval import ConsumptionError, Interval, Register, Replacement, consumption
-from .tariff import BANDS, MAX_PERIODS, Band, BandPrices, Bands, Tariff, TariffKind
+from .tariff import BANDS, MAX_PERIODS, Band, BandPrices, Bands, Tariff, TariffKind, period_start
 
 __all__ = [
     "BANDS",
@@ -33,6 +33,7 @@ __all__ = [
     "Tariff",
     "TariffKind",
     "consumption",
+    "period_start",
     "rate",
     "rate_cycle",
 ]

@@ -41,25 +41,44 @@ def to_decimal(value: object, what: str) -> Decimal:
         try:
             result = Decimal(value.strip())
         except InvalidOperation as exc:
-            raise ConfigError(f"{what} is not a decimal number: {value!r}") from exc
+            raise ConfigError(
+                f"{what} is not a decimal number: {value!r}",
+                kind="number.not_decimal",
+                what=what,
+                value=value,
+            ) from exc
     else:
-        raise ConfigError(f"{what} must be a Decimal (or int / decimal string), not {type(value).__name__}")
+        raise ConfigError(
+            f"{what} must be a Decimal (or int / decimal string), not {type(value).__name__}",
+            kind="number.wrong_type",
+            what=what,
+            value=value,
+        )
     if not result.is_finite():
-        raise ConfigError(f"{what} must be finite, not {result}")
+        raise ConfigError(
+            f"{what} must be finite, not {result}", kind="number.not_finite", what=what, value=result
+        )
     return result
 
 
 def to_quantity(value: object, what: str) -> Decimal:
     result = to_decimal(value, what)
     if result < 0:
-        raise ConfigError(f"{what} must not be negative, got {result}")
+        raise ConfigError(
+            f"{what} must not be negative, got {result}", kind="number.negative", what=what, value=result
+        )
     return result
 
 
 def to_price(value: object, what: str) -> Decimal:
     result = to_quantity(value, what)
     if result.as_tuple().exponent < -4 and result.quantize(PRICE_QUANTUM, context=_ROUNDING) != result:
-        raise ConfigError(f"{what} has more than 4 decimals: {result}")
+        raise ConfigError(
+            f"{what} has more than 4 decimals: {result}",
+            kind="number.too_many_decimals",
+            what=what,
+            value=result,
+        )
     return result
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "Bands",
     "Tariff",
     "TariffKind",
+    "period_start",
 ]
 
 MAX_PERIODS = 8  # day periods a meter's daily table holds (DL/T 645 and common Modbus meters)
@@ -117,27 +118,62 @@ class BandPrices(NamedTuple):
         return self[_BAND_INDEX[_band(band)]]
 
 
+def period_start(minutes: int) -> time:
+    """The wall-clock start of a daily period ``minutes`` after midnight (0 .. 1439), as a period's
+    ``datetime.time``; :class:`ConfigError` (kind ``tariff.period_start_outside_day``) outside the day."""
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 0 <= minutes < 24 * 60:
+        raise ConfigError(
+            f"a daily period starts between 00:00 and 23:59, not {minutes!r} minutes after midnight",
+            kind="tariff.period_start_outside_day",
+            minutes=minutes,
+        )
+    return time(minutes // 60, minutes % 60)
+
+
 def _periods(value: object, prices: BandPrices) -> tuple[tuple[time, Band], ...]:
     try:
         pairs = [(start, _band(band)) for start, band in value]  # type: ignore[attr-defined]
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):
             raise
-        raise ConfigError(f"periods must be (datetime.time, band) pairs, got {value!r}") from exc
+        raise ConfigError(
+            f"periods must be (datetime.time, band) pairs, got {value!r}", kind="tariff.periods_shape"
+        ) from exc
     if not pairs:
-        raise ConfigError("a time-of-use tariff needs at least one period")
+        raise ConfigError("a time-of-use tariff needs at least one period", kind="tariff.periods_empty")
     if len(pairs) > MAX_PERIODS:
-        raise ConfigError(f"{len(pairs)} periods in a day; meters hold at most {MAX_PERIODS}")
+        raise ConfigError(
+            f"{len(pairs)} periods in a day; meters hold at most {MAX_PERIODS}",
+            kind="tariff.periods_too_many",
+            count=len(pairs),
+            max=MAX_PERIODS,
+        )
     for start, band in pairs:
         if not isinstance(start, time) or start.tzinfo is not None:
-            raise ConfigError(f"a period starts at a naive local datetime.time, not {start!r}")
+            raise ConfigError(
+                f"a period starts at a naive local datetime.time, not {start!r}", kind="tariff.periods_shape"
+            )
         if prices.get(band) is None:
-            raise ConfigError(f"period at {start} uses band {band!s}, which has no price")
+            raise ConfigError(
+                f"period at {start} uses band {band!s}, which has no price",
+                kind="tariff.period_band_unpriced",
+                start=start,
+                band=str(band),
+            )
     if pairs[0][0] != time(0):
-        raise ConfigError(f"periods must cover the day: the first starts at 00:00, not {pairs[0][0]}")
+        raise ConfigError(
+            f"periods must cover the day: the first starts at 00:00, not {pairs[0][0]}",
+            kind="tariff.period_first_not_midnight",
+            start=pairs[0][0],
+        )
     for (before, _), (after, _) in pairwise(pairs):
         if after <= before:
-            raise ConfigError(f"periods must be sorted by start with unique starts: {after} after {before}")
+            raise ConfigError(
+                f"periods must be sorted by start with unique starts: {after} after {before}",
+                kind="tariff.period_starts_not_increasing",
+                start=after,
+                before=before,
+            )
     return tuple(pairs)
 
 
@@ -150,16 +186,25 @@ def _tiers(value: object) -> tuple[tuple[Decimal, Decimal], ...]:
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):
             raise
-        raise ConfigError(f"tiers must be (threshold, price) pairs, got {value!r}") from exc
+        raise ConfigError(
+            f"tiers must be (threshold, price) pairs, got {value!r}", kind="tariff.tiers_shape"
+        ) from exc
     if not pairs:
-        raise ConfigError("a tiered tariff needs at least one tier")
+        raise ConfigError("a tiered tariff needs at least one tier", kind="tariff.tiers_empty")
     if pairs[0][0] != 0:
         raise ConfigError(
-            f"the first tier starts at 0 (thresholds are where each tier starts), not {pairs[0][0]}"
+            f"the first tier starts at 0 (thresholds are where each tier starts), not {pairs[0][0]}",
+            kind="tariff.tier_first_not_zero",
+            threshold=pairs[0][0],
         )
     for (before, _), (after, _) in pairwise(pairs):
         if after <= before:
-            raise ConfigError(f"tier thresholds must increase: {after} after {before}")
+            raise ConfigError(
+                f"tier thresholds must increase: {after} after {before}",
+                kind="tariff.tier_thresholds_not_increasing",
+                threshold=after,
+                before=before,
+            )
     return tuple(pairs)
 
 

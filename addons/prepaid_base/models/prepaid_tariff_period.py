@@ -31,4 +31,4 @@ class PrepaidTariffPeriod(models.Model):
 
     @api.constrains("start", "band", "tariff_id")
     def _check_tariff_periods(self):
-        self.tariff_id._check_periods()
+        self.tariff_id._check_engine_rules()

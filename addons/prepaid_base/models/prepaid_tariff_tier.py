@@ -23,4 +23,4 @@ class PrepaidTariffTier(models.Model):
 
     @api.constrains("threshold", "price", "tariff_id")
     def _check_tariff_tiers(self):
-        self.tariff_id._check_tiers()
+        self.tariff_id._check_engine_rules()

@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from odoo import Command
 from odoo.exceptions import ValidationError
 from odoo.tests import tagged
@@ -83,3 +85,49 @@ class TestTariff(PrepaidCommon):
     def test_prices_keep_four_decimals(self):
         self.tariff_flat.price = 0.61749
         self.assertEqual(self._db_value(self.tariff_flat, "price"), 0.6175)
+
+    def test_each_refusal_of_the_engine_is_said_in_words(self):
+        """One message per ConfigError kind of the engine's tariff validation the constraint maps."""
+        cases = [
+            (lambda: self._tou([]), "Time-of-use tariff TOU test needs at least one daily period."),
+            (
+                lambda: self._tou([float(h) for h in range(9)]),
+                "Tariff TOU test has 9 daily periods; a meter holds at most 8.",
+            ),
+            (
+                lambda: self._tou([0.0, 24.0]),
+                "Daily periods of tariff TOU test must start between 00:00 and 23:59.",
+            ),
+            (
+                lambda: self._tou([6.0, 18.0]),
+                "The first daily period of tariff TOU test must start at 00:00.",
+            ),
+            (
+                lambda: self._tou([0.0, 8.0, 8.0]),
+                "Two daily periods of tariff TOU test start at the same time.",
+            ),
+            (lambda: self._tiered([]), "Tiered tariff Tiered test needs at least one tier."),
+            (lambda: self._tiered([(5.0, 3.5)]), "The first tier of tariff Tiered test must start at 0."),
+            (
+                lambda: self._tiered([(0.0, 3.5), (15.0, 4.2), (15.0, 5.0)]),
+                "Tier thresholds of tariff Tiered test must be strictly increasing.",
+            ),
+            (lambda: self._tiered([(0.0, -1.0)]), "Tier prices of tariff Tiered test cannot be negative."),
+            (
+                lambda: self.tariff_flat.write({"price_valley": -2.0}),
+                "Prices of tariff Flat 0.617 cannot be negative.",
+            ),
+        ]
+        for make, message in cases:
+            with self.subTest(message=message), self.assertRaises(ValidationError) as caught:
+                make()
+            self.assertEqual(caught.exception.args[0], message)
+
+    def test_a_tariff_is_the_engines_tariff(self):
+        engine = self.tariff_tou._prepare_engine_tariff("Asia/Shanghai", Decimal("0.01"))
+        self.assertEqual(
+            [(start.isoformat(), str(band)) for start, band in engine.periods],
+            [("00:00:00", "valley"), ("08:00:00", "peak"), ("22:00:00", "valley")],
+        )
+        self.assertEqual(engine.band_prices.peak, Decimal("1.09"))
+        self.assertEqual(engine.tz, "Asia/Shanghai")

@@ -10,7 +10,6 @@ from . import (
     prepaid_settlement,
     prepaid_settlement_cursor,
     prepaid_summary,
-    prepaid_tariff,
     prepaid_topup,
     res_company,
     res_config_settings,

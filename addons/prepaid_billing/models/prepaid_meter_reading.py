@@ -1,9 +1,14 @@
 import logging
+from decimal import Decimal, InvalidOperation
 
 from odoo import api, models
+from odoo.exceptions import UserError
 from odoo.tools import SQL
 
-from .prepaid_settlement import settlement_savepoint
+from prepaid_engine.plausibility import Limits
+from prepaid_engine.rating import Register, Replacement
+
+from .prepaid_settlement import aware, settlement_savepoint
 
 _logger = logging.getLogger(__name__)
 
@@ -42,3 +47,67 @@ class PrepaidMeterReading(models.Model):
                 outcome.conflict.pgerror,
             )
         return result
+
+    # -- plausibility: the register limit and the replacements billing records -------------------------
+    @api.model
+    def _plausibility_meter_columns(self):
+        return (*super()._plausibility_meter_columns(), "rollover_at")
+
+    @api.model
+    def _plausibility_limits(self, utility, capacity, ct_ratio, factor, extra):
+        """A meter's register limit (``rollover_at``): a wrap through it is a plausible step, a value above
+        it is not."""
+        limits = super()._plausibility_limits(utility, capacity, ct_ratio, factor, extra)
+        try:
+            rollover_at = Decimal((extra.get("rollover_at") or "").strip() or "0")
+        except InvalidOperation:
+            rollover_at = Decimal(0)
+        if not rollover_at.is_finite() or rollover_at <= 0:
+            return limits  # none, or not a limit (the meter's constraint refuses such values)
+        return Limits(
+            limits.utility,
+            limits.capacity,
+            ct_ratio=limits.ct_ratio,
+            rollover_at=rollover_at,
+            factor=limits.factor,
+        )
+
+    @api.model
+    def _plausibility_replacements(self, meter_ids):
+        """The recorded meter replacements of these meters (one query): a reading of the new meter is judged
+        across the swap, as the settlement charges it."""
+        result = super()._plausibility_replacements(meter_ids)
+        self.env["prepaid.meter.replacement"].flush_model()
+        rows = self.env.execute_query(
+            SQL(
+                """SELECT meter_id, replaced_at, old_final::text, new_initial::text
+                     FROM prepaid_meter_replacement
+                    WHERE meter_id = ANY(%s::int[]) ORDER BY meter_id, replaced_at""",
+                list(meter_ids),
+            )
+        )
+        for meter_id, at, old_final, new_initial in rows:
+            at = aware(at)
+            result.setdefault(meter_id, []).append(
+                Replacement(Register(at, Decimal(old_final)), Register(at, Decimal(new_initial)), at)
+            )
+        return result
+
+    @api.private
+    def _accept_quarantined(self):
+        """Settle the meters first, so that their cursors stand at their last valid reading: the accepted
+        readings after it are then charged once from there, and an accepted reading older than it (the meter
+        moved on with plausible readings meanwhile) lies behind the cursor and charges nothing more (the
+        consumption across it was charged). A concurrent settlement of the same meters makes the manager try
+        again rather than accept half-way."""
+        meter_ids = self.filtered(lambda r: r.state == "quarantined").meter_id.ids
+        if meter_ids:
+            with settlement_savepoint(self.env) as outcome:
+                self.env["prepaid.settlement"].sudo()._settle_meters(meter_ids)
+            if outcome.conflict:
+                raise UserError(
+                    self.env._(
+                        "These meters are being settled right now: accept the readings again in a moment."
+                    )
+                )
+        return super()._accept_quarantined()

@@ -2,11 +2,11 @@ import logging
 from datetime import UTC, datetime
 
 from odoo import api, fields, models
+from odoo.addons.prepaid_base.models.prepaid_tariff import local_time
 
 from prepaid_engine.calendar import Cycle, SettlementCalendar, cycle_bounds
 
 from .prepaid_settlement import settlement_savepoint
-from .prepaid_tariff import local_time
 
 _logger = logging.getLogger(__name__)
 

@@ -225,7 +225,8 @@ class PrepaidSettlement(models.AbstractModel):
         their meters, units, accounts and new readings (after the cursor, from the (meter, time) index: the
         cost follows the new readings, not a meter's history). Meters without a settled reading yet (no
         cursor, or a cursor that never saw a reading) take their latest reading as their baseline: billing
-        starts there."""
+        starts there. Only valid readings count: a quarantined or rejected one is never charged (an accepted
+        one is valid again, and charged from the cursor like any new reading)."""
         cr = self.env.cr
         for model in (
             "prepaid.meter",
@@ -252,6 +253,7 @@ class PrepaidSettlement(models.AbstractModel):
                 LEFT JOIN LATERAL (
                           SELECT read_at, total, sharp, peak, flat, valley FROM prepaid_meter_reading
                            WHERE meter_id = b.meter_id AND read_at > c.read_at AND total IS NOT NULL
+                             AND state = 'valid'
                           OFFSET 0
                           ) AS r ON TRUE""",
                 METER_COLUMNS,
@@ -280,7 +282,7 @@ class PrepaidSettlement(models.AbstractModel):
                     LEFT JOIN prepaid_settlement_cursor c ON c.meter_id = m.id
                     LEFT JOIN LATERAL (
                               SELECT read_at, total, sharp, peak, flat, valley FROM prepaid_meter_reading
-                               WHERE meter_id = m.id AND total IS NOT NULL
+                               WHERE meter_id = m.id AND total IS NOT NULL AND state = 'valid'
                             ORDER BY read_at DESC LIMIT 1
                               ) AS r ON TRUE
                         WHERE m.id = ANY(%s::int[])""",

@@ -3,6 +3,7 @@ from . import (
     test_authorisation_matrix,
     test_concurrency,
     test_end_to_end,
+    test_plausibility,
     test_receipt,
     test_reversal_refund,
     test_settings,

@@ -64,6 +64,8 @@ class TestSettlementConcurrency(TransactionCase):
                     "name": f"M {self.tag}",
                     "model_id": env.ref("prepaid_metering.meter_model_acrel_ddsy1352").id,
                     "unit_id": unit.id,
+                    # Behind a 20:1 current transformer: ten kWh a quarter-hour is within what it passes.
+                    "ct_ratio": 20,
                 }
             )
             env["prepaid.meter.reading"]._ingest([Reading(str(meter.id), T0, total=Decimal(100))])

@@ -157,18 +157,27 @@ class TestSettlement(BillingCommon):
         self.assertEqual(checked, {"normal", "warning_1", "warning_2", "warning_3", "cutoff"})
 
     @mute_logger("odoo.addons.prepaid_billing.models.prepaid_settlement")
-    def test_a_falling_index_charges_nothing_and_asks_a_manager(self):
+    def test_a_falling_index_waits_for_a_manager_and_once_accepted_charges_nothing_for_the_fall(self):
         self.ingest(self.meter_1, T0, "500")
         self.ingest(self.meter_1, T0 + timedelta(minutes=15), "20")
+        self.ingest(self.meter_1, T0 + timedelta(minutes=30), "25")  # still below the last accepted 500
         self.assertFalse(self.consumption_lines(self.meter_1))
         self.assertEqual(self.account_1.balance, 100.0)
+        anomaly = self.env["prepaid.anomaly"].search([("meter_id", "=", self.meter_1.id)])
+        self.assertEqual(len(anomaly), 1, "one anomaly collects the meter's quarantined readings")
+        self.assertEqual(sorted(anomaly.reading_ids.mapped("total")), [20.0, 25.0])
+        self.assertEqual([item["finding"] for item in anomaly.evidence], ["index_fell", "index_fell"])
+        self.assertTrue(anomaly.activity_ids.user_id.has_group("prepaid_base.group_prepaid_manager"))
+        # Accepted (the meter was reset): the fall charges nothing and asks a manager, as the settlement
+        # reads it; the lower reading is the new baseline and what comes next is charged from it.
+        anomaly.action_accept()
+        self.assertEqual(self.consumption_lines(self.meter_1).mapped("amount"), [-5.0])
         self.assertIn("decreased", self.meter_1.settlement_error)
         activity = self.meter_1.activity_ids
         self.assertEqual(len(activity), 1)
         self.assertTrue(activity.user_id.has_group("prepaid_base.group_prepaid_manager"))
-        # The lower reading is the new baseline: what comes next is charged from it.
-        self.ingest(self.meter_1, T0 + timedelta(minutes=30), "25")
-        self.assertEqual(self.consumption_lines(self.meter_1).mapped("amount"), [-5.0])
+        self.ingest(self.meter_1, T0 + timedelta(minutes=45), "26")
+        self.assertEqual(self.consumption_lines(self.meter_1).mapped("amount"), [-5.0, -1.0])
         self.assertFalse(self.meter_1.settlement_error)
 
     def test_a_register_roll_over_is_charged_across_zero(self):

@@ -1,6 +1,7 @@
 from . import (
     ir_http,
     prepaid_account,
+    prepaid_anomaly,
     prepaid_comm_log,
     prepaid_gateway,
     prepaid_gateway_bus,

@@ -1,5 +1,4 @@
 import dataclasses
-import re
 from collections import defaultdict
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -8,6 +7,8 @@ from odoo import api, fields, models
 from odoo.exceptions import UserError, ValidationError
 from odoo.tools import SQL
 
+from prepaid_engine.errors import ConfigError
+from prepaid_engine.sitemap import check_address
 from prepaid_engine.types import MeterSpec, Supply
 
 from .prepaid_meter_model import UTILITY_SELECTION
@@ -18,18 +19,6 @@ METER_FILLFACTOR = 50
 
 SUPPLY_SELECTION = [(str(Supply.ON), "On"), (str(Supply.OFF), "Off"), (str(Supply.FAULT), "Fault")]
 UNIT_OF_UTILITY = {"electricity": "kWh", "water": "m³"}
-# Address shape per protocol: (pattern, human description). Modbus: unit id 1..247, or "unit/circuit" for a
-# multi-circuit meter (one Modbus unit, several metered circuits).
-ADDRESS_RULES = {
-    "dlt645_2007": (re.compile(r"^\d{12}$"), "12 digits"),
-    "dlt645_1997": (re.compile(r"^\d{12}$"), "12 digits"),
-    "cjt188": (re.compile(r"^\d{14}$"), "14 digits"),
-    "modbus": (
-        re.compile(r"^(?P<unit>[1-9]\d{0,2})(/(?P<circuit>[1-9]\d{0,2}))?$"),
-        "a unit id 1-247 or unit/circuit",
-    ),
-}
-MODBUS_UNIT_MAX = 247
 # Command kind -> the utility it applies to (the meter buttons below queue these kinds).
 COMMAND_UTILITY = {
     "trip": "electricity",
@@ -40,20 +29,6 @@ COMMAND_UTILITY = {
     "valve_open": "water",
     "valve_close": "water",
 }
-
-
-def address_error(protocol, address):
-    """Why ``address`` is not a valid address for ``protocol`` (None when it is)."""
-    rule = ADDRESS_RULES.get(protocol)
-    if not rule or not address:
-        return None
-    pattern, shape = rule
-    match = pattern.match(address)
-    if not match:
-        return shape
-    if protocol == "modbus" and int(match.group("unit")) > MODBUS_UNIT_MAX:
-        return shape
-    return None
 
 
 class PrepaidMeter(models.Model):
@@ -337,17 +312,28 @@ class PrepaidMeter(models.Model):
     # -- constraints -----------------------------------------------------------------------------------------
     @api.constrains("address", "model_id")
     def _check_address(self):
-        for meter in self:
-            shape = address_error(meter.protocol, meter.address)
-            if shape:
+        """The engine's addressing rule (:func:`prepaid_engine.sitemap.check_address`), said in the user's
+        language. A meter without an address (a platform meter) has nothing to check."""
+        for meter in self.filtered(lambda m: m.address and m.protocol):
+            try:
+                check_address(meter.protocol, meter.address)
+            except ConfigError as exc:
                 raise ValidationError(
                     self.env._(
                         "Address %(address)s of meter %(meter)s: expected %(shape)s.",
                         address=meter.address,
                         meter=meter.display_name,
-                        shape=shape,
+                        shape=self._address_shape(exc),
                     )
-                )
+                ) from exc
+
+    def _address_shape(self, error):
+        """What an address of the protocol looks like, from the engine's refusal (its kind and numbers)."""
+        if error.kind == "address.digits":
+            return self.env._("%(digits)s digits", digits=error.params["digits"])
+        if error.kind == "address.modbus":
+            return self.env._("a unit id 1-%(unit_max)s or unit/circuit", unit_max=error.params["unit_max"])
+        return str(error)
 
     @api.constrains("model_id", "utility")
     def _check_model_utility(self):

@@ -35,6 +35,25 @@ class PrepaidMeterModel(models.Model):
     )
     active = fields.Boolean(default=True)
     notes = fields.Text()
+    # The model's capacity (what plausibility judges readings against), as its definition says it.
+    max_current = fields.Float(
+        string="Max Current (A)",
+        compute="_compute_capacity",
+        store=True,
+        digits=(16, 1),
+        help="Maximum current per phase at the meter's terminals (before a current transformer).",
+    )
+    nominal_voltage = fields.Float(
+        string="Voltage (V)", compute="_compute_capacity", store=True, digits=(16, 1)
+    )
+    phases = fields.Integer(compute="_compute_capacity", store=True)
+    max_flow = fields.Float(
+        string="Max Flow (m³/h)",
+        compute="_compute_capacity",
+        store=True,
+        digits=(16, 3),
+        help="Overload flow of a water meter.",
+    )
     meter_count = fields.Integer(compute="_compute_meter_count")
 
     _sql_constraints = [("code_uniq", "UNIQUE(code)", "A meter model code must be unique.")]
@@ -45,6 +64,18 @@ class PrepaidMeterModel(models.Model):
         )
         for model in self:
             model.meter_count = counts.get(model, 0)
+
+    @api.depends("definition")
+    def _compute_capacity(self):
+        for model in self:
+            try:
+                capacity = MeterModel.from_json(model.definition or "").capacity
+            except ConfigError:
+                capacity = None
+            model.max_current = float(capacity.max_current) if capacity and capacity.max_current else 0.0
+            model.nominal_voltage = float(capacity.voltage) if capacity and capacity.voltage else 0.0
+            model.phases = capacity.phases or 0 if capacity else 0
+            model.max_flow = float(capacity.max_flow) if capacity and capacity.max_flow else 0.0
 
     @api.constrains("definition", "code", "protocol", "utility")
     def _check_definition(self):

@@ -5,6 +5,7 @@ from . import (
     test_field,
     test_import,
     test_meter,
+    test_plausibility,
     test_polling,
     test_push,
     test_security,

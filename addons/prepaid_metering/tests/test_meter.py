@@ -84,6 +84,20 @@ class TestMeter(MeteringCommon):
                     with self.assertRaises(ValidationError):
                         self.env["prepaid.meter"].create(vals)
 
+    def test_address_errors_say_the_protocols_shape(self):
+        """One message per rule of the engine's check_address (kinds address.digits and address.modbus)."""
+        for model, address, shape in (
+            (self.model_dlt, "1101", "12 digits"),
+            (self.model_cjt, "000000001101", "14 digits"),
+            (self.model_acrel, "248", "a unit id 1-247 or unit/circuit"),
+            (self.model_acrel, "007", "a unit id 1-247 or unit/circuit"),
+        ):
+            with self.subTest(address=address), self.assertRaises(ValidationError) as caught:
+                self.env["prepaid.meter"].create(
+                    {"name": "m", "utility": model.utility, "model_id": model.id, "address": address}
+                )
+            self.assertEqual(caught.exception.args[0], f"Address {address} of meter m: expected {shape}.")
+
     def test_address_is_unique_per_bus(self):
         self._create_meter(self.bus_1, "000000001101", self.model_dlt)
         self._create_meter(self.bus_2, "000000001101", self.model_dlt)  # another bus: fine

@@ -64,6 +64,7 @@ CRUD = {
     "prepaid.settlement.cursor": {"op_one": "r", "op_all": "r", "manager": "r"},
     "prepaid.meter.replacement": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
     "prepaid.summary": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
+    "prepaid.anomaly": {"op_one": "r", "op_all": "r", "manager": "rw"},
 }
 # Models that hold no records of their own: nobody reads or writes them as such.
 NOT_RECORDS = {
@@ -136,6 +137,15 @@ METHODS = {
     ("prepaid.tenancy", "create"): OPS,
     ("prepaid.tenancy", "write"): OPS,
     ("prepaid.topup", "action_print_receipt"): (*OPS, "accountant"),
+    ("prepaid.topup", "action_print_ticket"): (*OPS, "accountant"),
+    ("prepaid.topup", "action_print_a4"): (*OPS, "accountant"),
+    ("prepaid.anomaly", "action_acknowledge"): MGR,
+    ("prepaid.anomaly", "action_accept"): MGR,
+    ("prepaid.anomaly", "action_reject"): MGR,
+    ("prepaid.anomaly", "action_view_readings"): OPS,
+    ("prepaid.anomaly", "create"): NOBODY,
+    ("prepaid.anomaly", "write"): MGR,  # the assignee and the note; the rest is the checks' and the buttons'
+    ("prepaid.meter.reading", "write"): NOBODY,
     ("prepaid.topup", "action_view_invoice"): (*OPS, "accountant"),
     ("prepaid.topup", "create"): NOBODY,
     ("prepaid.topup", "write"): NOBODY,
@@ -177,6 +187,7 @@ PROTECTED_WRITES = {
     "prepaid.meter.command": [{"state": "done"}, {"kind": "close"}, {"amount": 1000.0}],
     "prepaid.topup": [{"state": "done"}, {"amount": 1.0}],
     "prepaid.ledger": [{"amount": 1000.0}],
+    "prepaid.anomaly": [{"state": "resolved"}, {"resolution": "accepted"}, {"meter_id": 1}],
 }
 # Writes for managers only (operators are refused even inside their scope).
 MANAGER_WRITES = {
@@ -249,6 +260,11 @@ class TestAuthorisationMatrix(BillingCommon):
             ]
         )
         cls.reading = env["prepaid.meter.reading"].search([("meter_id", "=", cls.meter_1.id)], limit=1)
+        # A reading no meter can show (a million kWh in a quarter-hour): quarantined, an anomaly raised.
+        env["prepaid.meter.reading"]._ingest(
+            [Reading(str(cls.meter_1.id), T0 + timedelta(minutes=30), total=Decimal(1_000_000))]
+        )
+        cls.anomaly = env["prepaid.anomaly"].sudo().search([("meter_id", "=", cls.meter_1.id)], limit=1)
         cls.cursor = env["prepaid.settlement.cursor"].search([("meter_id", "=", cls.meter_1.id)], limit=1)
         cls.comm_log = (
             env["prepaid.comm.log"]
@@ -329,6 +345,7 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.settlement.cursor": self.cursor,
             "prepaid.meter.replacement": self.replacement,
             "prepaid.summary": self.summary,
+            "prepaid.anomaly": self.anomaly,
             **self.wizards,
         }
         record = records[model]
@@ -358,6 +375,7 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.settlement.cursor": {"last_error": "mx"},
             "prepaid.meter.replacement": {"note": "mx"},
             "prepaid.summary": {"line_count": 0},
+            "prepaid.anomaly": {"note": "mx"},
             "prepaid.topup.wizard": {"memo": "mx"},
             "prepaid.reverse.wizard": {"reason": "mx2"},
             "prepaid.refund.wizard": {"reason": "mx2"},
@@ -402,6 +420,7 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.settlement.cursor": {"meter_id": self.meter_2.id},
             "prepaid.meter.replacement": {"meter_id": self.meter_2.id, "old_final": 1.0, "new_initial": 0.0},
             "prepaid.summary": {"company_id": self.company.id, "day": "2026-03-01", "move_id": 1},
+            "prepaid.anomaly": {"meter_id": self.meter_1.id, "kind": "implausible_reading"},
             "prepaid.topup.wizard": {"account_id": self.account_1.id, "amount": 1.0},
             "prepaid.reverse.wizard": {"account_id": self.account_1.id, "reason": "x"},
             "prepaid.refund.wizard": {"account_id": self.account_1.id, "reason": "x"},

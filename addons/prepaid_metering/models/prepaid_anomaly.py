@@ -2,14 +2,30 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 
 from odoo import api, fields, models
-from odoo.exceptions import AccessError, UserError
+from odoo.addons.prepaid_base.models.prepaid_guard import internal
+from odoo.exceptions import AccessError
 
-# Internal writes of an anomaly's protected fields pass this object in the context under ANOMALY_WRITE_KEY;
-# an RPC caller can send any context value but never this object (it is compared with ``is``).
-ANOMALY_WRITE = object()
-ANOMALY_WRITE_KEY = "prepaid_anomaly_write"
-# What a manager may change on an anomaly by hand (the rest is written by the suite's own methods).
-EDITABLE_FIELDS = frozenset({"user_id", "note"})
+# What the suite's checks and the buttons write (internal, the suite's sentinel); a manager changes by hand
+# only the assignee and the note. The related copies of the meter's fields are here too: writing one would
+# write the meter.
+PROTECTED_FIELDS = (
+    "kind",
+    "state",
+    "resolution",
+    "meter_id",
+    "company_id",
+    "utility",
+    "unit_id",
+    "building_id",
+    "date",
+    "period_start",
+    "period_end",
+    "reading_id",
+    "reading_ids",
+    "evidence",
+    "resolved_by_id",
+    "resolved_at",
+)
 KIND_SELECTION = [("implausible_reading", "Implausible Reading")]
 STATE_SELECTION = [("open", "Open"), ("acknowledged", "Acknowledged"), ("resolved", "Resolved")]
 RESOLUTION_SELECTION = [("accepted", "Accepted"), ("rejected", "Rejected")]
@@ -39,7 +55,9 @@ class PrepaidAnomaly(models.Model):
 
     _name = "prepaid.anomaly"
     _description = "Anomaly"
-    _inherit = ["mail.thread", "mail.activity.mixin"]
+    _inherit = ["prepaid.guard.mixin", "mail.thread", "mail.activity.mixin"]
+    _prepaid_internal_create = True
+    _prepaid_protected_fields = PROTECTED_FIELDS
     _order = "date desc, id desc"
     _check_company_auto = True
 
@@ -200,13 +218,13 @@ class PrepaidAnomaly(models.Model):
                 order="id",
             )
         }
-        internal = self.with_context(**{ANOMALY_WRITE_KEY: ANOMALY_WRITE, "mail_create_nolog": True})
+        writer = internal(self.with_context(mail_create_nolog=True))
         new_vals = []
         for meter, meter_readings in by_meter.items():
             evidence = [self._evidence_item(reading, *found[reading.id]) for reading in meter_readings]
             anomaly = open_ones.get(meter)
             if anomaly:
-                internal.browse(anomaly.id).write(
+                writer.browse(anomaly.id).write(
                     {
                         "evidence": (anomaly.evidence or []) + evidence,
                         "reading_ids": [(4, reading.id) for reading in meter_readings],
@@ -231,7 +249,7 @@ class PrepaidAnomaly(models.Model):
                 }
             )
         if new_vals:
-            internal.create(new_vals)._schedule_review()
+            writer.create(new_vals)._schedule_review()
 
     @api.model
     def _evidence_item(self, reading, verdict, reference_at):
@@ -265,29 +283,6 @@ class PrepaidAnomaly(models.Model):
                 user_id=(anomaly.user_id or self.env.user).id,
             )
 
-    # -- protection ------------------------------------------------------------------------------------------
-    @api.model_create_multi
-    def create(self, vals_list):
-        if self.env.context.get(ANOMALY_WRITE_KEY) is not ANOMALY_WRITE:
-            raise AccessError(self.env._("Anomalies are raised by the suite's checks, not created by hand."))
-        return super().create(vals_list)
-
-    def write(self, vals):
-        if self.env.context.get(ANOMALY_WRITE_KEY) is not ANOMALY_WRITE:
-            protected = {
-                name
-                for name in vals
-                if name not in EDITABLE_FIELDS and not name.startswith(("message_", "activity_"))
-            }
-            if protected:
-                raise UserError(
-                    self.env._(
-                        "An anomaly changes through its buttons (%(fields)s cannot be written).",
-                        fields=", ".join(sorted(protected)),
-                    )
-                )
-        return super().write(vals)
-
     # -- actions ---------------------------------------------------------------------------------------------
     def _check_manager(self):
         if not self.env.user.has_group("prepaid_base.group_prepaid_manager"):
@@ -301,9 +296,7 @@ class PrepaidAnomaly(models.Model):
         """Say the anomaly is being looked at (it still collects the meter's implausible readings)."""
         self._check_manager()
         todo = self.filtered(lambda anomaly: anomaly.state == "open")
-        todo.with_context(**{ANOMALY_WRITE_KEY: ANOMALY_WRITE}).write(
-            {"state": "acknowledged", "user_id": self.env.user.id}
-        )
+        internal(todo).write({"state": "acknowledged", "user_id": self.env.user.id})
         return True
 
     def action_accept(self):
@@ -329,7 +322,7 @@ class PrepaidAnomaly(models.Model):
 
     def _resolve(self, resolution, count):
         self.ensure_one()
-        self.with_context(**{ANOMALY_WRITE_KEY: ANOMALY_WRITE}).write(
+        internal(self).write(
             {
                 "state": "resolved",
                 "resolution": resolution,

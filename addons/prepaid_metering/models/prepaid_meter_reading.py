@@ -8,7 +8,7 @@ from operator import attrgetter
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_ledger import CopiedMany2one
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, ValidationError
 from odoo.tools import SQL
 
 from prepaid_engine.errors import ConfigError
@@ -263,7 +263,7 @@ class PrepaidMeterReading(models.Model):
         Only ingestion, acceptance and rejection set what a reading says and its state."""
         protected = PROTECTED_FIELDS.intersection(vals)
         if protected:
-            raise UserError(
+            raise AccessError(
                 self.env._(
                     "A reading is not edited (%(fields)s): enter a new reading, or reject this one on its "
                     "anomaly.",

@@ -25,6 +25,7 @@
         "views/prepaid_settlement_cursor_views.xml",
         "views/prepaid_meter_replacement_views.xml",
         "views/prepaid_summary_views.xml",
+        "views/prepaid_consumption_views.xml",
         "views/prepaid_property_views.xml",
         "views/res_config_settings_views.xml",
         "views/prepaid_billing_menus.xml",

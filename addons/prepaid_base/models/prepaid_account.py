@@ -511,7 +511,7 @@ class PrepaidAccount(models.Model):
 
     @api.model
     @api.private
-    def _post_ledger(self, vals_list, count_only=False):
+    def _post_ledger(self, vals_list, count_only=False, return_keys=False):
         """Post ledger lines and update the balances: the ONLY way to change a prepaid balance, for one
         cashier top-up and for a settlement batch of thousands of lines alike.
 
@@ -529,6 +529,7 @@ class PrepaidAccount(models.Model):
               ``res_model``/``res_id`` of the source document, fields added by other modules)
 
         :param count_only: return the number of lines written instead of the lines (settlement batches).
+        :param return_keys: return the set of the idempotency keys written (the lines this call booked).
 
         Guarantees, in this order, in the caller's transaction:
 
@@ -550,7 +551,7 @@ class PrepaidAccount(models.Model):
         """
         Ledger = self.env["prepaid.ledger"]
         if not vals_list:
-            return 0 if count_only else Ledger
+            return set() if return_keys else 0 if count_only else Ledger
         self._prepaid_check_ledger_vals(vals_list)
         account_ids = sorted({int(vals["account_id"]) for vals in vals_list})
         self.browse(account_ids).check_access("write")
@@ -596,6 +597,8 @@ class PrepaidAccount(models.Model):
             self.browse(list(changed))._on_balance_changed(
                 {aid: accounts[aid].balance for aid in changed if balances[aid] != accounts[aid].balance}
             )
+        if return_keys:
+            return {row["idempotency_key"] for row in rows}
         if count_only:
             return len(rows)
         if ids_by_key is None:

@@ -2,6 +2,8 @@ from . import (
     account_chart_template,
     account_move,
     prepaid_account,
+    prepaid_anomaly,
+    prepaid_consumption,
     prepaid_meter,
     prepaid_meter_command,
     prepaid_meter_reading,

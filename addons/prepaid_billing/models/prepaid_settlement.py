@@ -389,7 +389,7 @@ class PrepaidSettlement(models.AbstractModel):
                 except EngineError as exc:
                     tariff = exc
                 engine_tariffs[key] = tariff
-            context[meter_id] = (tariff if tariff_id else None, calendar)
+            context[meter_id] = (tariff if tariff_id else None, calendar, tz)
         return context, quantum
 
     def _settle_batch(self, meter_ids):
@@ -402,17 +402,18 @@ class PrepaidSettlement(models.AbstractModel):
         stamps = {}  # instant -> its compact UTC stamp (idempotency keys)
         ends = {}  # instant -> naive UTC (ledger dates)
         new_cursors = False
+        consumed = []  # (meter row, tz, rated or unbilled intervals, billed): the batch's daily facts
         for meter_id in sorted(meters):
             row = meters[meter_id]
             new = readings.get(meter_id, ())
             n_readings += len(new)
-            tariff, calendar = context[meter_id]
+            tariff, calendar, tz = context[meter_id]
             billable = (
                 row.billing_mode == "platform"
                 and row.account_id
                 and row.account_state in BILLABLE_ACCOUNT_STATES
             )
-            lines, cursor, error = self._settle_meter(
+            lines, cursor, error, unbilled = self._settle_meter(
                 row,
                 new,
                 replacements.get(meter_id, ()),
@@ -430,23 +431,23 @@ class PrepaidSettlement(models.AbstractModel):
                 n_errors += 1
                 if error != row.last_error:
                     errors[meter_id] = error
+            if unbilled:
+                consumed.append((row, tz, unbilled, False))
             if not lines:
                 continue
+            consumed.append((row, tz, lines, True))
             utility = row.utility
             for rated in lines:
                 if not rated.charge:
                     continue
                 interval = rated.interval
-                start, end = interval.start, interval.end
-                # The deduction's idempotency key: cons:<meter>:<interval start>:<interval end>.
-                start_stamp = stamps.get(start) or stamps.setdefault(start, compact(start))
-                end_stamp = stamps.get(end) or stamps.setdefault(end, compact(end))
+                end = interval.end
                 ledger_rows.append(
                     {
                         "account_id": row.account_id,
                         "kind": "consumption",
                         "amount": -rated.charge,
-                        "idempotency_key": f"cons:{meter_id}:{start_stamp}:{end_stamp}",
+                        "idempotency_key": self._deduction_key(meter_id, rated, stamps),
                         "date": ends.get(end) or ends.setdefault(end, naive(end)),
                         "quantity": interval.total,
                         "utility": utility,
@@ -454,13 +455,38 @@ class PrepaidSettlement(models.AbstractModel):
                         "res_id": meter_id,
                     }
                 )
-        lines = self.env["prepaid.account"].sudo()._post_ledger(ledger_rows, count_only=True)
+        posted = (
+            self.env["prepaid.account"].sudo()._post_ledger(ledger_rows, count_only=True, return_keys=True)
+        )
+        lines = len(posted)
+        if len(posted) < len(ledger_rows):
+            # Deductions whose key was booked already (a cursor moved back): their consumption is counted.
+            booked = {r["idempotency_key"] for r in ledger_rows} - posted
+            consumed = [
+                (row, tz, [r for r in items if self._deduction_key(row.id, r, stamps) not in booked], billed)
+                if billed
+                else (row, tz, items, billed)
+                for row, tz, items, billed in consumed
+            ]
+        self.env["prepaid.consumption"].sudo()._add_settled(consumed)
+        self.env["prepaid.anomaly"].sudo()._raise_unbilled(
+            [(row, items) for row, _tz, items, billed in consumed if not billed]
+        )
         self._write_cursors(cursor_lines, [mid for mid, row in meters.items() if row.cursor_id], new_cursors)
         if errors:
             self._report_errors(errors)
         return Counter(
             meters=len(meters), readings=n_readings, intervals=n_intervals, lines=lines, errors=n_errors
         )
+
+    @staticmethod
+    def _deduction_key(meter_id, rated, stamps):
+        """The deduction's idempotency key: ``cons:<meter>:<interval start>:<interval end>`` (``stamps``:
+        the batch's cache of compact UTC stamps)."""
+        start, end = rated.interval.start, rated.interval.end
+        start_stamp = stamps.get(start) or stamps.setdefault(start, compact(start))
+        end_stamp = stamps.get(end) or stamps.setdefault(end, compact(end))
+        return f"cons:{meter_id}:{start_stamp}:{end_stamp}"
 
     @staticmethod
     def _state_of(row):
@@ -502,20 +528,26 @@ class PrepaidSettlement(models.AbstractModel):
         )
 
     def _settle_meter(self, row, new, replacements, tariff, calendar, billable, quantum, checked_starts):
-        """Settle one meter's new readings. Returns (rated intervals, cursor values, error message or None);
-        the cursor values are its columns from ``read_at`` to ``last_error`` (:data:`CURSOR_COLUMNS` without
-        the meter and ``settled_at``).
+        """Settle one meter's new readings. Returns (rated intervals, cursor values, error message or None,
+        intervals consumed without a charge); the cursor values are its columns from ``read_at`` to
+        ``last_error`` (:data:`CURSOR_COLUMNS` without the meter and ``settled_at``).
 
         A pair of readings that makes no consumption (the index fell without a declared replacement or a
         plausible roll-over) charges nothing: the later reading becomes the new baseline and the error is
         reported. A tariff the engine refuses, or a billable meter without a tariff, holds the cursor (nothing
         is lost: the readings are settled once the tariff is fixed)."""
         state = self._state_of(row)
+        consumed_unbilled = ()
         registers = (row.read_at, row.total, row.sharp, row.peak, row.flat, row.valley)
         unbilled = row.unbilled_quantity or "0"
         attempted_at = row.last_reading_at
         if not new:
-            return [], (*registers, *self._state_values(state, quantum), unbilled, attempted_at, None), None
+            return (
+                [],
+                (*registers, *self._state_values(state, quantum), unbilled, attempted_at, None),
+                None,
+                (),
+            )
         rollover_at = Decimal(row.rollover_at.strip()) if row.rollover_at else None
         prev = None
         if row.read_at is not None:
@@ -546,7 +578,7 @@ class PrepaidSettlement(models.AbstractModel):
             if tariff is None or isinstance(tariff, EngineError):
                 message = str(tariff) if tariff else self.env._("No tariff applies to this meter.")
                 state_values = self._state_values(state, quantum)
-                return [], (*registers, *state_values, unbilled, attempted_at, message), message
+                return [], (*registers, *state_values, unbilled, attempted_at, message), message, ()
             if state is not None:
                 key = (id(calendar), state.cycle_start)
                 if key not in checked_starts:
@@ -557,15 +589,21 @@ class PrepaidSettlement(models.AbstractModel):
                 rated = rate_cycle(tariff, intervals, calendar, state)
             except EngineError as exc:
                 state_values = self._state_values(self._state_of(row), quantum)
-                return [], (*registers, *state_values, unbilled, attempted_at, str(exc)), str(exc)
+                return [], (*registers, *state_values, unbilled, attempted_at, str(exc)), str(exc), ()
             if rated:
                 state = rated[-1].new_state
         elif intervals:
             unbilled = Decimal(unbilled) + sum((interval.total for interval in intervals), ZERO)
+            consumed_unbilled = intervals
         if last is not None:
             registers = last
         error = "; ".join(problems) or None
-        return rated, (*registers, *self._state_values(state, quantum), unbilled, attempted_at, error), error
+        return (
+            rated,
+            (*registers, *self._state_values(state, quantum), unbilled, attempted_at, error),
+            error,
+            consumed_unbilled,
+        )
 
     @staticmethod
     def _make_register(read_at, total, sharp=None, peak=None, flat=None, valley=None):

@@ -2,6 +2,7 @@ from . import (
     test_alerts,
     test_authorisation_matrix,
     test_concurrency,
+    test_consumption,
     test_end_to_end,
     test_plausibility,
     test_receipt,

@@ -64,10 +64,8 @@ class PrepaidConsumption(models.Model):
     company_id = fields.Many2one("res.company", required=True, readonly=True, index=True)
     currency_id = fields.Many2one(related="company_id.currency_id")
     utility = fields.Selection(related="meter_id.utility", store=True, readonly=True)
-    unit_id = fields.Many2one("prepaid.property", string="Unit", readonly=True, index="btree_not_null")
-    building_id = fields.Many2one(
-        "prepaid.property", string="Building", readonly=True, index="btree_not_null"
-    )
+    unit_id = fields.Many2one("prepaid.property", readonly=True, index="btree_not_null")
+    building_id = fields.Many2one("prepaid.property", readonly=True, index="btree_not_null")
     quantity = fields.Float(digits=(16, 3), readonly=True, aggregator="sum")
     sharp = fields.Float(digits=(16, 3), readonly=True, aggregator="sum")
     peak = fields.Float(digits=(16, 3), readonly=True, aggregator="sum")

@@ -1,14 +1,11 @@
 import logging
-import random
-import threading
-import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import internal
+from odoo.addons.prepaid_base.tools.transactions import commit_retrying, owns_transaction
 from odoo.exceptions import UserError
-from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 from odoo.tools import SQL
 
 from prepaid_engine.errors import EngineError
@@ -33,13 +30,6 @@ def _utc(value):
     return value.astimezone(UTC).replace(tzinfo=None, microsecond=0)
 
 
-def in_own_transaction():
-    """Whether field I/O may end the current transaction first and store its results in transactions of
-    their own (:func:`store_in_own_transaction`): in the crons, which own their transaction (the runner
-    commits after each call), never in tests, whose transaction is the test's."""
-    return not getattr(threading.current_thread(), "testing", False)
-
-
 def store_in_own_transaction(env, store, meter_ids):
     """Run ``store()`` (write what a poll or a command execution brought back) in a transaction of its own,
     committed at once; for callers that already ended the transaction they read in before their field I/O.
@@ -51,29 +41,21 @@ def store_in_own_transaction(env, store, meter_ids):
     statement, which is run without Odoo's "bad query" error log, and the whole transaction is rolled back and
     run again from the same results (no field I/O repeated; the writes are idempotent: readings by
     ``UNIQUE(meter_id, read_at)``, command states by their command), up to :data:`STORE_TRIES` times with a
-    random backoff. Whatever conflicts later (a user saving a meter form meanwhile) is retried the same
-    way."""
-    for tryno in range(1, STORE_TRIES + 1):
-        try:
-            locked = meter_ids()
-            if locked:
-                env.cr.execute(
-                    SQL(
-                        "SELECT id FROM prepaid_meter WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
-                        sorted(locked),
-                    ),
-                    log_exceptions=False,
-                )
-            store()
-            env.cr.commit()  # pylint: disable=invalid-commit
-            return
-        except PG_CONCURRENCY_EXCEPTIONS_TO_RETRY as exc:
-            env.cr.rollback()  # also empties the caches: the next try reads the rows anew
-            if tryno == STORE_TRIES:
-                raise
-            wait = random.uniform(0.0, 0.25 * 2**tryno)
-            _logger.info("concurrent update of meters (%s): stored again in %.2f s", exc.pgcode, wait)
-            time.sleep(wait)
+    random backoff (:func:`~odoo.addons.prepaid_base.tools.transactions.commit_retrying`)."""
+
+    def work():
+        locked = meter_ids()
+        if locked:
+            env.cr.execute(
+                SQL(
+                    "SELECT id FROM prepaid_meter WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+                    sorted(locked),
+                ),
+                log_exceptions=False,
+            )
+        store()
+
+    commit_retrying(env, work, tries=STORE_TRIES, label="storing meter results")
 
 
 def next_slot(last, minutes):
@@ -287,7 +269,7 @@ class PrepaidGateway(models.Model):
         due_ids = self._get_due_gateway_ids(fields.Datetime.now(), shard or 0, shards)
         todo = self.sudo().browse(due_ids[:batch])
         if todo:
-            todo._poll(own_transaction=in_own_transaction())
+            todo._poll(own_transaction=owns_transaction(self.env))
         self.env["ir.cron"]._notify_progress(done=len(todo), remaining=len(due_ids) - len(todo))
         return len(todo)
 
@@ -295,9 +277,9 @@ class PrepaidGateway(models.Model):
         """Poll these gateways now (``meters``: only those meters) and store what came back. Returns the
         engine's :class:`PollResult`. One gateway failing never stops the others.
 
-        ``own_transaction`` (the poll cron, :func:`in_own_transaction`): a poll cycle is never lost to a
-        command that commits on the same meter rows while the engine talks to the field (tens of seconds for
-        a bus of slow meters). Odoo runs in REPEATABLE READ, so a transaction that read the meters before
+        ``own_transaction`` (the poll cron; ``owns_transaction`` of the base's tools): a poll cycle is never
+        lost to a command that commits on the same meter rows while the engine talks to the field (tens of
+        seconds for a bus of slow meters). Odoo runs in REPEATABLE READ, so a transaction that read the meters before
         that commit cannot update them after it ("could not serialize access due to concurrent update"). So
         the poll ends its transaction (it has only read) before the engine I/O, and stores the result in a
         transaction of its own that starts after it (:meth:`_store_poll_result`). Without it (buttons,

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import internal
+from odoo.addons.prepaid_base.tools.transactions import owns_transaction
 from odoo.exceptions import UserError
 from odoo.tools import SQL
 from odoo.tools.translate import LazyTranslate
@@ -13,7 +14,7 @@ from prepaid_engine.errors import EngineError
 from prepaid_engine.types import CommandKind, CommandOutcome, CommandStatus, MeterCommand
 
 from .prepaid_comm_log import KIND_SELECTION as ERROR_KIND_SELECTION
-from .prepaid_gateway import in_own_transaction, store_in_own_transaction
+from .prepaid_gateway import store_in_own_transaction
 
 _logger = logging.getLogger(__name__)
 _lt = LazyTranslate(__name__)
@@ -458,7 +459,7 @@ class PrepaidMeterCommand(models.Model):
         )
         commands = self.browse(sorted(row[0] for row in rows))
         if commands:
-            commands._execute(own_transaction=in_own_transaction())
+            commands._execute(own_transaction=owns_transaction(self.env))
         remaining = self.search_count(self._due_domain(now))
         self.env["ir.cron"]._notify_progress(done=len(commands), remaining=remaining)
         return len(commands)

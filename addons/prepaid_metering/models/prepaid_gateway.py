@@ -279,12 +279,12 @@ class PrepaidGateway(models.Model):
 
         ``own_transaction`` (the poll cron; ``owns_transaction`` of the base's tools): a poll cycle is never
         lost to a command that commits on the same meter rows while the engine talks to the field (tens of
-        seconds for a bus of slow meters). Odoo runs in REPEATABLE READ, so a transaction that read the meters before
-        that commit cannot update them after it ("could not serialize access due to concurrent update"). So
-        the poll ends its transaction (it has only read) before the engine I/O, and stores the result in a
-        transaction of its own that starts after it (:meth:`_store_poll_result`). Without it (buttons,
-        tests) the poll runs in the caller's transaction, which Odoo's request handling retries as a
-        whole."""
+        seconds for a bus of slow meters). Odoo runs in REPEATABLE READ, so a transaction that read the
+        meters before that commit cannot update them after it ("could not serialize access due to concurrent
+        update"). So the poll ends its transaction (it has only read) before the engine I/O, and stores the
+        result in a transaction of its own that starts after it (:meth:`_store_poll_result`). Without it
+        (buttons, tests) the poll runs in the caller's transaction, which Odoo's request handling retries as
+        a whole."""
         started = fields.Datetime.now()
         specs, failures = {}, []
         # The meters of all these gateways in one search (not one per gateway), then split by gateway.

@@ -1,8 +1,7 @@
-import io
 import logging
 
 from odoo import api, fields, models
-from odoo.addons.prepaid_base.tools.bulk_sql import copy_line, id_array
+from odoo.addons.prepaid_base.tools.bulk_sql import copy_line, copy_to_temp, id_array
 from odoo.tools import SQL
 
 from prepaid_engine.rating import Band
@@ -137,16 +136,8 @@ class PrepaidConsumption(models.Model):
 
     def _upsert(self, lines):
         cr = self.env.cr
-        cr.execute(
-            SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS %s (%s) ON COMMIT DELETE ROWS",
-                SQL.identifier(FACTS_TABLE),
-                SQL(", ").join(SQL("%s %s", SQL.identifier(n), SQL(t)) for n, t in FACT_COLUMNS),
-            )
-        )
-        cr.execute(SQL("TRUNCATE %s", SQL.identifier(FACTS_TABLE)))
+        copy_to_temp(cr, FACTS_TABLE, FACT_COLUMNS, lines)
         names = [name for name, _type in FACT_COLUMNS]
-        cr.copy_from(io.StringIO("".join(lines)), FACTS_TABLE, columns=names)
         columns = SQL(", ").join(SQL.identifier(name) for name in names)
         cr.execute(
             SQL(

@@ -1,4 +1,3 @@
-import io
 import logging
 from collections import Counter, defaultdict
 from contextlib import contextmanager
@@ -8,8 +7,13 @@ from types import SimpleNamespace
 from typing import NamedTuple
 
 from odoo import api, fields, models
-from odoo.addons.prepaid_base.tools.bulk_sql import copy_text, id_array
-from odoo.addons.prepaid_metering.models.prepaid_meter_reading import batch_planner, gc_paused
+from odoo.addons.prepaid_base.tools.bulk_sql import (
+    batch_planner,
+    copy_text,
+    copy_to_temp,
+    gc_paused,
+    id_array,
+)
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 from odoo.tools import SQL, split_every
 from psycopg2 import Error as PsycopgError
@@ -627,18 +631,8 @@ class PrepaidSettlement(models.AbstractModel):
         that exist (the meters ``existing``), one ``INSERT .. SELECT`` adds the meters settled for the first
         time."""
         cr = self.env.cr
-        cr.execute(
-            SQL(
-                "CREATE TEMP TABLE IF NOT EXISTS %s (%s, is_new boolean) ON COMMIT DELETE ROWS",
-                SQL.identifier(CURSOR_BULK_TABLE),
-                SQL(", ").join(
-                    SQL("%s %s", SQL.identifier(name), SQL(kind)) for name, kind in CURSOR_COLUMNS
-                ),
-            )
-        )
-        cr.execute(SQL("TRUNCATE %s", SQL.identifier(CURSOR_BULK_TABLE)))
+        copy_to_temp(cr, CURSOR_BULK_TABLE, (*CURSOR_COLUMNS, ("is_new", "boolean")), lines)
         names = [name for name, _type in CURSOR_COLUMNS]
-        cr.copy_from(io.StringIO("".join(lines)), CURSOR_BULK_TABLE, columns=[*names, "is_new"])
         # ``c.meter_id = ANY(..)``: the cursors by their index, not the whole table hashed (see above).
         cr.execute(
             SQL(

@@ -1,13 +1,11 @@
-import gc
-import io
 import logging
-from contextlib import contextmanager
 from datetime import UTC
 from decimal import Decimal, InvalidOperation
 from operator import attrgetter
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_ledger import CopiedMany2one
+from odoo.addons.prepaid_base.tools.bulk_sql import batch_planner, copy_text, copy_to_temp, gc_paused
 from odoo.exceptions import AccessError, ValidationError
 from odoo.tools import SQL
 
@@ -63,64 +61,6 @@ MAX_ID = 2**31 - 1  # ids are PostgreSQL integers: a larger meter key cannot be 
 # What a reading tells its meter (written by _ingest and _update_meters).
 METER_FIELDS = ("last_reading_at", "last_total", "supply", "meter_balance", "purchase_count", "online")
 TAB = "\t"
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-# Planner settings for the bulk statements of ingestion and settlement (see batch_planner).
-BATCH_PLANNER_SETTINGS = (("jit", "off"), ("random_page_cost", "1.1"))
-
-
-@contextmanager
-def batch_planner(cr):
-    """Plan the block's statements for batches (the settings go back to what they were after it; a rollback
-    to a savepoint or of the transaction restores them anyway). Ingestion and settlement read and write the
-    rows of one batch, a few thousand rows of tables of a hundred thousand, through their indexes:
-
-    - ``jit = off``: their estimated cost passes ``jit_above_cost``, and compiling their expressions costs
-      tens of milliseconds a statement (several microseconds a reading) for nothing; JIT pays off for long
-      scans and aggregates, not for index lookups;
-    - ``random_page_cost = 1.1``: the rows they touch are cached, so an index lookup costs about what a
-      sequential page does; with the default (4, a spinning disk) the planner scans and hashes a whole table
-      to update 2,000 of its rows, three times slower.
-    """
-    names = [name for name, _value in BATCH_PLANNER_SETTINGS]
-    cr.execute(
-        SQL(
-            "SELECT %s",
-            SQL(", ").join(
-                SQL("current_setting(%s), set_config(%s, %s, true)", name, name, value)
-                for name, value in BATCH_PLANNER_SETTINGS
-            ),
-        )
-    )
-    previous = cr.fetchone()[::2]
-    yield
-    cr.execute(
-        SQL(
-            "SELECT %s",
-            SQL(", ").join(
-                SQL("set_config(%s, %s, true)", name, value)
-                for name, value in zip(names, previous, strict=True)
-            ),
-        )
-    )
-
-
-@contextmanager
-def gc_paused():
-    """Run the block with Python's cyclic garbage collector paused (if it was running; it runs again after
-    the block, errors included). A bulk batch allocates hundreds of thousands of short-lived objects that
-    reference counting frees by itself; each 700 allocations set off a collection, and every so often a
-    full one that walks every object of the registry (over 100 ms in a loaded server, several microseconds
-    a reading) for garbage that is not there. Cycles made meanwhile are collected after the block."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _naive_utc(value):
@@ -148,16 +88,6 @@ def _registers(at, texts):
 
 def _reading_registers(reading):
     return (reading.read_at, reading.total, reading.sharp, reading.peak, reading.flat, reading.valley)
-
-
-def _copy_value(value):
-    """``value`` in COPY text format (numbers as they are, text escaped, None as NULL)."""
-    if value is None:
-        return "\\N"
-    kind = type(value)
-    if kind is Decimal or kind is int:
-        return str(value)
-    return str(value).translate(_COPY_ESCAPES)
 
 
 class PrepaidMeterReading(models.Model):
@@ -355,15 +285,6 @@ class PrepaidMeterReading(models.Model):
             self.flush_model()
             verdicts = self._judge(items)
             lines, meter_ids, pending = self._prepare_lines(items, verdicts)
-            self.env.cr.execute(
-                SQL(
-                    "CREATE TEMP TABLE IF NOT EXISTS %s (%s) ON COMMIT DELETE ROWS",
-                    SQL.identifier(BULK_TABLE),
-                    SQL(", ").join(
-                        SQL("%s %s", SQL.identifier(name), SQL(kind)) for name, kind in BULK_COLUMNS
-                    ),
-                )
-            )
             online = source in ("poll", "push")
             with batch_planner(self.env.cr):
                 for start in range(0, len(lines), INGEST_CHUNK):
@@ -416,7 +337,7 @@ class PrepaidMeterReading(models.Model):
                 pending[meter_id, stamp[1]] = verdict
             meter_ids.append(meter_id)
             lines.append(
-                f"{meter_id}\t{stamp[0]}\t{state}\t{TAB.join(map(_copy_value, reading_values(stored)))}\n"
+                f"{meter_id}\t{stamp[0]}\t{state}\t{TAB.join(map(copy_text, reading_values(stored)))}\n"
             )
         return lines, meter_ids, pending
 
@@ -426,8 +347,7 @@ class PrepaidMeterReading(models.Model):
         (``m.id = ANY(..)``) so the planner reads them by their index instead of hashing the whole table for
         a batch that is a small part of it. Only valid readings move their meter."""
         cr = self.env.cr
-        cr.execute(SQL("TRUNCATE %s", SQL.identifier(BULK_TABLE)))
-        cr.copy_from(io.StringIO("".join(lines)), BULK_TABLE, columns=[name for name, _kind in BULK_COLUMNS])
+        copy_to_temp(cr, BULK_TABLE, BULK_COLUMNS, lines)
         values = SQL(", ").join(SQL("b.%s", SQL.identifier(name)) for name in VALUE_FIELDS)
         cr.execute(
             SQL(

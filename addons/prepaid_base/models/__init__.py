@@ -1,4 +1,5 @@
 from . import (
+    mail_tracking_value,
     prepaid_account,
     prepaid_fee_item,
     prepaid_guard,

@@ -7,5 +7,6 @@ from . import (
     test_security,
     test_tariff,
     test_tenancy,
+    test_translation,
     test_ui,
 )

@@ -44,6 +44,20 @@ class TestReceipt(BillingCommon):
                 ):
                     self.assertIn(text, html)
 
+    def test_a_cashier_without_accounting_rights_prints_the_receipt(self):
+        """The cashier is an operator without access to journal entries: the receipt still names the invoice
+        (found when a cashier's first top-up in the running product failed to print)."""
+        cashier = self.new_operator("receipt_cashier")
+        topup = self.topup(self.account_1, 20.0)
+        invoice = topup.invoice_id.name
+        for report in (TICKET, A4):
+            with self.subTest(report=report):
+                self.env.invalidate_all()  # a request of its own: nothing read by the manager is cached
+                html, _kind = (
+                    self.env["ir.actions.report"].with_user(cashier)._render_qweb_html(report, topup.ids)
+                )
+                self.assertIn(invoice, html.decode())
+
     def test_the_receipt_downloads_without_the_document_layout_dialog(self):
         """Odoo offers an administrator of a company without a document layout to configure one before the
         first report (and the report then waits behind that dialog): the receipt does not ask."""

@@ -12,7 +12,7 @@ from prepaid_engine.types import Protocol, Transport, Utility
 
 # A shard no other gateway of the database falls in: the poll cron of these tests polls only theirs.
 SHARD = 999_983
-GATEWAY_LOGGER = "odoo.addons.prepaid_metering.models.prepaid_gateway"
+RETRY_LOGGER = "odoo.addons.prepaid_base.tools.transactions"
 
 
 @tagged("post_install", "-at_install")
@@ -164,7 +164,7 @@ class TestPollDuringCommand(TransactionCase):
             return env["prepaid.meter.command"]._cron_execute()
 
     def test_a_command_committed_while_the_poll_talks_to_the_field_loses_nothing(self):
-        with self.assertNoLogs(GATEWAY_LOGGER, logging.INFO):  # not even a retry: the writes start afresh
+        with self.assertNoLogs(RETRY_LOGGER, logging.INFO):  # not even a retry: the writes start afresh
             thread, go, outcome, _pid = self._start_paused_poll()
             with self.registry.cursor() as cr:  # the executor cron: commits when the block ends
                 self.assertEqual(self._execute_commands(api.Environment(cr, SUPERUSER_ID, {})), 1)
@@ -178,7 +178,7 @@ class TestPollDuringCommand(TransactionCase):
     def test_a_command_committed_while_the_poll_writes_makes_it_store_again(self):
         """The executor has written the meter row and commits while the poll's write waits for that row: the
         poll's result is stored again, in a new transaction, from the same engine result."""
-        with self.assertLogs(GATEWAY_LOGGER, logging.INFO) as logs:
+        with self.assertLogs(RETRY_LOGGER, logging.INFO) as logs:
             thread, go, outcome, pid = self._start_paused_poll()
             cr = self.registry.cursor()
             try:
@@ -196,7 +196,7 @@ class TestPollDuringCommand(TransactionCase):
         self.assertFalse(thread.is_alive())
         self.assertNotIn("error", outcome)
         self.assertEqual(self._state(), (1, True, True, "done", 0))
-        self.assertTrue([line for line in logs.output if "stored again" in line])
+        self.assertTrue([line for line in logs.output if "met a concurrent update" in line], logs.output)
 
     def test_a_poll_committed_while_the_executor_talks_to_the_field_loses_no_command(self):
         """The mirror case: the executor cron (in a thread) is between its engine call and storing the

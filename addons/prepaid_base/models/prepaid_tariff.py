@@ -71,7 +71,7 @@ class PrepaidTariff(models.Model):
         help="Flat: one price. Time of use: a price per band (sharp, peak, flat, valley) and daily periods "
         "mapping hours to bands. Tiered: prices by cumulative quantity over the settlement cycle.",
     )
-    unit = fields.Selection(UNIT_SELECTION, compute="_compute_unit", store=True)
+    unit = fields.Selection(UNIT_SELECTION, string="Unit of Measure", compute="_compute_unit", store=True)
     company_id = fields.Many2one(
         "res.company", required=True, index=True, default=lambda self: self.env.company, tracking=True
     )

@@ -19,7 +19,7 @@ class PrepaidTariffTier(models.Model):
         help="Cumulative quantity in the settlement cycle where this tier starts.",
     )
     price = fields.Float(digits=PRICE_DIGITS, required=True, default=0.0)
-    unit = fields.Selection(related="tariff_id.unit")
+    unit = fields.Selection(related="tariff_id.unit", string="Unit of Measure")
 
     @api.constrains("threshold", "price", "tariff_id")
     def _check_tariff_tiers(self):

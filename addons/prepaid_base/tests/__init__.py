@@ -7,6 +7,7 @@ from . import (
     test_security,
     test_tariff,
     test_tenancy,
+    test_i18n_complete,
     test_translation,
     test_ui,
 )

@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import polib
-
 from odoo.modules.module import get_module_path
 from odoo.tests import TransactionCase, tagged
 from odoo.tools.translate import TranslationModuleReader
@@ -14,9 +13,11 @@ class TestEveryScreenIsTranslated(TransactionCase):
     added without its translation fails here, not in front of a Chinese-speaking manager."""
 
     def _suite_modules(self):
-        return self.env["ir.module.module"].search(
-            [("name", "=like", "prepaid\\_%"), ("state", "=", "installed")]
-        ).mapped("name")
+        return (
+            self.env["ir.module.module"]
+            .search([("name", "=like", "prepaid\\_%"), ("state", "=", "installed")])
+            .mapped("name")
+        )
 
     def test_every_term_has_a_chinese_translation(self):
         modules = self._suite_modules()
@@ -30,11 +31,10 @@ class TestEveryScreenIsTranslated(TransactionCase):
                     for entry in polib.pofile(str(i18n / "zh_CN.po"))
                     if not entry.obsolete and "fuzzy" not in entry.flags
                 }
+                reader = TranslationModuleReader(self.env.cr, modules=[module])
                 terms = {
                     source
-                    for term_module, _kind, _name, _res_id, source, _value, _comments in TranslationModuleReader(
-                        self.env.cr, modules=[module]
-                    )
+                    for term_module, _kind, _name, _res_id, source, _value, _comments in reader
                     if term_module == module
                 }
                 self.assertTrue(terms)

@@ -434,6 +434,20 @@ def test_save_state_without_a_state_file_is_refused():
     assert reply["ok"] is False and "--state" in reply["error"]
 
 
+def test_stopping_the_control_server_closes_connections_still_open():
+    async def scenario():
+        server = ControlServer(frozen_site())
+        port = await server.start()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b'{"op": "status"}\n')
+        assert json.loads(await reader.readline())["ok"] is True
+        await asyncio.wait_for(server.stop(), 0.5)
+        assert await asyncio.wait_for(reader.read(), 1) == b""
+        writer.close()
+
+    asyncio.run(scenario())
+
+
 # ===================================================================================================== CLI
 
 

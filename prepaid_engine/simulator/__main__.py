@@ -50,6 +50,7 @@ on stderr). The state wins over the configuration's starting total, balance and 
 holds; gateways killed at run time stay killed. FILE is written atomically every --state-every seconds and
 when the simulator stops. A FILE of another site name or seed, another version, or not readable as a state
 is refused (exit 2, FILE untouched); --fresh ignores it and starts fresh meters (and then overwrites it).
+--start and the configuration's starting total, balance and dead flag count only for fresh meters.
 
 Control (--control PORT, 0: the OS picks): newline-delimited JSON on 127.0.0.1:PORT, one reply line per
 request line, {"ok": true, ...} or {"ok": false, "error": ...}. Ops: {"op": "kill_meter", "address": A},

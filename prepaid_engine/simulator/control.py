@@ -72,6 +72,7 @@ class ControlServer:
         self.port = 0
         self.requests = 0
         self.refused = 0
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen (port 0: the OS picks one); returns the bound port."""
@@ -80,20 +81,25 @@ class ControlServer:
         return self.port
 
     async def stop(self) -> None:
+        """Stop listening and close the connections still open (a client may keep one for many requests)."""
         server, self.server = self.server, None
         if server is not None:
             server.close()
+            for writer in list(self._writers):
+                writer.close()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), 1)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             async for reply in self._replies(reader):
                 writer.write(json.dumps(reply, separators=(",", ":")).encode() + b"\n")
                 await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except ConnectionError:
             pass  # the client went away
         finally:
+            self._writers.discard(writer)
             writer.close()
 
     async def _replies(self, reader: asyncio.StreamReader):

@@ -10,4 +10,6 @@ COPY prepaid_engine /opt/prepaid/prepaid_engine
 RUN pip3 install --no-cache-dir --break-system-packages --no-deps /opt/prepaid
 COPY addons /mnt/extra-addons
 RUN chown -R odoo:odoo /mnt/extra-addons
+# The simulator's state volume (docker-compose.yml): a new named volume takes this directory's owner.
+RUN mkdir -p /state && chown odoo:odoo /state
 USER odoo

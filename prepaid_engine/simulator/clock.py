@@ -88,6 +88,14 @@ class SimClock:
         self._t0 = self._monotonic()
         return self.now()
 
+    def resume_at(self, ms: int) -> None:
+        """Stand at simulated ``ms`` (milliseconds since the epoch), earlier or later than now, and go on
+        from there at this clock's speed (a frozen clock stays frozen there). For a site about to restore its
+        meters from a saved state (:func:`~prepaid_engine.simulator.state.load_state`): a meter whose time is
+        ahead of the clock stands still until the clock catches up, so nothing else moves the clock back."""
+        self._base_ms = int(ms)
+        self._t0 = self._monotonic()
+
     def set_time(self, dt: datetime) -> None:
         """Jump to ``dt`` (not earlier than now: meters only accumulate forwards)."""
         target = to_ms(dt)

@@ -59,6 +59,36 @@ STEP_UNITS = 36_000_000  # 0.01 kWh in W-ms; also 0.01 m3 (10 L) in L/h-ms
 MICRO = 1_000_000  # micro-yuan per yuan
 NEVER = 1 << 62
 
+# A meter's truth as a state file keeps it (:mod:`.state`): (name in the file, attribute, kind of value).
+# Everything else a meter holds comes from its configuration and model (addresses, profile, preamble,
+# latency, passwords) or is a cache. A new piece of truth in ``SimMeter.__init__`` belongs here too.
+STATE_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("acc", "acc", "ints4"),  # band accumulators (units: see the module doc)
+    ("t_ms", "t_ms", "int"),  # simulated time the truth stands at
+    ("relay_open", "_relay_open", "bool"),
+    ("relay_commanded_open", "relay_commanded_open", "bool"),
+    ("keep_power", "keep_power", "bool"),
+    ("alarm", "alarm", "bool"),
+    ("closing_allowed", "closing_allowed", "bool"),
+    ("self_tripped", "self_tripped", "bool"),
+    ("restore_at", "restore_at", "time"),
+    ("valve", "valve", "valve"),
+    ("battery_low", "battery_low", "bool"),
+    ("balance_micro", "balance_micro", "int"),
+    ("prices_e4", "prices_e4", "ints4"),
+    ("overdraft_micro", "overdraft_micro", "int"),
+    ("alarm1_micro", "alarm1_micro", "int"),
+    ("alarm2_micro", "alarm2_micro", "int"),
+    ("close_threshold_micro", "close_threshold_micro", "int"),
+    ("purchase_count", "ledger.purchase_count", "int"),
+    ("ledger_balance", "ledger.balance", "decimal"),
+    ("hoarding_limit", "ledger.hoarding_limit", "decimal?"),
+    ("clock_offset_ms", "clock_offset_ms", "int"),
+    ("settlement_units", "settlement_units", "int"),
+    ("next_settlement", "next_settlement", "time"),
+    ("dead", "dead", "bool"),
+)
+
 _HUNDREDTH = Decimal("0.01")
 _MILLI = Decimal("0.001")
 _TENTH_MILLI = Decimal("0.0001")
@@ -120,6 +150,16 @@ class Exchange:
     said: Mapping[str, object]
     fault: str | None = None
     error: tuple[str, ...] = ()
+
+
+def _get(meter: SimMeter, attribute: str) -> object:
+    target, _, name = attribute.rpartition(".")
+    return getattr(getattr(meter, target) if target else meter, name)
+
+
+def _set(meter: SimMeter, attribute: str, value: object) -> None:
+    target, _, name = attribute.rpartition(".")
+    setattr(getattr(meter, target) if target else meter, name, value)
 
 
 @dataclass(slots=True)
@@ -207,6 +247,50 @@ class SimMeter:
         sharp, peak, flat = (int(steps * s) for s in shares)
         valley = steps - sharp - peak - flat
         self.acc = [sharp * self.step, peak * self.step, flat * self.step, valley * self.step]
+
+    # ----------------------------------------------------------------------------------------------- state
+
+    def to_state(self) -> dict[str, object]:
+        """The meter's truth as it stands (not advanced: :func:`.state.dump_state` advances first), as the
+        JSON values of :data:`STATE_FIELDS`, plus the ``model`` it is."""
+        from .state import encode
+
+        values: dict[str, object] = {"model": self.model.code}
+        for name, attribute, kind in STATE_FIELDS:
+            values[name] = encode(kind, _get(self, attribute))
+        return values
+
+    def parse_state(self, entry: Mapping[str, object], where: str = "") -> dict[str, object]:
+        """The values of a :meth:`to_state` entry, checked (:class:`.state.StateError` names the field);
+        nothing changes until :meth:`apply_state`."""
+        from .state import StateError, decode
+
+        where = where or f"meter {self.address}"
+        values = {}
+        for name, attribute, kind in STATE_FIELDS:
+            if name not in entry:
+                raise StateError(f"{where}: no {name!r}")
+            values[attribute] = decode(kind, entry[name], f"{where}: {name}")
+        if (values["valve"] is None) != (self.valve is None):
+            raise StateError(f"{where}: valve: a water meter has a valve, an electricity meter none")
+        return values
+
+    def apply_state(self, values: Mapping[str, object]) -> None:
+        """Take the truth :meth:`parse_state` checked."""
+        for attribute, value in values.items():
+            _set(self, attribute, value)
+        self._instant_cache = None
+        self._read_cache.clear()
+
+    def from_state(self, entry: Mapping[str, object]) -> None:
+        """Restore the truth of a :meth:`to_state` entry (checked first: a bad entry changes nothing)."""
+        self.apply_state(self.parse_state(entry))
+
+    def start_at(self, now_ms: int) -> None:
+        """A fresh meter of a restored site: its truth as configured, standing at ``now_ms`` (the restored
+        clock's time) instead of the moment it was built."""
+        self.t_ms = now_ms
+        self.next_settlement = self.env.calendar.month_start_ms(now_ms, 1) if self.is_water else NEVER
 
     # ------------------------------------------------------------------------------------------------ time
 

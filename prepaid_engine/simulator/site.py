@@ -9,6 +9,8 @@ Tests and the Odoo side run the simulator inside their own process::
     site.clock.freeze(); site.clock.advance(900)     # move simulated time
     site.set_faults(FaultRates(timeout=0.1))
     await site.stop()
+    data = dump_state(site)                          # the truth to save (prepaid_engine.simulator.state)
+    site = Site(config, state=data)                  # ... and restored: meters and clock go on from there
 
 or, from synchronous code (Odoo tests), ``SiteThread(config)``: ``start()`` returns the site map once every
 port listens, ``call(fn)`` runs ``fn(site)`` on the simulator's loop and returns its result, ``stop()``.
@@ -33,6 +35,7 @@ from .faults import FaultInjector, FaultRates
 from .gateways import BusServer, MbapWire, RtuWire, Wire
 from .meters import MeterEnv, SimMeter
 from .profile import Calendar, stable_seed, unit
+from .state import StateLoad, load_state
 
 
 def _meter_classes() -> dict[Protocol, type[SimMeter]]:
@@ -70,11 +73,22 @@ class GatewayServer:
                 return bus
         raise ConfigError(f"gateway {self.key} has no bus {key!r}")
 
+    def set_state(self, state: str) -> None:
+        """Take ``state`` before the site starts (a restored state, a configured dead gateway): "silent"
+        buses never answer; "refused" ones stop listening once the site has bound their ports."""
+        if state not in ("up", "silent", "refused"):
+            raise ConfigError(f"a gateway is 'up', 'silent' or 'refused', not {state!r}")
+        for bus in self.buses:
+            bus.silent = state != "up"
+        self.state = state
+
 
 class Site:
     """A simulated site (see the module doc). Build it from a :class:`SiteConfig`; ``models`` defaults to the
     catalogue's built-in models; ``clock`` defaults to a :class:`SimClock` at ``config.start`` and
-    ``config.speed``."""
+    ``config.speed``; ``state`` (a :func:`~.state.dump_state` document) restores the meters, the gateways'
+    states and the clock's time (:class:`~.state.StateError` for a document that does not fit;
+    :attr:`restored` says what was restored)."""
 
     def __init__(
         self,
@@ -82,6 +96,7 @@ class Site:
         *,
         models: Mapping[str, MeterModel] | None = None,
         clock: SimClock | None = None,
+        state: Mapping | None = None,
     ):
         models = _model_table(models)
         self.config = config
@@ -91,7 +106,7 @@ class Site:
         self.counters: collections.Counter = collections.Counter()
         self.gateways: dict[str, GatewayServer] = {}
         self._meters: dict[str, SimMeter] = {}
-        self._by_address: dict[str, list[SimMeter]] = collections.defaultdict(list)
+        self._by_address: dict[str, list[tuple[str, SimMeter]]] = collections.defaultdict(list)
         classes = _meter_classes()
         for gateway_cfg in config.gateways:
             buses = []
@@ -108,8 +123,9 @@ class Site:
                     ):
                         meter.dead = True
                     meters.append(meter)
-                    self._meters[f"{gateway_cfg.key}/{bus_cfg.key}/{meter.address}"] = meter
-                    self._by_address[meter.address].append(meter)
+                    key = f"{gateway_cfg.key}/{bus_cfg.key}/{meter.address}"
+                    self._meters[key] = meter
+                    self._by_address[meter.address].append((key, meter))
                 families = {WIRE_FAMILY[m.protocol] for m in bus_cfg.meters}
                 wire = _wire(gateway_cfg.transport, families.pop() if families else None, meters)
                 rng = random.Random(stable_seed(config.seed, "bus", gateway_cfg.key, bus_cfg.key))
@@ -128,11 +144,12 @@ class Site:
                 )
             gateway = GatewayServer(gateway_cfg.key, gateway_cfg.host, buses)
             if gateway_cfg.dead:
-                gateway.state = "silent"
-                for bus in buses:
-                    bus.silent = True
+                gateway.set_state("silent")
             self.gateways[gateway_cfg.key] = gateway
         self.started = False
+        self.restored: StateLoad | None = None  # what restoring ``state`` did
+        if state is not None:
+            self.restored = load_state(self, state)
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     async def start(self) -> SiteMap:
@@ -141,6 +158,9 @@ class Site:
             for gateway in self.gateways.values():
                 for bus in gateway.buses:
                     await bus.start(gateway.host)
+                if gateway.state == "refused":  # restored so: its ports are known, and closed
+                    for bus in gateway.buses:
+                        await bus.stop()
         except OSError:
             await self.stop()
             raise
@@ -167,9 +187,13 @@ class Site:
 
     def meter(self, address: str) -> SimMeter:
         """A meter by address (unique across the site) or by ``"<gateway>/<bus>/<address>"``."""
+        return self.find(address)[1]
+
+    def find(self, address: str) -> tuple[str, SimMeter]:
+        """(``"<gateway>/<bus>/<address>"``, meter) of a meter named as :meth:`meter` takes it."""
         meter = self._meters.get(address)
         if meter is not None:
-            return meter
+            return address, meter
         found = self._by_address.get(address, [])
         if len(found) == 1:
             return found[0]

@@ -60,6 +60,6 @@ echo "meter simulator running (site map: $simlog.json, log: $simlog, state: $sta
 
 if [ "$new_db" = 1 ]; then
     echo "creating database $db with the suite and its demo data (first run only)"
-    $PY -m odoo -c odoo.conf --addons-path="$addons_path" -d "$db" -i "$modules" --stop-after-init
+    $PY scripts/odoo_cli.py -c odoo.conf --addons-path="$addons_path" -d "$db" -i "$modules" --stop-after-init
 fi
-$PY -m odoo -c odoo.conf --addons-path="$addons_path" -d "$db" "$@"
+$PY scripts/odoo_cli.py -c odoo.conf --addons-path="$addons_path" -d "$db" "$@"

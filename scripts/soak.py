@@ -34,6 +34,7 @@ import itertools
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -41,6 +42,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -54,6 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
 import soak_checks as checks  # noqa: E402
+
 from prepaid_engine.simulator.control import ControlError, control  # noqa: E402
 
 SIM_PORTS = (16101, 16102, 16201)  # the demo site's gateways (the demo data points at them)
@@ -190,7 +193,30 @@ class Product:
                 self.proc.wait()
 
     def log_size(self):
-        return self.log.stat().st_size if self.log.exists() else 0
+        """Where the logs are now: Odoo's log file, run.sh's own output (Odoo's stderr, processes that fail
+        to start) and the simulator's log."""
+        return tuple(path.stat().st_size if path.exists() else 0 for path in self.logs())
+
+    def logs(self):
+        run_out = self.out / "run.out"
+        paths = [self.log, run_out]
+        text = run_out.read_text(errors="replace") if run_out.exists() else ""
+        match = re.search(r"meter simulator running \(site map: \S+, log: (\S+?),", text)
+        if match:
+            paths.append(Path(match[1]))
+        return paths
+
+    def read_logs(self, start, end):
+        """The lines the logs got between the sizes ``start`` and ``end`` (see :meth:`log_size`)."""
+        lines = []
+        for path, begin, stop in zip(self.logs(), start, end, strict=False):
+            with open(path, errors="replace") as log:
+                log.seek(begin)
+                lines += [
+                    f"{path.name}: {line}" if path != self.log else line
+                    for line in log.read(stop - begin).splitlines()
+                ]
+        return lines
 
 
 def _port_busy(port):
@@ -229,9 +255,9 @@ class Soak:
             else:
                 self.failures.append(f"{what}: {exc.name or 'error'}: {str(exc)[:300]}")
                 self._note(f"{what}: FAILED: {exc}")
-        except (requests.RequestException, ControlError, KeyError, IndexError) as exc:
+        except Exception as exc:  # a step that cannot run is a failure of the run, reported
             self.failures.append(f"{what}: {type(exc).__name__}: {exc}")
-            self._note(f"{what}: FAILED: {exc}")
+            self._note(f"{what}: FAILED: {traceback.format_exc()}")
         return None
 
     def _note(self, text):
@@ -373,7 +399,7 @@ class Soak:
             account = accounts[account_id]
             if descent["phase"] == "measure" and elapsed >= timedelta(minutes=self.args.measure_minutes):
                 drop = Decimal(str(descent["start"])) - Decimal(str(account["balance"]))
-                rate = max(drop, Decimal("0.01")) / self.args.measure_minutes  # money per real minute
+                rate = max(drop, Decimal("0.01")) / Decimal(str(self.args.measure_minutes))  # per real minute
                 spacing = min(max((rate * 3).quantize(checks.CENTS), Decimal("0.20")), Decimal("20"))
                 descent.update(spacing=spacing, phase="descending")
                 self.set_levels(account_id, account["balance"], spacing)
@@ -682,9 +708,7 @@ class Soak:
             data = self.collect()
         finally:
             self.product.stop()
-        with open(self.product.log, errors="replace") as log:
-            log.seek(self.log_start)
-            log_lines = log.read(log_end - self.log_start).splitlines()
+        log_lines = self.product.read_logs(self.log_start, log_end)
         problems, outcomes = self.check(data, log_lines)
         report = {key: value for key, value in problems.items() if value}
         (self.out / "problems.json").write_text(json.dumps(problems, indent=2, default=str))

@@ -31,7 +31,7 @@ def log_problems(lines: Iterable[str]) -> list[str]:
         match = LOG_LEVEL.match(line)
         if match and match["level"] in ("ERROR", "CRITICAL"):
             problems.append(f"log line {number}: {line.strip()[:300]}")
-        elif line.startswith("Traceback (most recent call last)"):
+        elif "Traceback (most recent call last)" in line:
             problems.append(f"log line {number}: traceback")
     return problems
 

@@ -873,7 +873,7 @@ class PrepaidAccount(models.Model):
             fixed = self.browse(sorted(mismatches))
             for account in fixed:
                 stored, ledger_sum = mismatches[account.id]
-                account.message_post(
+                account._message_log(
                     body=self.env._(
                         "Balance corrected from %(stored)s to the ledger sum %(ledger)s.",
                         stored=account.currency_id.format(float(stored)),

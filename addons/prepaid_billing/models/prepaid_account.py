@@ -266,7 +266,9 @@ class PrepaidAccount(models.Model):
             if mail_template:
                 subject = mail_template._render_field("subject", account.ids, compute_lang=True)[account.id]
                 body = mail_template._render_field("body_html", account.ids, compute_lang=True)[account.id]
+                # From the property office (the company), not from whoever's action moved the balance.
                 account.with_context(mail_notify_force_send=False).message_post(
+                    author_id=account.company_id.partner_id.id,
                     body=body,
                     subject=subject,
                     partner_ids=recipients.ids,
@@ -412,7 +414,7 @@ class PrepaidAccount(models.Model):
             )
         # Closing trips every meter of the account (see _on_state_changed).
         self.action_close()
-        self.message_post(
+        self._message_log(
             body=self.env._(
                 "Closed by %(user)s. Refunded %(amount)s (%(refund)s, %(payment)s).",
                 user=self.env.user.name,

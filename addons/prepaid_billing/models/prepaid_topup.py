@@ -268,7 +268,7 @@ class PrepaidTopup(models.Model):
                 _logger.error(
                     "top-up %s: invoice %s credits no prepaid deposit", topup.name, topup.invoice_id.name
                 )
-                topup.message_post(
+                topup._message_log(
                     body=self.env._(
                         "Invoice %(invoice)s was paid but puts nothing on the prepaid deposit account: "
                         "nothing was credited.",
@@ -417,7 +417,7 @@ class PrepaidTopup(models.Model):
                 "reversal_reason": reason,
             }
         )
-        self.message_post(
+        self._message_log(
             body=self.env._(
                 "Reversed by %(user)s: credit note %(refund)s, refund payment %(payment)s.",
                 user=self.env.user.name,

@@ -107,3 +107,50 @@ class TestReversalRefund(BillingCommon):
         self.account_2._refund_and_close(self.cash_journal, "never used")
         self.assertEqual(self.account_2.state, "closed")
         self.assertFalse(self.env["prepaid.ledger"].search([("account_id", "=", self.account_2.id)]))
+
+    def test_staff_without_an_email_address_reverse_refund_and_alert(self):
+        """Cashiers' and managers' logins are often no e-mail address ("cashier01"): what they do records
+        notes on the account and alerts the tenant without Odoo's "configure the sender's email address"
+        (found by the soak run: Refund and Close failed for a manager without e-mail)."""
+        manager = self.env["res.users"].create(
+            {
+                "name": "Night Manager",
+                "login": "night_manager",
+                "company_id": self.company.id,
+                "company_ids": [(6, 0, self.company.ids)],
+                "groups_id": [(6, 0, [self.env.ref("prepaid_base.group_prepaid_manager").id])],
+            }
+        )
+        self.assertFalse(manager.email)
+        cashier = self.new_operator("night_cashier")
+        self.assertFalse(cashier.email)
+        account = self.account_1.with_user(manager)
+        self.topup(self.account_1, 100.0)
+        wizard = (
+            self.env["prepaid.topup.wizard"]
+            .with_user(cashier)
+            .create({"account_id": self.account_1.id, "amount": 60.0, "journal_id": self.cash_journal.id})
+        )
+        wizard.action_confirm()
+        self.env["prepaid.reverse.wizard"].with_user(manager).create(
+            {"account_id": self.account_1.id, "reason": "wrong account"}
+        ).action_reverse()
+        self.assertEqual(self.account_1.balance, 100.0)
+        self.assertIn(
+            "Reversed by Night Manager", self.account_1.topup_ids.sorted("id")[-1].message_ids[0].body
+        )
+        # The manager's new levels put the account at a warning: the tenant's alert comes from the office.
+        account.write({"warn_level_1": 150.0, "warn_level_2": 120.0, "warn_level_3": 110.0})
+        alert = self.account_1.message_ids.filtered(lambda m: m.partner_ids == self.account_1.partner_id)[:1]
+        self.assertTrue(alert)
+        self.assertEqual(alert.author_id, self.company.partner_id)
+        wizard = (
+            self.env["prepaid.refund.wizard"]
+            .with_user(manager)
+            .create(
+                {"account_id": self.account_1.id, "reason": "moved out", "journal_id": self.cash_journal.id}
+            )
+        )
+        wizard.action_refund_and_close()
+        self.assertEqual(self.account_1.state, "closed")
+        self.assertIn("Closed by Night Manager", self.account_1.message_ids[0].body)

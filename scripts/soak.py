@@ -400,7 +400,9 @@ class Soak:
             if descent["phase"] == "measure" and elapsed >= timedelta(minutes=self.args.measure_minutes):
                 drop = Decimal(str(descent["start"])) - Decimal(str(account["balance"]))
                 rate = max(drop, Decimal("0.01")) / Decimal(str(self.args.measure_minutes))  # per real minute
-                spacing = min(max((rate * 3).quantize(checks.CENTS), Decimal("0.20")), Decimal("20"))
+                # Settlement runs every 5 minutes: about one settlement's consumption between two levels, so
+                # that the account stops at each level on its way down.
+                spacing = min(max((rate * 6).quantize(checks.CENTS), Decimal("0.20")), Decimal("20"))
                 descent.update(spacing=spacing, phase="descending")
                 self.set_levels(account_id, account["balance"], spacing)
             elif descent["phase"] == "descending" and account["level"] == "cutoff" and account["supply_cut"]:
@@ -759,7 +761,9 @@ def main(argv=None):
     parser.add_argument("--control-port", type=int, default=16900, help="the simulator's control port")
     parser.add_argument("--seed", type=int, default=1, help="seed of the drive's choices")
     parser.add_argument("--descents", type=int, default=3, help="accounts driven through every level")
-    parser.add_argument("--measure-minutes", type=float, default=4, help="minutes to measure consumption")
+    parser.add_argument(
+        "--measure-minutes", type=float, default=11, help="minutes to measure consumption (two settlements)"
+    )
     parser.add_argument("--topup-every", type=float, default=20, help="seconds between a cashier's top-ups")
     parser.add_argument(
         "--sample-every", type=float, default=15, help="seconds between samples of the gateways"

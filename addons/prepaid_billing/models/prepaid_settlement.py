@@ -263,7 +263,10 @@ class PrepaidSettlement(models.AbstractModel):
                 METER_COLUMNS,
                 READING_COLUMNS,
                 id_array(meter_ids),
-            )
+            ),
+            # Meeting another settlement of these meters here is expected (settlement_savepoint defers the
+            # batch): not a "bad query" for Odoo's SQL log.
+            log_exceptions=False,
         )
         meters, readings = {}, defaultdict(list)
         for row in cr.fetchall():
@@ -656,7 +659,8 @@ class PrepaidSettlement(models.AbstractModel):
                     columns,
                     columns,
                     SQL.identifier(CURSOR_BULK_TABLE),
-                )
+                ),
+                log_exceptions=False,  # another first settlement of the meter: expected, deferred
             )
         self.env["prepaid.settlement.cursor"].invalidate_model()
         self.env["prepaid.meter"].invalidate_model(

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from odoo import SUPERUSER_ID, api
 from odoo.addons.prepaid_base.tests.test_concurrency import LOCK_WAIT_POLLS, _retrying
+from odoo.addons.prepaid_billing.models.prepaid_settlement import settlement_savepoint
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL, mute_logger
 
@@ -210,6 +211,31 @@ class TestSettlementConcurrency(TransactionCase):
                 )
             )
             return [(read_at, Decimal(total)) for read_at, total in cr.fetchall()]
+
+    def test_a_settlement_meeting_another_is_not_logged_as_a_bad_query(self):
+        """Two settlements of one meter at once ("Settle now" clicked twice, a poll and the cron): the one
+        whose snapshot is older meets the other's cursor, as an update (serialization failure on its lock)
+        or as the meter's first cursor (UNIQUE(meter)); it defers without Odoo's SQL log calling it an
+        ERROR "bad query" (found by the soak run, where every such click left an ERROR in the log)."""
+        meter_id = self.ids["meter"]
+        for first in (False, True):
+            with self.subTest(first_cursor=first):
+                if first:
+                    self._forget_cursor()
+                step = 2 if first else 1
+                reading = Reading(str(meter_id), T0 + timedelta(minutes=15 * step), total=Decimal(100 + step))
+                with self.registry.cursor() as late_cr:
+                    late_env = api.Environment(late_cr, SUPERUSER_ID, {"tracking_disable": True})
+                    late_cr.execute("SELECT 1")  # its snapshot is taken
+                    with self.registry.cursor() as cr:
+                        env = api.Environment(cr, SUPERUSER_ID, {"tracking_disable": True})
+                        env["prepaid.meter.reading"]._ingest([reading])  # settles, commits
+                    with (
+                        self.assertNoLogs("odoo.sql_db", level="ERROR"),
+                        settlement_savepoint(late_env) as outcome,
+                    ):
+                        late_env["prepaid.meter"].browse(meter_id)._settle()
+                    self.assertTrue(outcome.conflict, "the older snapshot met the other settlement")
 
     @mute_logger("odoo.sql_db", "odoo.addons.prepaid_billing.models.prepaid_meter_reading")
     def test_poll_racing_the_first_settlement_of_a_meter_keeps_its_readings(self):

@@ -41,6 +41,7 @@ class PrepaidMeter(models.Model):
     # What the meter last said: written by ingestion and by command results only.
     _prepaid_protected_fields = (
         "supply",
+        "supply_at",
         "keep_power_state",
         "online",
         "last_reading_at",
@@ -162,6 +163,13 @@ class PrepaidMeter(models.Model):
         copy=False,
         tracking=True,
         help="Relay (electricity) or valve (water) state as last confirmed by the meter.",
+    )
+    supply_at = fields.Datetime(
+        string="Supply Seen At",
+        readonly=True,
+        copy=False,
+        help="When the meter last told its supply state (a reading, or a command it confirmed). A reading "
+        "taken before that, stored later (a long poll cycle), does not overwrite it.",
     )
     keep_power_state = fields.Boolean(
         string="Keep Power",

@@ -553,17 +553,15 @@ class PrepaidMeterCommand(models.Model):
         status = CommandStatus(result.status)
         outcome = self._outcome_vals(result.outcome, result.error, result.refusal, result.message)
         if status == CommandStatus.DONE:
+            done_at = _naive(result.at) or fields.Datetime.now()
             internal(self).write(
-                {
-                    "state": "done",
-                    "done_at": _naive(result.at) or fields.Datetime.now(),
-                    "confirmed": result.confirmed,
-                    **outcome,
-                }
+                {"state": "done", "done_at": done_at, "confirmed": result.confirmed, **outcome}
             )
             meter_vals = dict(KIND_EFFECTS.get(self.kind, {}))
             if result.supply is not None:
                 meter_vals["supply"] = str(result.supply)
+            if "supply" in meter_vals:
+                meter_vals["supply_at"] = done_at
             if result.balance is not None:
                 meter_vals["meter_balance"] = float(result.balance)
             if result.purchase_count is not None:

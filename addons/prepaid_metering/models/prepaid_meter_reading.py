@@ -59,7 +59,20 @@ FACTOR_PARAM = "prepaid_metering.plausibility_factor"
 CAPACITY_FIELDS = ["max_current", "nominal_voltage", "phases", "max_flow"]
 MAX_ID = 2**31 - 1  # ids are PostgreSQL integers: a larger meter key cannot be a meter
 # What a reading tells its meter (written by _ingest and _update_meters).
-METER_FIELDS = ("last_reading_at", "last_total", "supply", "meter_balance", "purchase_count", "online")
+METER_FIELDS = (
+    "last_reading_at",
+    "last_total",
+    "supply",
+    "supply_at",
+    "meter_balance",
+    "purchase_count",
+    "online",
+)
+# A reading's supply state counts when it is newer than what the meter last told (m: the meter, v: the
+# reading): a confirmed trip is not undone by a reading taken just before it and stored after it.
+SUPPLY_IS_NEWER = SQL("v.supply IS NOT NULL AND (m.supply_at IS NULL OR m.supply_at <= v.read_at)")
+SUPPLY_IF_NEWER = SQL("CASE WHEN %s THEN v.supply ELSE m.supply END", SUPPLY_IS_NEWER)
+SUPPLY_AT_IF_NEWER = SQL("CASE WHEN %s THEN v.read_at ELSE m.supply_at END", SUPPLY_IS_NEWER)
 TAB = "\t"
 
 
@@ -374,7 +387,8 @@ class PrepaidMeterReading(models.Model):
                         UPDATE prepaid_meter AS m
                            SET last_reading_at = v.read_at,
                                last_total = COALESCE(v.total, m.last_total),
-                               supply = COALESCE(v.supply, m.supply),
+                               supply = %(supply)s,
+                               supply_at = %(supply_at)s,
                                meter_balance = COALESCE(v.balance, m.meter_balance),
                                purchase_count = COALESCE(v.purchase_count, m.purchase_count),
                                online = m.online OR %(online)s
@@ -388,6 +402,8 @@ class PrepaidMeterReading(models.Model):
                 source=source,
                 values=values,
                 bulk=SQL.identifier(BULK_TABLE),
+                supply=SUPPLY_IF_NEWER,
+                supply_at=SUPPLY_AT_IF_NEWER,
                 meters="{" + ",".join(map(str, meter_ids)) + "}",
                 online=bool(online),
             )
@@ -425,13 +441,16 @@ class PrepaidMeterReading(models.Model):
                     """UPDATE prepaid_meter m
                           SET last_reading_at = v.read_at,
                               last_total = COALESCE(v.total, m.last_total),
-                              supply = COALESCE(v.supply, m.supply),
+                              supply = %s,
+                              supply_at = %s,
                               meter_balance = COALESCE(v.balance, m.meter_balance),
                               purchase_count = COALESCE(v.purchase_count, m.purchase_count),
                               online = m.online OR %s
                          FROM (VALUES %s) AS v(meter_id, read_at, total, supply, balance, purchase_count)
                         WHERE m.id = v.meter_id
                           AND (m.last_reading_at IS NULL OR m.last_reading_at <= v.read_at)""",
+                    SUPPLY_IF_NEWER,
+                    SUPPLY_AT_IF_NEWER,
                     bool(mark_online),
                     chunk,
                 )

@@ -1,4 +1,5 @@
-from datetime import timedelta
+from datetime import UTC, timedelta
+from decimal import Decimal
 
 from odoo import fields
 from odoo.addons.prepaid_base.models.prepaid_guard import internal
@@ -6,10 +7,15 @@ from odoo.exceptions import UserError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 
+from prepaid_engine.types import Reading as PollReading
 from prepaid_engine.types import Supply
 
 from ..models.prepaid_meter_command import backoff
 from .common import SimulatorCommon
+
+
+def aware(value):
+    return value.replace(tzinfo=UTC)
 
 
 @tagged("post_install", "-at_install")
@@ -51,6 +57,24 @@ class TestCommands(SimulatorCommon):
         self.assertEqual(self.execute(), 1)
         self.assertEqual(self.sim_supply(), Supply.ON)
         self.assertEqual(self.meter.supply, "on")
+
+    def test_a_reading_taken_before_a_confirmed_trip_does_not_undo_it(self):
+        """A poll cycle reads a meter (relay on), a trip is confirmed on it, then the cycle stores its
+        readings: the meter stays off in Odoo, as it is on the wire (found by the soak run: Odoo showed the
+        supply of a tripped meter as on until the next poll)."""
+        self.meter.action_trip()
+        self.execute()
+        command = self.Command.search([("meter_id", "=", self.meter.id)])
+        self.assertEqual((self.meter.supply, self.meter.supply_at), ("off", command.done_at))
+        Reading = self.env["prepaid.meter.reading"]
+        key = str(self.meter.id)
+        before = aware(command.done_at - timedelta(seconds=20))
+        Reading._ingest([PollReading(key, before, total=Decimal("10"), supply=Supply.ON)])
+        self.assertEqual(self.meter.last_reading_at, command.done_at - timedelta(seconds=20))
+        self.assertEqual(self.meter.supply, "off", "the older reading does not overwrite the confirmed trip")
+        after = aware(command.done_at + timedelta(seconds=40))
+        Reading._ingest([PollReading(key, after, total=Decimal("10.5"), supply=Supply.ON)])
+        self.assertEqual((self.meter.supply, self.meter.supply_at), ("on", after.replace(tzinfo=None)))
 
     def test_urgent_enqueue_wakes_the_executor(self):
         cron = self.env.ref("prepaid_metering.ir_cron_execute_commands")

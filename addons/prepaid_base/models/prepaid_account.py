@@ -500,11 +500,15 @@ class PrepaidAccount(models.Model):
         if not self.ids:
             return self
         self.flush_recordset()
+        # An account changed by a transaction that committed after this one's snapshot fails here with a
+        # serialization error: every caller retries it (Odoo's request and cron retry, run_in_own_transaction)
+        # or defers it (settlement_savepoint), so it is not a "bad query" for Odoo's SQL log.
         self.env.cr.execute(
             SQL(
                 "SELECT id FROM prepaid_account WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
                 sorted(self.ids),
-            )
+            ),
+            log_exceptions=False,
         )
         self.invalidate_recordset(["balance", "state", "period", "last_topup_date", "level"])
         return self
@@ -652,7 +656,7 @@ class PrepaidAccount(models.Model):
 
     def _prepaid_lock_for_posting(self, account_ids):
         """``{account id: LockedAccount}`` of these accounts, read under their row locks."""
-        rows = self.env.execute_query(
+        self.env.cr.execute(
             SQL(
                 """SELECT a.id, a.balance::text, a.state, a.period, a.partner_id, a.company_id, a.currency_id,
                           c.decimal_places, a.warn_level_1::text, a.warn_level_2::text, a.warn_level_3::text,
@@ -662,8 +666,10 @@ class PrepaidAccount(models.Model):
                  ORDER BY a.id
                       FOR NO KEY UPDATE OF a""",
                 id_array(account_ids),
-            )
+            ),
+            log_exceptions=False,  # a conflict here is retried or deferred by the caller (see _prepaid_lock)
         )
+        rows = self.env.cr.fetchall()
         if len(rows) != len(account_ids):
             raise ValidationError(self.env._("Ledger lines refer to accounts that do not exist."))
         self.browse(account_ids).invalidate_recordset(

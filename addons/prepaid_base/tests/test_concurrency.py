@@ -5,6 +5,7 @@ from odoo import SUPERUSER_ID, api
 from odoo.service.model import PG_CONCURRENCY_EXCEPTIONS_TO_RETRY
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL, mute_logger
+from psycopg2.errors import SerializationFailure
 
 MAX_TRIES = 5
 
@@ -147,6 +148,26 @@ class TestLedgerConcurrency(TransactionCase):
             )
             rows = cr.fetchall()
         self.assertEqual(rows, [(115.0, 3, 115.0)])
+
+    def test_a_poster_with_an_older_snapshot_is_retried_not_logged_as_a_bad_query(self):
+        """The second poster's snapshot predates the first's commit: its account lock fails with a
+        serialization error, which every caller retries (Odoo's request and cron retry, the suite's own
+        transactions) or defers (a settlement): Odoo's SQL log must not call it an ERROR "bad query" (the soak
+        run found one such ERROR per conflict between a top-up and a poll's settlement)."""
+        with self.registry.cursor() as late_cr:
+            late_env = api.Environment(late_cr, SUPERUSER_ID, {})
+            late_cr.execute("SELECT 1")  # its snapshot is taken
+            with self.registry.cursor() as cr:
+                self._post(api.Environment(cr, SUPERUSER_ID, {}), 10.0, f"conc:{self.tag}:first")
+            with (
+                self.assertNoLogs("odoo.sql_db", level="ERROR"),
+                self.assertRaises(SerializationFailure),
+            ):
+                self._post(late_env, 5.0, f"conc:{self.tag}:late")
+            late_cr.rollback()
+        with self.registry.cursor() as cr:
+            cr.execute(SQL("SELECT balance FROM prepaid_account WHERE id = %s", self.account_id))
+            self.assertEqual(cr.fetchone()[0], 110.0)
 
     def test_the_same_key_posted_again_by_another_transaction_is_booked_once(self):
         with self.registry.cursor() as cr1:

@@ -555,6 +555,10 @@ class Soak:
             time.sleep(10)
         self.attempt("post the summary entries", self.manager.call, "prepaid.summary", "action_post_now")
 
+    def resume(self):
+        """The settlement cron on again: the database the run leaves is a product database."""
+        self.admin.call("ir.cron", "write", [self.xmlid("prepaid_billing.ir_cron_settle")], {"active": True})
+
     def collect(self):
         """Everything the checks read: from the database (one snapshot) and from the simulated meters."""
         data = {}
@@ -718,6 +722,7 @@ class Soak:
             self.quiesce()
             log_end = self.product.log_size()
             data = self.collect()
+            self.attempt("switch the settlement back on", self.resume)
         finally:
             self.product.stop()
         log_lines = self.product.read_logs(self.log_start, log_end)

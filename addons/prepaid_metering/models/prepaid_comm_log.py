@@ -52,7 +52,11 @@ class PrepaidCommLog(models.Model):
     kind = fields.Selection(KIND_SELECTION)
     bus = fields.Char()
     data_hex = fields.Char(string="Frame (hex)")
-    message = fields.Char()
+    message = fields.Char(
+        string="Technical Detail",
+        help="What the engine said, word for word (a log for technicians, as Odoo's server log); the Kind "
+        "says what happened in your language.",
+    )
     company_id = fields.Many2one(
         "res.company", required=True, index=True, default=lambda self: self.env.company
     )

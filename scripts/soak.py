@@ -238,6 +238,8 @@ class Soak:
         self.intervals = {}
         self.lock = threading.Lock()
         self.stop_sampling = threading.Event()
+        # SIGINT / SIGTERM: the drive ends, the checks still run and the product is stopped.
+        self.stop_early = threading.Event()
         self.descents = {}  # account id -> {"spacing": Decimal, "phase": str, "cut_at": datetime|None, ...}
         self.dead_meter = None
         self.closed_account = None
@@ -504,8 +506,9 @@ class Soak:
         ]
         begin = time.monotonic()
         end = begin + minutes * 60
+        self.driven_minutes = 0.0
         last_report = begin
-        while time.monotonic() < end:
+        while time.monotonic() < end and not self.stop_early.is_set():
             elapsed_s = time.monotonic() - begin
             for fraction in sorted(once):
                 if elapsed_s >= fraction * minutes * 60:
@@ -526,7 +529,8 @@ class Soak:
                     f"{self.stats['cutoffs_driven']} driven cut-offs, {len(self.failures)} failures",
                     flush=True,
                 )
-            time.sleep(self.args.tick)
+            self.stop_early.wait(self.args.tick)
+            self.driven_minutes = (time.monotonic() - begin) / 60
 
     # ------------------------------------------------------------------ the end
 
@@ -703,7 +707,16 @@ class Soak:
         problems["supply"] = checks.supply_problems(data["meters"], data["truth"])
         problems["money"] = checks.money_problems(data["accounts"], data["deposit"], data["unbooked"])
         problems["calls"] = self.failures
+        problems["drive"] = (
+            [f"stopped by a signal after {self.driven_minutes:.1f} of {self.args.minutes} minutes"]
+            if self.stop_early.is_set()
+            else []
+        )
         return problems, outcomes
+
+    def _stop_driving(self, signum, _frame):
+        print(f"soak: signal {signum}: the drive ends now, then the checks run", flush=True)
+        self.stop_early.set()
 
     def run(self):
         print(f"soak: starting the product (database {self.args.db}, logs in {self.out})", flush=True)
@@ -715,7 +728,14 @@ class Soak:
             print(
                 f"soak: driving for {self.args.minutes} min at simulator speed {self.args.speed}", flush=True
             )
-            self.drive()
+            previous = {
+                sig: signal.signal(sig, self._stop_driving) for sig in (signal.SIGINT, signal.SIGTERM)
+            }
+            try:
+                self.drive()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
             self.ended = now()
             self.stop_sampling.set()
             sampler.join()
@@ -733,7 +753,7 @@ class Soak:
         alerts = Counter(kind for _, _, kind in data["alerts"])
         by_outcome = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
         line = (
-            f"{self.args.minutes} min at speed {self.args.speed}: "
+            f"{self.driven_minutes:.1f} of {self.args.minutes} min at speed {self.args.speed}: "
             f"{polls} polls of {len(self.polls)} gateways; "
             f"{data['readings']} readings ({data['quarantined']} quarantined, "
             f"{data['anomalies_all']} anomalies, "

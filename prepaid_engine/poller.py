@@ -731,20 +731,16 @@ class Poller:
         while attempts < max(1, command.attempts):
             if attempts:
                 delay = min(self.backoff * 2 ** (attempts - 1), self.backoff_max)
-                if (
+                # Expired before the next attempt is due: said now rather than after the wait.
+                expires_first = (
                     command.expires_at is not None
                     and self._clock() + timedelta(seconds=delay) >= command.expires_at
-                ):
-                    return _Outcome(
-                        CommandStatus.EXPIRED,
-                        False,
-                        attempts,
-                        f"expired; last attempt: {last}",
-                        outcome=CommandOutcome.EXPIRED,
-                        error=last_error,
-                    )
-                await self._sleep(delay)
-            if self._expired(command):
+                )
+                if not expires_first:
+                    await self._sleep(delay)
+            else:
+                expires_first = False
+            if expires_first or self._expired(command):
                 return _Outcome(
                     CommandStatus.EXPIRED,
                     False,

@@ -35,6 +35,17 @@ def _retrying(func, env):
 LOCK_WAIT_POLLS = 400
 
 
+def wait_until_blocked(cr, pid):
+    """Whether the backend ``pid`` comes to wait on a lock (polled through ``cr``, ~20 s at most)."""
+    for _poll in range(LOCK_WAIT_POLLS):
+        cr.execute(SQL("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", pid))
+        row = cr.fetchone()
+        if row and row[0] == "Lock":
+            return True
+        threading.Event().wait(0.05)
+    return False
+
+
 @tagged("post_install", "-at_install")
 class TestLedgerConcurrency(TransactionCase):
     """Two real transactions post to the same account at the same time.
@@ -89,15 +100,6 @@ class TestLedgerConcurrency(TransactionCase):
             [{"account_id": self.account_id, "kind": "topup", "amount": amount, "idempotency_key": key}]
         )
 
-    def _wait_until_blocked(self, cr, pid):
-        for _poll in range(LOCK_WAIT_POLLS):
-            cr.execute(SQL("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", pid))
-            row = cr.fetchone()
-            if row and row[0] == "Lock":
-                return True
-            threading.Event().wait(0.05)
-        return False
-
     @mute_logger("odoo.sql_db", "odoo.service.model")
     def test_second_poster_waits_for_the_lock_and_sees_the_first_balance(self):
         outcome = {"attempts": 0}
@@ -127,7 +129,7 @@ class TestLedgerConcurrency(TransactionCase):
             thread = threading.Thread(target=second_poster)
             thread.start()
             with self.registry.cursor() as observer:
-                blocked = self._wait_until_blocked(observer, second_pid)
+                blocked = wait_until_blocked(observer, second_pid)
             self.assertEqual(first_line.balance_after, 110.0)
             # leaving the block commits the first transaction and releases the lock
         thread.join(60)

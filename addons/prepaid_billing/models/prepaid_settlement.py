@@ -670,15 +670,13 @@ class PrepaidSettlement(models.AbstractModel):
     def _report_errors(self, errors):
         """A to-do for a prepaid manager on each meter whose readings could not be charged."""
         Meter = self.env["prepaid.meter"].sudo()
-        manager_group = self.env.ref("prepaid_base.group_prepaid_manager")
+        Anomaly = self.env["prepaid.anomaly"]
         managers = {}  # company -> the manager its meters' to-dos go to (once per company, not per meter)
         for meter in Meter.browse(sorted(errors)):
             _logger.warning("settlement of meter %s (%s): %s", meter.id, meter.name, errors[meter.id])
             company = meter.company_id
             if company not in managers:
-                managers[company] = manager_group.users.filtered(
-                    lambda u, company=company: company in u.company_ids and not u._is_superuser()
-                )[:1]
+                managers[company] = Anomaly._manager_of(company)  # who reviews the company's anomalies
             user = managers[company]
             meter.activity_schedule(
                 "mail.mail_activity_data_todo",

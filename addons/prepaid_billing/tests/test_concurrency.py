@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from odoo import SUPERUSER_ID, api
-from odoo.addons.prepaid_base.tests.test_concurrency import LOCK_WAIT_POLLS, _retrying
+from odoo.addons.prepaid_base.tests.test_concurrency import _retrying, wait_until_blocked
 from odoo.addons.prepaid_billing.models.prepaid_settlement import settlement_savepoint
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL, mute_logger
@@ -101,15 +101,6 @@ class TestSettlementConcurrency(TransactionCase):
                 cr.execute(query)
             api.Environment(cr, SUPERUSER_ID, {})["res.partner"].browse(ids["partner"]).unlink()
 
-    def _wait_until_blocked(self, cr, pid):
-        for _poll in range(LOCK_WAIT_POLLS):
-            cr.execute(SQL("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", pid))
-            row = cr.fetchone()
-            if row and row[0] == "Lock":
-                return True
-            threading.Event().wait(0.05)
-        return False
-
     def _topup_line(self, env, amount, key):
         return env["prepaid.account"]._post_ledger(
             [{"account_id": self.ids["account"], "kind": "topup", "amount": amount, "idempotency_key": key}]
@@ -162,7 +153,7 @@ class TestSettlementConcurrency(TransactionCase):
             self.assertEqual(env1["prepaid.account"].browse(self.ids["account"]).balance, 487.5)
             thread.start()
             with self.registry.cursor() as observer:
-                blocked = self._wait_until_blocked(observer, pid)
+                blocked = wait_until_blocked(observer, pid)
         thread.join(60)
         self.assertFalse(thread.is_alive())
         self.assertTrue(blocked, "the top-up never waited for the account lock")
@@ -184,7 +175,7 @@ class TestSettlementConcurrency(TransactionCase):
             self._topup_line(env1, 5.0, f"t:{self.tag}")
             thread.start()
             with self.registry.cursor() as observer:
-                blocked = self._wait_until_blocked(observer, pid)
+                blocked = wait_until_blocked(observer, pid)
         thread.join(60)
         self.assertFalse(thread.is_alive())
         self.assertTrue(blocked, "the settlement never waited for the account lock")

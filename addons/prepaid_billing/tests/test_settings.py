@@ -2,7 +2,7 @@ import threading
 import uuid
 
 from odoo import SUPERUSER_ID, api
-from odoo.addons.prepaid_base.tests.test_concurrency import LOCK_WAIT_POLLS, _retrying
+from odoo.addons.prepaid_base.tests.test_concurrency import _retrying, wait_until_blocked
 from odoo.exceptions import UserError
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL, mute_logger
@@ -218,15 +218,6 @@ class TestSetupConcurrency(TransactionCase):
             env["account.account"].search([("company_ids", "in", company.id)]).unlink()
             company.unlink()
 
-    def _wait_until_blocked(self, cr, pid):
-        for _poll in range(LOCK_WAIT_POLLS):
-            cr.execute(SQL("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", pid))
-            row = cr.fetchone()
-            if row and row[0] == "Lock":
-                return True
-            threading.Event().wait(0.05)
-        return False
-
     @mute_logger("odoo.sql_db", "odoo.service.model")
     def test_two_first_setups_at_once_make_one_set_of_accounts_journals_and_product(self):
         outcome = {"attempts": 0}
@@ -253,7 +244,7 @@ class TestSetupConcurrency(TransactionCase):
             thread = threading.Thread(target=second_setup)
             thread.start()
             with self.registry.cursor() as observer:
-                blocked = self._wait_until_blocked(observer, second_pid)
+                blocked = wait_until_blocked(observer, second_pid)
             # leaving the block commits the first set-up
         thread.join(60)
         self.assertFalse(thread.is_alive())

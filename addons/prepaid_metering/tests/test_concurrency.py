@@ -3,7 +3,7 @@ import threading
 import uuid
 
 from odoo import SUPERUSER_ID, api
-from odoo.addons.prepaid_base.tests.test_concurrency import LOCK_WAIT_POLLS
+from odoo.addons.prepaid_base.tests.test_concurrency import wait_until_blocked
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL, mute_logger
 
@@ -97,15 +97,6 @@ class TestPollDuringCommand(TransactionCase):
                 )
                 cr.execute(SQL("DELETE FROM %s WHERE id = ANY(%s)", SQL.identifier(table), ids))
 
-    def _wait_until_blocked(self, cr, pid):
-        for _poll in range(LOCK_WAIT_POLLS):
-            cr.execute(SQL("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", pid))
-            row = cr.fetchone()
-            if row and row[0] == "Lock":
-                return True
-            threading.Event().wait(0.05)
-        return False
-
     def _start_paused_poll(self):
         """The poll cron in a thread of its own, paused between the engine call and its writes; returns
         (thread, engine done event, go event, outcome dict, the poll's backend pid)."""
@@ -187,7 +178,7 @@ class TestPollDuringCommand(TransactionCase):
                 env.flush_all()  # the meter row is now locked by the executor's transaction
                 go.set()
                 with self.registry.cursor() as observer:
-                    blocked = self._wait_until_blocked(observer, pid)
+                    blocked = wait_until_blocked(observer, pid)
                 cr.commit()  # pylint: disable=invalid-commit
             finally:
                 cr.close()

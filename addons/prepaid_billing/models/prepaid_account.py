@@ -1,4 +1,5 @@
 from collections import defaultdict
+from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_account import LEVEL_SELECTION, PROTECTED_FIELDS
@@ -43,6 +44,10 @@ MAIL_TEMPLATES = {
 }
 
 
+# The days of usage the days-left estimate averages.
+USAGE_DAYS = 30
+
+
 class PrepaidAccount(models.Model):
     _inherit = "prepaid.account"
     _prepaid_protected_fields = (*PROTECTED_FIELDS, *SUPERVISION_FIELDS)
@@ -78,6 +83,12 @@ class PrepaidAccount(models.Model):
         compute="_compute_cutoff_threshold",
         help="The balance at or below which the supply is cut: cut-off level minus overdraft allowance.",
     )
+    days_left = fields.Integer(
+        string="Days Left",
+        compute="_compute_days_left",
+        help="How many days the balance lasts at the average daily charge of the last "
+        f"{USAGE_DAYS} days (empty when nothing was charged in that time).",
+    )
 
     def _compute_topup_count(self):
         counts = dict(
@@ -102,6 +113,31 @@ class PrepaidAccount(models.Model):
             mine = commands.filtered(lambda c, account=account: c.meter_id.account_id == account)
             account.pending_command_ids = mine
             account.pending_command_count = len(mine)
+
+    def _compute_days_left(self):
+        """From the daily consumption facts (one grouped query for all of ``self``), never the readings."""
+        since = fields.Date.context_today(self) - timedelta(days=USAGE_DAYS)
+        charged = dict(
+            self.env["prepaid.consumption"]
+            .sudo()
+            ._read_group(
+                [("account_id", "in", self.ids), ("day", ">=", since)], ["account_id"], ["amount:sum"]
+            )
+        )
+        for account in self:
+            daily = (charged.get(account) or 0.0) / USAGE_DAYS
+            spendable = account.balance - account._get_cutoff_threshold()
+            if daily <= 0:
+                account.days_left = 0
+            else:
+                account.days_left = max(0, int(spendable // daily))
+
+    def _prepaid_days_left_text(self):
+        """'about N days left' for the tenant's messages, or '' when the usage says nothing."""
+        self.ensure_one()
+        if not self.days_left:
+            return ""
+        return self.env._("about %(days)s days left at your recent usage", days=self.days_left)
 
     @api.depends("cutoff_level", "overdraft_limit")
     def _compute_cutoff_threshold(self):

@@ -162,7 +162,7 @@ else
     fi
 
     step "Addons: install with demo data and run the tests ($tags)"
-    run_odoo "prepaid_test_$$" "$logdir/odoo.log" -i "$addons" --test-tags "$tags" --log-level=test
+    run_odoo "prepaid_test_$$" "$logdir/odoo.log" -i "$addons,payment_demo" --test-tags "$tags" --log-level=test
     rc=$?
     grep -E ' (WARNING|ERROR|CRITICAL) |FAIL:|^Traceback|odoo.tests.result' "$logdir/odoo.log" | grep -Ev "$noise" | tail -80
     result=$(grep -oE '[0-9]+ failed, [0-9]+ error\(s\) of [0-9]+ tests' "$logdir/odoo.log" | tail -1)

@@ -3,10 +3,25 @@
 - :mod:`.money` -- amounts as whole precision steps, the one rounding rule (half away from zero);
 - :mod:`.apportion` -- :func:`apportion`, largest-remainder shares that add up to the cost exactly;
 - :mod:`.rules` -- :func:`apportion_common`: a common meter's cost (and a master meter's loss) shared over
-  units by manual coefficients, consumption share, floor area, or fixed amounts.
+  units by manual coefficients, consumption share, floor area, or fixed amounts;
+- :mod:`.fees` -- :func:`fee_charges`: a fee item's periods on a settlement calendar (monthly, quarterly,
+  yearly, one-off), keyed for uniqueness, and each period's amount (fixed, per m2, per quantity; prorated).
 """
 
 from .apportion import apportion
+from .fees import (
+    ONE_OFF_KEY,
+    AmountKind,
+    BillingPeriod,
+    FeeCharge,
+    FeeItem,
+    Frequency,
+    Timing,
+    billing_periods,
+    fee_charges,
+    period_charge,
+    period_containing,
+)
 from .money import CENT, round_half_up
 from .rules import (
     Apportionment,
@@ -21,14 +36,25 @@ from .rules import (
 
 __all__ = [
     "CENT",
+    "ONE_OFF_KEY",
+    "AmountKind",
     "Apportionment",
     "ApportionmentLine",
     "ApportionmentRule",
+    "BillingPeriod",
     "CoefficientSource",
+    "FeeCharge",
+    "FeeItem",
+    "Frequency",
     "MeterLoss",
+    "Timing",
     "UnitBasis",
     "apportion",
     "apportion_common",
+    "billing_periods",
+    "fee_charges",
     "meter_loss",
+    "period_charge",
+    "period_containing",
     "round_half_up",
 ]

@@ -5,7 +5,9 @@
 - :mod:`.rules` -- :func:`apportion_common`: a common meter's cost (and a master meter's loss) shared over
   units by manual coefficients, consumption share, floor area, or fixed amounts;
 - :mod:`.fees` -- :func:`fee_charges`: a fee item's periods on a settlement calendar (monthly, quarterly,
-  yearly, one-off), keyed for uniqueness, and each period's amount (fixed, per m2, per quantity; prorated).
+  yearly, one-off), keyed for uniqueness, and each period's amount (fixed, per m2, per quantity; prorated);
+- :mod:`.statement` -- :func:`statement` (sections, usage per utility, opening + lines = closing) and
+  :func:`compare` / :func:`compare_statements` (month over month).
 """
 
 from .apportion import apportion
@@ -33,6 +35,18 @@ from .rules import (
     apportion_common,
     meter_loss,
 )
+from .statement import (
+    Change,
+    EntryKind,
+    Section,
+    Statement,
+    StatementComparison,
+    StatementEntry,
+    UtilityUsage,
+    compare,
+    compare_statements,
+    statement,
+)
 
 __all__ = [
     "CENT",
@@ -42,19 +56,29 @@ __all__ = [
     "ApportionmentLine",
     "ApportionmentRule",
     "BillingPeriod",
+    "Change",
     "CoefficientSource",
+    "EntryKind",
     "FeeCharge",
     "FeeItem",
     "Frequency",
     "MeterLoss",
+    "Section",
+    "Statement",
+    "StatementComparison",
+    "StatementEntry",
     "Timing",
     "UnitBasis",
+    "UtilityUsage",
     "apportion",
     "apportion_common",
     "billing_periods",
+    "compare",
+    "compare_statements",
     "fee_charges",
     "meter_loss",
     "period_charge",
     "period_containing",
     "round_half_up",
+    "statement",
 ]

@@ -164,6 +164,39 @@ MODEL_METHODS = {"get_import_templates", "create", "action_post_now"}
 # Methods of a list's header button (called on the empty recordset).
 EMPTY_RECORDSET_METHODS = {"action_backfill"}
 
+# The tenant portal (prepaid_portal), when installed: its models, its methods, and what it opens to portal
+# users (read-only, their own accounts' records). The suite's addons are installed together; rows of an addon
+# that is not installed are left out.
+PORTAL_ADDON_CRUD = {
+    "prepaid.portal.binding": {"op_one": "r", "op_all": "r", "manager": "r"},
+    "prepaid.portal.invitation": {"op_one": "r", "op_all": "r", "manager": "r"},
+    "prepaid.portal.attempt": {"op_one": "r", "op_all": "r", "manager": "r"},
+    "prepaid.meter": {**CRUD["prepaid.meter"], "portal": "r"},
+    "prepaid.topup": {**CRUD["prepaid.topup"], "portal": "r"},
+    "prepaid.consumption": {**CRUD["prepaid.consumption"], "portal": "r"},
+}
+PORTAL_ADDON_METHODS = {
+    ("prepaid.account", "action_generate_portal_code"): OPS,
+    ("prepaid.account", "action_print_portal_label"): OPS,
+    ("prepaid.account", "action_view_portal_bindings"): (*OPS, "portal"),  # navigation: no data
+    ("prepaid.portal.binding", "action_revoke"): OPS,
+    ("prepaid.portal.binding", "create"): NOBODY,
+    ("prepaid.portal.binding", "write"): NOBODY,
+    ("prepaid.portal.invitation", "create"): NOBODY,
+    ("prepaid.portal.invitation", "write"): NOBODY,
+    # Navigation to what the tenant reads anyway (a window action, no data). The receipts' report actions stay
+    # the staff's: the portal serves the tenant's receipts by its own route.
+    ("prepaid.topup", "action_view_invoice"): (*OPS, "accountant", "portal"),
+    ("prepaid.meter", "action_view_comm_log"): (*OPS, "portal"),
+    ("prepaid.meter", "action_view_commands"): (*OPS, "portal"),
+    ("prepaid.meter", "action_view_readings"): (*OPS, "portal"),
+    ("prepaid.meter", "action_view_replacements"): (*OPS, "portal"),
+}
+PORTAL_ADDON_PROTECTED = {
+    "prepaid.account": [{"portal_code": "12345678"}, {"portal_code_locked": False}, {"portal_code_failures": 0}],
+    "prepaid.portal.binding": [{"state": "active"}, {"user_id": 1}, {"role": "holder"}, {"account_id": 1}],
+}
+
 # Context keys an RPC caller may send, hoping to switch a check off.
 HOSTILE_CONTEXT = {
     "prepaid_account_internal_write": True,
@@ -235,6 +268,13 @@ class TestAuthorisationMatrix(BillingCommon):
             "public": env.ref("base.public_user"),
         }
         cls.users["public"].sudo().company_ids |= cls.company
+        cls.crud, cls.methods, cls.protected = dict(CRUD), dict(METHODS), dict(PROTECTED_WRITES)
+        cls.has_portal = "prepaid.portal.binding" in env.registry
+        if cls.has_portal:
+            cls.crud.update(PORTAL_ADDON_CRUD)
+            cls.methods.update(PORTAL_ADDON_METHODS)
+            for model, writes in PORTAL_ADDON_PROTECTED.items():
+                cls.protected[model] = [*cls.protected.get(model, []), *writes]
         cls.account_1.portal_partner_ids = [Command.link(cls.users["portal"].partner_id.id)]
         cls.post(cls, cls.account_1, 100.0, "mx:opening", kind="opening")
         cls.gateway = env["prepaid.gateway"].create(
@@ -308,6 +348,20 @@ class TestAuthorisationMatrix(BillingCommon):
         cls.period = env["prepaid.tariff.period"].create(
             {"tariff_id": cls.tariff_flat.id, "start": 0.0, "band": "flat"}
         )
+        cls.portal_records = {}
+        if cls.has_portal:
+            binding = env["prepaid.portal.binding"]._bind(
+                cls.account_1.sudo(), cls.users["portal"], "holder", "staff"
+            )
+            cls.portal_records = {
+                "prepaid.portal.binding": binding,
+                "prepaid.portal.invitation": env["prepaid.portal.invitation"]._invite(
+                    cls.account_1, cls.users["portal"]
+                ),
+                "prepaid.portal.attempt": env["prepaid.portal.attempt"]
+                .sudo()
+                .create([{"user_id": cls.users["portal"].id, "account_number": "x", "account_id": cls.account_1.id}]),
+            }
         cls.wizards = {
             "prepaid.topup.wizard": env["prepaid.topup.wizard"].create(
                 {"account_id": cls.account_1.id, "amount": 1.0, "journal_id": cls.cash_journal.id}
@@ -352,6 +406,7 @@ class TestAuthorisationMatrix(BillingCommon):
                 [("meter_id", "=", self.meter_1.id)], limit=1
             ),
             **self.wizards,
+            **self.portal_records,
         }
         record = records[model]
         self.assertTrue(record, f"no fixture record of {model}")
@@ -386,6 +441,9 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.reverse.wizard": {"reason": "mx2"},
             "prepaid.refund.wizard": {"reason": "mx2"},
             "prepaid.sitemap.import": {"site_text": "{}"},
+            "prepaid.portal.binding": {"revoked_date": "2026-01-01 00:00:00"},
+            "prepaid.portal.invitation": {"expires": "2030-01-01 00:00:00"},
+            "prepaid.portal.attempt": {"success": True},
         }[model]
 
     def create_vals(self, model):
@@ -436,6 +494,13 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.reverse.wizard": {"account_id": self.account_1.id, "reason": "x"},
             "prepaid.refund.wizard": {"account_id": self.account_1.id, "reason": "x"},
             "prepaid.sitemap.import": {},
+            "prepaid.portal.binding": {
+                "account_id": self.account_2.id,
+                "user_id": self.users["portal"].id,
+                "via": "code",
+            },
+            "prepaid.portal.invitation": {"account_id": self.account_2.id, "token": "x", "expires": "2030-01-01"},
+            "prepaid.portal.attempt": {"account_number": "x"},
         }[model]
 
     # ------------------------------------------------------------------ RPC
@@ -491,14 +556,14 @@ class TestAuthorisationMatrix(BillingCommon):
 
     def test_every_model_and_public_method_has_decided_callers(self):
         models = self.suite_models()
-        undecided = [m for m in models if m not in CRUD and m not in NOT_RECORDS]
+        undecided = [m for m in models if m not in self.crud and m not in NOT_RECORDS]
         self.assertFalse(undecided, "models without a row in the authorisation matrix")
         missing = [
             (model, method)
             for model in models
-            if model in CRUD
+            if model in self.crud
             for method in self.public_methods(model)
-            if (model, method) not in METHODS
+            if (model, method) not in self.methods
         ]
         self.assertFalse(missing, "public methods without decided callers in the authorisation matrix")
         for name in NOT_RECORDS:
@@ -511,7 +576,7 @@ class TestAuthorisationMatrix(BillingCommon):
 
     def test_read_write_create_unlink_per_group(self):
         failures = []
-        for model, rights in CRUD.items():
+        for model, rights in self.crud.items():
             record = self.record_of(model)
             for group in GROUPS:
                 allowed = rights.get(group, "")
@@ -535,7 +600,7 @@ class TestAuthorisationMatrix(BillingCommon):
 
     def test_public_methods_per_group(self):
         failures = []
-        for (model, method), allowed in METHODS.items():
+        for (model, method), allowed in self.methods.items():
             if method in ("create", "write"):
                 continue  # the CRUD table and the protected writes below cover them
             if method in MODEL_METHODS:
@@ -562,7 +627,7 @@ class TestAuthorisationMatrix(BillingCommon):
     def test_protected_state_is_refused_to_every_group_even_with_injected_context(self):
         balance = self.account_1.balance
         failures = []
-        for model, writes in PROTECTED_WRITES.items():
+        for model, writes in self.protected.items():
             record = self.record_of(model)
             for vals in writes:
                 for group in ("op_one", "op_all", "manager", "accountant", "portal"):

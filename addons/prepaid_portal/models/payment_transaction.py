@@ -19,7 +19,7 @@ class PaymentTransaction(models.Model):
         - the transactions' rows are locked first: a second post-processing of the same transaction waits,
           then fails with a serialization error (Odoo's REPEATABLE READ) and is retried or dropped by its
           caller, so one payment is created and the paid hook credits the ledger once (its idempotency key
-          is UNIQUE anyway);
+          is UNIQUE anyway); a transaction found post-processed once the lock is taken is skipped;
         - a top-up cancelled after an error whose transaction the provider then confirms is invoiced again,
           so the money received is credited;
         - a cancelled or failed transaction cancels its top-up and invoice unless another transaction may
@@ -31,6 +31,11 @@ class PaymentTransaction(models.Model):
             SQL("SELECT id FROM payment_transaction WHERE id IN %s FOR UPDATE", tuple(self.ids))
         )
         self.invalidate_recordset()
+        # What another post-processing finished while this one waited for the lock is left alone: running it
+        # again would only repeat its messages (and its writes would make the next waiter fail again).
+        if all(tx.is_post_processed for tx in self):
+            return None
+        self = self.filtered(lambda tx: not tx.is_post_processed)  # noqa: PLW0642
         done_invoices = self.filtered(lambda tx: tx.state == "done").invoice_ids
         topups.filtered(lambda t: t.state == "cancelled" and t.invoice_id in done_invoices)._prepaid_portal_revive()
         result = super()._post_process()

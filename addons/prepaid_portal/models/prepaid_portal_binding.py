@@ -31,7 +31,16 @@ class PrepaidPortalBinding(models.Model):
     _description = "Prepaid Portal Binding"
     _inherit = ["prepaid.guard.mixin"]
     _prepaid_internal_create = True
-    _prepaid_protected_fields = ("account_id", "user_id", "role", "via", "state", "invited_by_id")
+    _prepaid_protected_fields = (
+        "account_id",
+        "user_id",
+        "role",
+        "via",
+        "state",
+        "invited_by_id",
+        "revoked_by_id",
+        "revoked_date",
+    )
     _order = "state, create_date desc, id desc"
     _rec_name = "user_id"
 

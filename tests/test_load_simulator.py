@@ -301,3 +301,68 @@ def test_a_garbled_load_entry_is_refused():
     data["meters"][ELECTRIC]["load"]["malicious_mode"] = 7
     with pytest.raises(StateError, match="malicious_mode"):
         load_state(Site(default_site(latency=0, instant=True, start=START)), data)
+
+
+def test_alarm_mode_records_the_kettle_without_tripping_and_a_balance_trip_records_its_reason():
+    async def scenario(b: Bench):
+        await b.write(
+            profile_parameters(dataclasses.replace(PROFILE, malicious_mode=MaliciousMode.ALARM), POLICY)
+        )
+        await b.op("appliance_on", address=ELECTRIC, appliance="kettle")
+        alarmed = (await b.poll()).supply, await b.read("trip_reason", "event_1")
+        b.site.meter(ELECTRIC).set_balance(Decimal("0.05"))
+        b.advance(600)  # a few hundredths of a kWh at 1.2-0.3 yuan: the balance runs out
+        return alarmed, (await b.poll()).supply, await b.read("trip_reason", "event_count")
+
+    (supply, alarm), after, records = run(bench(scenario))
+    assert supply is Supply.ON
+    assert alarm["trip_reason"] is TripReason.NONE and alarm["event_1"].reason is TripReason.MALICIOUS_LOAD
+    assert after is Supply.OFF
+    assert records == {"trip_reason": TripReason.BALANCE, "event_count": 2}
+
+
+def test_more_current_than_the_meter_passes_trips_it_for_over_current():
+    site = Site(default_site(latency=0, instant=True, start=START))
+    site.clock.freeze()
+    meter = site.meter(ELECTRIC)  # 60 A at 220 V
+    heaters = ("kettle", "oil_heater", "electric_heater", "induction_hob", "electric_oven", "iron", "hot_pot")
+    for code in (*heaters, "hair_dryer", "toaster", "electric_cooker", "immersion_heater", "microwave_oven"):
+        meter.appliance_on(code)
+    assert meter.relay_open and meter.lc.trip_reason == TripReason.OVER_CURRENT
+    assert meter.lc.events[0][2] > 13_200
+
+
+def test_a_modbus_meter_takes_its_load_parameters_at_the_maps_registers_and_trips_for_a_kettle():
+    from prepaid_engine.load.params import decode_parameter, encode_parameter, parameter_spec
+
+    site = Site(default_site(latency=0, instant=True, start=START))
+    site.clock.freeze()
+    meter = site.meter("sim-mb-1/1/1")  # Acrel DDSY1352
+    model = meter.model
+
+    def write(name, value):
+        spec = parameter_spec(model, name)
+        words = encode_parameter(model, name, value)
+        pdu = bytes((16,)) + spec.register.address.to_bytes(2, "big") + len(words).to_bytes(2, "big")
+        pdu += bytes((2 * len(words),)) + b"".join(w.to_bytes(2, "big") for w in words)
+        return meter.handle_pdu(pdu)
+
+    def read(name):
+        spec = parameter_spec(model, name)
+        r = spec.register
+        reply, _, _ = meter.handle_pdu(
+            bytes((3,)) + r.address.to_bytes(2, "big") + r.count.to_bytes(2, "big")
+        )
+        words = tuple(int.from_bytes(reply[2 + 2 * i : 4 + 2 * i], "big") for i in range(r.count))
+        return decode_parameter(model, name, words)
+
+    for name, value in profile_parameters(PROFILE, POLICY).items():
+        reply, _, error = write(name, value)
+        assert error == (), (name, reply)
+    assert read("malicious_mode") is MaliciousMode.TRIP and read("range_1_high") == Decimal(6)
+    assert write("trip_reason", TripReason.REMOTE)[2] == ("illegal_data_address",)  # read-only
+    assert write("pf_threshold", Decimal("0"))[2] == ("illegal_data_value",)
+    meter.appliance_on("kettle")
+    assert meter.relay_open
+    assert read("trip_reason") is TripReason.MALICIOUS_LOAD and read("event_count") == 1
+    assert read("restores_today") == 1

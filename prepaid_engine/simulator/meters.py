@@ -42,8 +42,9 @@ Choices where real meters differ (all documented in the report and the tests):
   over-current trip the meter with a reason, recorded as events with automatic restore after a delay and a
   daily count. DL/T 645-2007 meters read and write the settings, the trip reason and the event records at
   the identifiers of :data:`prepaid_engine.load.params.DLT645_IDENTIFIERS` (all uncertain); Modbus meters
-  take them only through the simulator (the maps' parameter registers are not served). A plain trip (1A)
-  cancels a pending automatic restore.
+  serve their model's parameter registers (FC3 reads, FC6/FC16 writes of whole parameters; read-only ones
+  and partial writes are exception 02, values they cannot take 03), event records excepted. A plain trip
+  (1A) cancels a pending automatic restore.
 """
 
 from __future__ import annotations
@@ -653,8 +654,17 @@ class SimMeter:
                 lc.record(self._meter_ms(t), TripReason.OVER_POWER, total)
         capacity = self.model.capacity
         if capacity is not None and capacity.max_current is not None and capacity.voltage is not None:
-            limit_w = capacity.max_current * capacity.voltage * self.ct_ratio
-            if total > limit_w:
+            # current = apparent power / voltage: compare S (VA) with Imax x V (x CT ratio)
+            slot = t // SLOT_MS
+            base = self.load.slot(slot)[0]
+            pf = self.load.pf_milli
+            q = base * isqrt((1_000_000 - pf * pf) * 1_000_000) // pf + sum(
+                a.reactive_milli for a in lc.on_at(t)
+            )
+            apparent_milli = isqrt(total * total * 1_000_000 + q * q)
+            volts = Decimal(self.load.voltage_deci(slot)).scaleb(-1)
+            amps = Decimal(apparent_milli).scaleb(-3) / volts
+            if amps > capacity.max_current * self.ct_ratio:
                 self._load_trip(t, TripReason.OVER_CURRENT, total)
 
     def _load_trip(self, t: int, reason: TripReason, total_w: int) -> None:
@@ -814,6 +824,22 @@ class ModbusMeter(SimMeter):
             ends[f.table] = max(ends.get(f.table, 0), f.address + f.count)
         for _, write in model.writes:
             ends["holding"] = max(ends.get("holding", 0), write.address + len(write.values))
+        # load-control parameter registers (prepaid_engine.load.params; the shipped Acrel maps' are ours)
+        from ..load.params import model_parameters
+
+        self.param_registers = {
+            spec.name: spec
+            for spec in model_parameters(model)
+            if spec.register is not None and self.lc is not None
+        }
+        self.param_words = {
+            (spec.register.table, spec.register.address + i): spec
+            for spec in self.param_registers.values()
+            for i in range(spec.register.count)
+        }
+        for spec in self.param_registers.values():
+            r = spec.register
+            ends[r.table] = max(ends.get(r.table, 0), r.address + r.count)
         self.space = {table: -(-end // 0x100) * 0x100 for table, end in ends.items()}
         self.command_addresses = frozenset(
             a for _, w in model.writes for a in range(w.address, w.address + len(w.values))
@@ -841,8 +867,22 @@ class ModbusMeter(SimMeter):
         return values
 
     def image(self) -> dict[str, dict[int, int]]:
-        """{table: {address: word}} of the truth now (registers truncate to their resolution)."""
-        return self._modbus.encode_tables(self.model, self.values(), self.ct_ratio, exact=False)
+        """{table: {address: word}} of the truth now (registers truncate to their resolution), with the
+        load-control parameter registers."""
+        tables = self._modbus.encode_tables(self.model, self.values(), self.ct_ratio, exact=False)
+        if self.param_registers:
+            from ..load.params import encode_parameter
+
+            for name, spec in self.param_registers.items():
+                r = spec.register
+                try:
+                    words = encode_parameter(self.model, name, load_parameter(self, name))
+                except ConfigError:  # more than the register holds: it shows its largest value
+                    words = (0xFFFF,) * r.count
+                table = tables.setdefault(r.table, {})
+                for i, word in enumerate(words):
+                    table[r.address + i] = word
+        return tables
 
     def handle_pdu(self, pdu: bytes) -> tuple[bytes, Mapping[str, object], tuple[str, ...]]:
         """(reply PDU, values said, error names) for one request PDU."""
@@ -892,6 +932,8 @@ class ModbusMeter(SimMeter):
         return modbus.decode(self.model, {block: words}, self.ct_ratio, names=names)
 
     def _write(self, address: int, values: tuple[int, ...]) -> int:
+        if self.param_words and ("holding", address) in self.param_words:
+            return self._write_parameters(address, values)
         found = self._modbus.command_for_write(self.model, address, values)
         if found is None:
             return ILLEGAL_VALUE if address in self.command_addresses else ILLEGAL_ADDRESS
@@ -900,6 +942,36 @@ class ModbusMeter(SimMeter):
         except ConfigError:  # a command this meter cannot carry out (a valve on an electricity meter)
             return ILLEGAL_VALUE
         return ILLEGAL_VALUE if error else 0
+
+    def _write_parameters(self, address: int, values: tuple[int, ...]) -> int:
+        """A write of whole load-control parameter registers (each from its first word; read-only ones and
+        partial ones are exception 02, values they cannot take 03); nothing changes unless all fit."""
+        from ..errors import FrameError
+        from ..load.params import decode_parameter
+
+        decoded = []
+        offset = 0
+        while offset < len(values):
+            spec = self.param_words.get(("holding", address + offset))
+            if spec is None or spec.access != "rw" or spec.register.address != address + offset:
+                return ILLEGAL_ADDRESS
+            count = spec.register.count
+            if offset + count > len(values):
+                return ILLEGAL_ADDRESS
+            try:
+                decoded.append(
+                    (spec.name, decode_parameter(self.model, spec.name, values[offset : offset + count]))
+                )
+            except (FrameError, ConfigError, ValueError):
+                return ILLEGAL_VALUE
+            offset += count
+        try:
+            checked = [(name, _load_value_check(name, value)) for name, value in decoded]
+        except (ConfigError, ValueError):
+            return ILLEGAL_VALUE
+        for name, value in checked:
+            set_load_parameter(self, name, value)
+        return 0
 
     @staticmethod
     def _exception(fc: int, code: int) -> tuple[bytes, Mapping[str, object], tuple[str, ...]]:
@@ -1075,6 +1147,73 @@ def _load_readers() -> dict[str, object]:
     for n in range(EVENTS):
         table[ids[f"event_{n + 1}"]] = (lambda i: lambda m, s: _event_digits(m, i))(n)
     return table
+
+
+def load_parameter(meter: SimMeter, name: str):
+    """The value of load-control parameter ``name`` (:data:`prepaid_engine.load.params.PARAMETERS`) now."""
+    from ..load.classify import LimitMode, MaliciousMode
+
+    lc = meter.lc
+    if name.startswith("range_"):
+        n, end = name[6:].split("_")
+        return _kw_of(lc.ranges[2 * (int(n) - 1) + (end == "high")])
+    if name.startswith("event_") and name != "event_count":
+        return None  # event records are read over DL/T 645 only
+    values = {
+        "power_limit": lambda: _kw_of(lc.limit_w),
+        "power_limit_mode": lambda: (LimitMode.ALARM, LimitMode.TRIP)[lc.limit_mode],
+        "malicious_mode": lambda: (MaliciousMode.OFF, MaliciousMode.ALARM, MaliciousMode.TRIP)[
+            lc.malicious_mode
+        ],
+        "pf_threshold": lambda: Decimal(lc.pf_milli).scaleb(-3),
+        "restore_delay": lambda: lc.restore_delay_s,
+        "restore_count": lambda: lc.restore_max,
+        "trip_reason": lambda: TripReason(lc.trip_reason),
+        "restores_today": lambda: lc.restores_on(meter.env.calendar.local(meter.now_ms()).toordinal()),
+        "event_count": lambda: lc.event_count % (1 << 32),
+    }
+    return values[name]()
+
+
+def _load_value_check(name: str, value):
+    """``value`` as the simulated meter stores it (W, codes, milli), or ConfigError."""
+    from ..load.classify import LimitMode, MaliciousMode
+
+    if name == "power_limit" or name.startswith("range_"):
+        return _watts(value)
+    if name == "power_limit_mode":
+        return (LimitMode.ALARM, LimitMode.TRIP).index(value)
+    if name == "malicious_mode":
+        return (MaliciousMode.OFF, MaliciousMode.ALARM, MaliciousMode.TRIP).index(value)
+    if name == "pf_threshold":
+        milli = Decimal(value) * 1000
+        if not 0 < milli <= 1000 or milli != milli.to_integral_value():
+            raise ConfigError(f"a PF threshold is within 0 < t <= 1 in 0.001, not {value}")
+        return int(milli)
+    if name in ("restore_delay", "restore_count"):
+        return int(value)
+    raise ConfigError(f"parameter {name} is read-only")
+
+
+_LOAD_ATTRIBUTES = {
+    "power_limit": "limit_w",
+    "power_limit_mode": "limit_mode",
+    "malicious_mode": "malicious_mode",
+    "pf_threshold": "pf_milli",
+    "restore_delay": "restore_delay_s",
+    "restore_count": "restore_max",
+}
+
+
+def set_load_parameter(meter: SimMeter, name: str, stored) -> None:
+    """Set load-control parameter ``name`` to ``stored`` (:func:`_load_value_check`'s form)."""
+    meter.advance()
+    if name.startswith("range_"):
+        n, end = name[6:].split("_")
+        meter.lc.ranges[2 * (int(n) - 1) + (end == "high")] = stored
+    else:
+        setattr(meter.lc, _LOAD_ATTRIBUTES[name], stored)
+    meter._instant_cache = None
 
 
 def _watts(value: Decimal) -> int:

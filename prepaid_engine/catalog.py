@@ -5,7 +5,10 @@ Each built-in model is one JSON file in ``prepaid_engine/data/models/`` named af
 JSON in a data record and staff can add models without code. Uncertain register addresses and identifiers
 are marked in each model's ``options`` (``uncertain``, ``notes``, ``source``). Each built-in model also says
 what it can pass at most (``capacity``: maximum current, nominal voltage and phases, or maximum flow), which
-:mod:`prepaid_engine.plausibility` judges readings against.
+:mod:`prepaid_engine.plausibility` judges readings against. Electricity models may locate their load-control
+parameters (``parameters``: power limit, malicious-load rule, automatic restore, trip reason, event records;
+:mod:`prepaid_engine.load.params`), each marked ``uncertain`` where no public document confirms it; a model
+without them loads as before.
 
     from prepaid_engine.catalog import builtin_models, get_model, load_models
     model = get_model("acrel_ddsy1352")
@@ -71,6 +74,10 @@ def validate_model(model: MeterModel) -> MeterModel:
         except ConfigError as exc:
             raise ConfigError(f"model {model.code}: {exc}", kind=exc.kind, **exc.params) from exc
     validate_register_map(model)
+    if model.parameters:
+        from .load.params import validate_parameters
+
+        validate_parameters(model)
     return model
 
 

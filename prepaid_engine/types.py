@@ -227,6 +227,72 @@ class Capacity:
 
 
 @dataclass(frozen=True, slots=True)
+class ParameterSpec:
+    """Where a model keeps one settable or readable parameter (load control: power limit, malicious-load
+    rule, automatic restore, trip reason, event records; names in :mod:`prepaid_engine.load.params`).
+
+    DL/T 645: ``di``, whose format (length, decimals, unit) is the DI table's. Modbus: ``register`` (a
+    :class:`RegisterField` whose ``name`` is the parameter's; engineering value = raw x scale). ``access``
+    is ``"rw"`` or ``"r"``; ``uncertain`` marks a location no public document confirms, and ``note`` says
+    where it comes from.
+    """
+
+    name: str
+    di: str = ""
+    register: RegisterField | None = None
+    unit: str = ""
+    access: str = "rw"
+    uncertain: bool = False
+    note: str = ""
+
+    def to_dict(self) -> dict:
+        data: dict = {"name": self.name}
+        if self.di:
+            data["di"] = self.di
+        if self.register is not None:
+            r = self.register
+            data.update(
+                address=r.address,
+                count=r.count,
+                datatype=r.datatype,
+                scale=str(r.scale),
+                word_order=r.word_order,
+                table=r.table,
+            )
+        data.update(unit=self.unit, access=self.access, uncertain=self.uncertain)
+        if self.note:
+            data["note"] = self.note
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ParameterSpec:
+        name = str(data["name"])
+        register = None
+        if "address" in data:
+            register = RegisterField(
+                name=name,
+                address=int(data["address"]),
+                count=int(data.get("count", 1)),
+                datatype=str(data.get("datatype", "uint16")),
+                scale=Decimal(str(data.get("scale", "1"))),
+                word_order=str(data.get("word_order", "big")),
+                table=str(data.get("table", "holding")),
+            )
+        uncertain = data.get("uncertain", False)
+        if not isinstance(uncertain, bool):
+            raise ConfigError(f"parameter {name}: uncertain is true or false, not {uncertain!r}")
+        return cls(
+            name=name,
+            di=str(data.get("di", "")).upper(),
+            register=register,
+            unit=str(data.get("unit", "")),
+            access=str(data.get("access", "rw")),
+            uncertain=uncertain,
+            note=str(data.get("note", "")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class MeterModel:
     """A meter model as data: what to read each cycle and how to command it.
 
@@ -236,6 +302,8 @@ class MeterModel:
     strings: CJ/T 188 ``meter_type`` ("10" cold water) and ``di_order`` ("msb" or "lsb"), DL/T 645
     ``password_level``/``password``/``operator``. ``capacity`` is what the model can pass at most (see
     :class:`Capacity`); ``None`` for a model that does not say, judged by its utility's default.
+    ``parameters`` locate its load-control parameters (:class:`ParameterSpec`); older model documents
+    without them still load.
     """
 
     code: str
@@ -247,12 +315,19 @@ class MeterModel:
     writes: tuple[tuple[CommandKind, RegisterWrite], ...] = ()
     options: tuple[tuple[str, str], ...] = ()
     capacity: Capacity | None = None
+    parameters: tuple[ParameterSpec, ...] = ()  # load-control parameters (absent from the JSON when none)
 
     def option(self, name: str, default: str = "") -> str:
         return dict(self.options).get(name, default)
 
     def write_for(self, kind: CommandKind) -> RegisterWrite | None:
         return dict(self.writes).get(kind)
+
+    def parameter(self, name: str) -> ParameterSpec | None:
+        for spec in self.parameters:
+            if spec.name == name:
+                return spec
+        return None
 
     def to_dict(self) -> dict:
         data = {
@@ -280,6 +355,8 @@ class MeterModel:
         }
         if self.capacity is not None:
             data["capacity"] = self.capacity.to_dict()
+        if self.parameters:
+            data["parameters"] = [p.to_dict() for p in self.parameters]
         return data
 
     def to_json(self) -> str:
@@ -312,6 +389,7 @@ class MeterModel:
                 ),
                 options=tuple(sorted((str(k), str(v)) for k, v in dict(data.get("options", {})).items())),
                 capacity=None if data.get("capacity") is None else Capacity.from_dict(data["capacity"]),
+                parameters=tuple(ParameterSpec.from_dict(p) for p in data.get("parameters") or ()),
             )
         except ConfigError:
             raise

@@ -188,11 +188,50 @@ def _build_table() -> dict[str, DataItem]:
             uncertain=True,
         )
     )
+    items += _load_control_items()
     table = {item.di: item for item in items}
     for item in items:  # a block's nominal length is the sum of its members'
         if item.kind is Kind.BLOCK:
             table[item.di] = replace(item, length=sum(table[m].length for m in item.members))
     return table
+
+
+# Load-control identifiers (power limit, malicious-load rule, automatic restore, trip reason, load event
+# records). 04000E01 is the forward active power upper limit of DL/T 645-2007's parameter table as vendor
+# tables reproduce it (not checked against the standard's text here); everything in 04A1xxxx is OUR choice
+# in a range no public document assigns: vendors that detect malicious loads use their own identifiers,
+# which a model maps by its ``parameters`` (prepaid_engine.load.params). All are marked uncertain.
+LOAD_RANGES = 6  # controlled power ranges a meter holds
+LOAD_EVENTS = 10  # load event records a meter keeps (1 = the latest)
+EVENT_RECORD_DIGITS = 20  # PPPPPP RR YYMMDDhhmmss: power XX.XXXX kW, trip reason, meter wall-clock time
+
+
+def _load_control_items() -> list[DataItem]:
+    def item(di: str, name: str, length: int, decimals: int = 0, unit: str = "", kind: Kind = Kind.NUMBER):
+        return DataItem(di, name, length, decimals, False, unit, None, kind, uncertain=True)
+
+    items = [
+        item("04000E01", "forward active power upper limit", 3, 4, "kW"),
+        item("04A10001", "power limit mode (0 alarm, 1 trip)", 1, kind=Kind.COUNT),
+        item("04A10002", "malicious-load mode (0 off, 1 alarm, 2 trip)", 1, kind=Kind.COUNT),
+        item("04A10003", "malicious-load power factor threshold", 2, 3),
+        item("04A10004", "automatic restore delay", 2, unit="s", kind=Kind.COUNT),
+        item("04A10005", "automatic restores per day", 1, kind=Kind.COUNT),
+        item("04A10010", "last trip reason", 1, kind=Kind.COUNT),
+        item("04A10011", "automatic restores today", 1, kind=Kind.COUNT),
+        item("04A11000", "load event count", 3, kind=Kind.COUNT),
+    ]
+    for n in range(1, LOAD_RANGES + 1):
+        items.append(item(f"04A101{n:02X}", f"controlled power range {n} low", 3, 4, "kW"))
+        items.append(item(f"04A102{n:02X}", f"controlled power range {n} high", 3, 4, "kW"))
+    # An event record is 10 BCD bytes; as a digit string (most significant first) PPPPPP RR YYMMDDhhmmss,
+    # i.e. on the wire ss mm hh DD MM YY (as 04000101/02 send them), the reason byte, then the power least
+    # significant byte first. All zeros: an empty slot.
+    items += [
+        item(f"04A110{n:02X}", f"load event record {n}", EVENT_RECORD_DIGITS // 2, kind=Kind.DIGITS)
+        for n in range(1, LOAD_EVENTS + 1)
+    ]
+    return items
 
 
 DI_TABLE: dict[str, DataItem] = _build_table()

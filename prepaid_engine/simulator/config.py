@@ -9,7 +9,8 @@ JSON file format: exactly the site map (:mod:`prepaid_engine.sitemap`), where ea
 reply, 0-4), ``dead`` (never answers), ``billing`` (meter-side balance and self-trip at zero), ``latency``
 (seconds, this meter's answer delay), ``balance`` and ``total`` (starting values, decimal strings), ``lacks``
 (identifiers of its model it answers "no such data" for: DL/T 645 / CJ/T 188 data identifiers, Modbus register
-field names) and ``clock_offset`` (seconds its own clock runs ahead of simulated time; negative: behind), and
+field names), ``clock_offset`` (seconds its own clock runs ahead of simulated time; negative: behind) and
+``appliances`` (appliance catalogue codes its tenants switch on and off, :mod:`.loadctl`), and
 each gateway may carry ``dead``; plus a top-level ``"simulator"`` object with any of the :class:`SiteConfig`
 settings: ``latency`` (seconds), ``jitter``, ``instant``, ``speed``, ``start`` (ISO 8601 with offset),
 ``timezone``, ``meter_timezone``, ``faults`` (:class:`FaultRates` as an object), ``master_key`` (hex),
@@ -87,6 +88,7 @@ class MeterConfig:
     total: Decimal | None = None  # starting total register; None = drawn from the seed
     lacks: tuple[str, ...] = ()  # identifiers answered "no such data" (DIs; Modbus: register field names)
     clock_offset: float = 0.0  # seconds the meter's own clock is ahead of simulated time (drift)
+    appliances: tuple[str, ...] = ()  # catalogue codes its tenants switch on a seeded schedule (.loadctl)
 
     def __post_init__(self) -> None:
         if not self.meter_number:
@@ -455,6 +457,7 @@ def _meter_config(data: Mapping, transport: Transport) -> MeterConfig:
         total=_decimal(data.get("total"), "total"),
         lacks=tuple(str(name) for name in data.get("lacks") or ()),
         clock_offset=float(data.get("clock_offset") or 0.0),
+        appliances=tuple(str(code) for code in data.get("appliances") or ()),
     )
 
 
@@ -602,6 +605,8 @@ def _meter_extras(m: MeterConfig) -> dict:
         extras["lacks"] = list(m.lacks)
     if m.clock_offset:
         extras["clock_offset"] = m.clock_offset
+    if m.appliances:
+        extras["appliances"] = list(m.appliances)
     return extras
 
 
@@ -647,3 +652,12 @@ def _check_config(config: SiteConfig) -> None:
                 raise ConfigError(f"meter {meter.address}: preamble must be 0..4")
             if meter.ct_ratio < 1:
                 raise ConfigError(f"meter {meter.address}: ct_ratio must be >= 1")
+            if meter.appliances:
+                from ..load.appliances import builtin_appliances
+
+                unknown = set(meter.appliances) - set(builtin_appliances())
+                if unknown or meter.utility == Utility.WATER:
+                    raise ConfigError(
+                        f"meter {meter.address}: appliances are catalogue codes on an electricity meter"
+                        f" ({', '.join(sorted(unknown)) or 'water meter'})"
+                    )

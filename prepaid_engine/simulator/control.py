@@ -9,6 +9,11 @@ gets one JSON object per line back, in order::
     {"op": "revive_gateway", "gateway": "sim-tg-1"}
     {"op": "meter", "address": "000000001101"}   -> its truth: relay, valve, supply, balance, purchase count,
                                                     total (and bands), dead, keep power
+    {"op": "appliance_on", "address": "000000001101", "appliance": "kettle"}   -> a tenant switches it on
+                                                    now (until appliance_off); the meter judges the step
+    {"op": "appliance_off", "address": "000000001101", "appliance": "kettle"}
+    {"op": "load", "address": "000000001101"}    -> its load control: appliances on, power, settings,
+                                                    trip reason, restores today, pending restore, events
     {"op": "save_state"}                          -> the state file written now (needs --state)
     {"op": "status"}                              -> simulated time, counters, meters, gateways, state file
 
@@ -33,10 +38,12 @@ import socket
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, EngineError
 from .clock import from_ms
+from .profile import SLOT_MS
 
 if TYPE_CHECKING:
     from .site import Site
@@ -189,6 +196,22 @@ class ControlServer:
         key, meter = self._meter(request)
         return {"key": key, **meter_truth(meter)}
 
+    async def _appliance_on(self, request: dict) -> dict:
+        key, meter = self._meter(request)
+        meter.appliance_on(_text(request, "appliance"))
+        return {"key": key, **load_truth(meter)}
+
+    async def _appliance_off(self, request: dict) -> dict:
+        key, meter = self._meter(request)
+        code = _text(request, "appliance")
+        if not meter.appliance_off(code):
+            raise _Refused(f"appliance {code!r} was not switched on through the control on {key}")
+        return {"key": key, **load_truth(meter)}
+
+    async def _load(self, request: dict) -> dict:
+        key, meter = self._meter(request)
+        return {"key": key, **load_truth(meter)}
+
     async def _save_state(self, request: dict) -> dict:
         if self.state_file is None:
             raise _Refused("the simulator runs without --state: nothing to save to")
@@ -221,6 +244,9 @@ OPS: dict[str, Callable[[ControlServer, dict], Awaitable[dict]]] = {
     "kill_gateway": ControlServer._kill_gateway,
     "revive_gateway": ControlServer._revive_gateway,
     "meter": ControlServer._meter_truth,
+    "appliance_on": ControlServer._appliance_on,
+    "appliance_off": ControlServer._appliance_off,
+    "load": ControlServer._load,
     "save_state": ControlServer._save_state,
     "status": ControlServer._status,
 }
@@ -251,6 +277,42 @@ def meter_truth(meter) -> dict[str, Any]:
         "balance": str(meter.balance),
         "purchase_count": meter.purchase_count,
         "simulated_at": meter.now().isoformat(),
+    }
+
+
+def load_truth(meter) -> dict[str, Any]:
+    """A meter's load control now as JSON values (see :mod:`.loadctl`); refused for a water meter."""
+    from ..load.params import TripReason
+
+    lc = meter.lc
+    if lc is None:
+        raise _Refused(f"meter {meter.address} is a water meter: it has no load control")
+    meter.advance()
+    now = meter.now_ms()
+    on = lc.on_at(now) if not meter.relay_open else ()
+    return {
+        "supply": str(meter.supply),
+        "appliances_on": [a.code for a in lc.on_at(now)],
+        "forced": list(lc.forced),
+        "power_w": sum(a.power_w for a in on)
+        + (meter.load.slot(now // SLOT_MS)[0] if not meter.relay_open else 0),
+        "settings": {
+            "limit_w": lc.limit_w,
+            "limit_mode": lc.limit_mode,
+            "malicious_mode": lc.malicious_mode,
+            "pf_threshold": str(Decimal(lc.pf_milli).scaleb(-3)),
+            "ranges_w": [[lc.ranges[2 * n], lc.ranges[2 * n + 1]] for n in range(len(lc.ranges) // 2)],
+            "restore_delay_s": lc.restore_delay_s,
+            "restore_max": lc.restore_max,
+        },
+        "trip_reason": TripReason(lc.trip_reason).name.lower(),
+        "restores_today": lc.restores_on(meter.env.calendar.local(now).toordinal()),
+        "restore_at": None if meter.restore_at >= 1 << 62 else from_ms(meter.restore_at).isoformat(),
+        "event_count": lc.event_count,
+        "events": [
+            {"meter_time_ms": ms, "reason": TripReason(reason).name.lower(), "power_w": power}
+            for ms, reason, power in lc.events
+        ],
     }
 
 

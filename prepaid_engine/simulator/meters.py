@@ -37,6 +37,14 @@ Choices where real meters differ (all documented in the report and the tests):
   a real meter without them does: DL/T 645 ERR bit 1 (e.g. no block ``0001FF00`` while its single energy
   identifiers answer), a CJ/T 188 abnormal reply, Modbus exception 02 for any read that touches the named
   register fields. ``clock_offset`` starts the meter's own clock that many seconds off simulated time.
+* Load control (electricity, :mod:`.loadctl`): tenants' appliances on a seeded schedule or forced through
+  the control channel add their power to the profile's; the power limit, the malicious-load rule and
+  over-current trip the meter with a reason, recorded as events with automatic restore after a delay and a
+  daily count. DL/T 645-2007 meters read and write the settings, the trip reason and the event records at
+  the identifiers of :data:`prepaid_engine.load.params.DLT645_IDENTIFIERS` (all uncertain); Modbus meters
+  serve their model's parameter registers (FC3 reads, FC6/FC16 writes of whole parameters; read-only ones
+  and partial writes are exception 02, values they cannot take 03), event records excepted. A plain trip
+  (1A) cancels a pending automatic restore.
 """
 
 from __future__ import annotations
@@ -47,12 +55,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
+from math import isqrt
 
 from ..errors import ConfigError
+from ..load.params import TripReason
 from ..security import RechargeLedger, RechargeOrder, RechargeOutcome
 from ..types import MeterModel, Supply, Utility
 from .clock import SimClock, from_ms
 from .config import MeterConfig, SiteConfig
+from .loadctl import LoadControl
 from .profile import BANDS, FLAT, PROFILES, SLOT_MS, Calendar, MeterLoad, stable_seed, unit
 
 STEP_UNITS = 36_000_000  # 0.01 kWh in W-ms; also 0.01 m3 (10 L) in L/h-ms
@@ -89,6 +100,7 @@ STATE_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("dead", "dead", "bool"),
 )
 
+_LOAD_STATE = "load"  # the optional load-control entry of a meter's state (LoadControl.to_state)
 _HUNDREDTH = Decimal("0.01")
 _MILLI = Decimal("0.001")
 _TENTH_MILLI = Decimal("0.0001")
@@ -232,6 +244,8 @@ class SimMeter:
         self.lacks = frozenset(config.lacks)  # identifiers answered "no such data"
         self.settlement_units = self._shown_units()
         self.next_settlement = env.calendar.month_start_ms(self.t_ms, 1) if self.is_water else NEVER
+        # -- load control (electricity): appliances, power limit, malicious load, events (.loadctl) --------
+        self.lc = None if self.is_water else LoadControl(self.seed, tuple(config.appliances))
 
     def _init_registers(self, total: Decimal | None) -> None:
         seed = self.seed
@@ -258,6 +272,8 @@ class SimMeter:
         values: dict[str, object] = {"model": self.model.code}
         for name, attribute, kind in STATE_FIELDS:
             values[name] = encode(kind, _get(self, attribute))
+        if self.lc is not None:
+            values["load"] = self.lc.to_state()  # optional: a file without it restores load control as new
         return values
 
     def parse_state(self, entry: Mapping[str, object], where: str = "") -> dict[str, object]:
@@ -273,12 +289,17 @@ class SimMeter:
             values[attribute] = decode(kind, entry[name], f"{where}: {name}")
         if (values["valve"] is None) != (self.valve is None):
             raise StateError(f"{where}: valve: a water meter has a valve, an electricity meter none")
+        if "load" in entry and self.lc is not None:
+            values[_LOAD_STATE] = LoadControl.parse_state(entry["load"], f"{where}: load")
         return values
 
     def apply_state(self, values: Mapping[str, object]) -> None:
         """Take the truth :meth:`parse_state` checked."""
         for attribute, value in values.items():
-            _set(self, attribute, value)
+            if attribute == _LOAD_STATE:
+                self.lc.apply_state(value)  # type: ignore[union-attr, arg-type]
+            else:
+                _set(self, attribute, value)
         self._instant_cache = None
         self._read_cache.clear()
 
@@ -312,8 +333,13 @@ class SimMeter:
         if now_ms is None:
             now_ms = self.env.clock.now_ms()
         t = self.t_ms
+        lc = self.lc if self.lc is not None and self.lc.active else None
         while t < now_ms:
             event = self.restore_at if self.restore_at < self.next_settlement else self.next_settlement
+            if lc is not None and not self._relay_open:
+                edge = lc.next_edge(t)
+                if edge < event:
+                    event = edge
             end = now_ms if now_ms < event else event
             if end > t:
                 t = self._accumulate(t, end) if self.flowing else end
@@ -323,6 +349,9 @@ class SimMeter:
         self.t_ms = max(self.t_ms, now_ms)
 
     def _fire(self, t: int) -> None:
+        lc = self.lc
+        if lc is not None and lc.active and not self._relay_open:
+            self._check_load(t, self._switched_on(t))
         if t >= self.restore_at:
             self.restore_at = NEVER
             self._set_relay(False)
@@ -335,12 +364,14 @@ class SimMeter:
         acc = self.acc
         load_slot = self.load.slot
         water = self.is_water
+        extra = self.lc.power_at(t) if self.lc is not None and self.lc.active else 0  # constant up to `end`
         while t < end:
             slot = t // SLOT_MS
             seg_end = (slot + 1) * SLOT_MS
             if seg_end > end:
                 seg_end = end
             rate, band = load_slot(slot)
+            rate += extra
             if water:
                 band = FLAT
             if rate:
@@ -376,6 +407,7 @@ class SimMeter:
             self.acc[band] = before + units
             self._set_relay(True)
             self.self_tripped = True
+            self._record_trip(t + dt, TripReason.BALANCE)
             return t + dt
         self.balance_micro = balance - cost
         return None
@@ -414,6 +446,12 @@ class SimMeter:
         rate = self.load.slot(slot)[0] if self.flowing else 0
         volts_deci = self.load.voltage_deci(slot)
         pf_milli = self.load.pf_milli if rate else 1000
+        on = self.lc.on_at(now) if self.lc is not None and self.flowing else ()
+        if on:  # the total's PF from the active and reactive powers of the base load and the appliances
+            base_q = rate * isqrt((1_000_000 - pf_milli * pf_milli) * 1_000_000) // pf_milli
+            rate += sum(a.power_w for a in on)
+            q = base_q + sum(a.reactive_milli for a in on)
+            pf_milli = rate * 1_000_000 // isqrt(rate * rate * 1_000_000 + q * q) if rate else 1000
         current_milli = rate * 10_000_000 // (volts_deci * pf_milli)
         return {
             "voltage": Decimal(volts_deci).scaleb(-1),
@@ -427,7 +465,9 @@ class SimMeter:
         """:meth:`instantaneous` as the meter's registers hold it: current and power divided by the CT ratio
         (truncated to the register resolution). Constant within a load slot, so it is cached per slot."""
         self.advance()
-        key = (self.env.clock.now_ms() // SLOT_MS, self.flowing)
+        now = self.env.clock.now_ms()
+        on = self.lc.on_at(now) if self.lc is not None and self.lc.active else ()
+        key = (now // SLOT_MS, self.flowing, on)
         cached = self._instant_cache
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -553,7 +593,10 @@ class SimMeter:
         """Open the relay (as a trip command would, but never refused)."""
         self.advance()
         self.relay_commanded_open = True
+        if not self._relay_open:
+            self._record_trip(self.t_ms, TripReason.REMOTE)
         self._set_relay(True)
+        self.restore_at = NEVER
 
     def close(self) -> None:
         """Close the relay (as a direct close command would)."""
@@ -570,11 +613,108 @@ class SimMeter:
         return False
 
     def _set_relay(self, open_: bool) -> None:
+        was_open = self._relay_open
         self._relay_open = open_
         if not open_:
             self.closing_allowed = False
             self.self_tripped = False
             self.restore_at = NEVER
+            lc = self.lc
+            if was_open and lc is not None and lc.active:  # the loads come back: each one switches on
+                self._check_load(self.t_ms, lc.on_at(self.t_ms))
+
+    # ------------------------------------------------------------------------------------- load control
+
+    def _switched_on(self, t: int) -> tuple:
+        """The scheduled appliances that switch on at ``t`` (an edge)."""
+        before = {a.code for a in self.lc.on_at(t - 1)}  # type: ignore[union-attr]
+        return tuple(a for a in self.lc.on_at(t) if a.code not in before)  # type: ignore[union-attr]
+
+    def total_power_w(self, t: int) -> int:
+        """The load the meter would pass at ``t`` with its relay closed (base + appliances), W."""
+        rate = self.load.slot(t // SLOT_MS)[0]
+        return rate + (self.lc.power_at(t) if self.lc is not None else 0)
+
+    def _check_load(self, t: int, switched_on) -> None:
+        """The meter's load rules at ``t`` with the relay closed (:mod:`.loadctl`): malicious load of an
+        appliance switching on, then over-power and over-current of the total."""
+        lc = self.lc
+        total = self.total_power_w(t)
+        for appliance in switched_on:
+            if lc.malicious(appliance):
+                if lc.malicious_mode == 2:
+                    self._load_trip(t, TripReason.MALICIOUS_LOAD, total)
+                    return
+                lc.record(self._meter_ms(t), TripReason.MALICIOUS_LOAD, total)
+        if lc.limit_w and total > lc.limit_w:
+            if lc.limit_mode == 1:
+                self._load_trip(t, TripReason.OVER_POWER, total)
+                return
+            if switched_on:
+                lc.record(self._meter_ms(t), TripReason.OVER_POWER, total)
+        capacity = self.model.capacity
+        if capacity is not None and capacity.max_current is not None and capacity.voltage is not None:
+            # current = apparent power / voltage: compare S (VA) with Imax x V (x CT ratio)
+            slot = t // SLOT_MS
+            base = self.load.slot(slot)[0]
+            pf = self.load.pf_milli
+            q = base * isqrt((1_000_000 - pf * pf) * 1_000_000) // pf + sum(
+                a.reactive_milli for a in lc.on_at(t)
+            )
+            apparent_milli = isqrt(total * total * 1_000_000 + q * q)
+            volts = Decimal(self.load.voltage_deci(slot)).scaleb(-1)
+            amps = Decimal(apparent_milli).scaleb(-3) / volts
+            if amps > capacity.max_current * self.ct_ratio:
+                self._load_trip(t, TripReason.OVER_CURRENT, total)
+
+    def _load_trip(self, t: int, reason: TripReason, total_w: int) -> None:
+        """Open the relay for the load; schedule the automatic restore if the day's count allows."""
+        lc = self.lc
+        self._relay_open = True
+        self._record_trip(t, reason, total_w)
+        day = self.env.calendar.local(t).toordinal()
+        if lc.restore_day != day:
+            lc.restore_day, lc.restores_today = day, 0
+        if lc.restore_max and lc.restores_today < lc.restore_max:
+            lc.restores_today += 1
+            self.restore_at = t + lc.restore_delay_s * 1000
+        self._instant_cache = None
+
+    def _meter_ms(self, t: int) -> int:
+        return t + self.clock_offset_ms
+
+    def _record_trip(self, t: int, reason: TripReason, total_w: int | None = None) -> None:
+        lc = self.lc
+        if lc is None:
+            return
+        lc.trip_reason = int(reason)
+        lc.record(self._meter_ms(t), reason, self.total_power_w(t) if total_w is None else total_w)
+
+    def appliance_on(self, code: str) -> None:
+        """The tenant switches appliance ``code`` on now (until :meth:`appliance_off`); the meter judges
+        it."""
+        if self.lc is None:
+            raise ConfigError(f"meter {self.address} is a water meter: it has no appliances")
+        from .loadctl import sim_appliance
+
+        appliance = sim_appliance(code, self.seed)
+        self.advance()
+        if code in self.lc.forced:
+            return
+        was_on = code in {a.code for a in self.lc.on_at(self.t_ms)}  # by its schedule: no new step
+        self.lc.forced.append(code)
+        self._instant_cache = None
+        if not self._relay_open and not was_on:
+            self._check_load(self.t_ms, (appliance,))
+
+    def appliance_off(self, code: str) -> bool:
+        """The tenant switches ``code`` off now; False if it was not switched on through the control."""
+        if self.lc is None or code not in self.lc.forced:
+            return False
+        self.advance()
+        self.lc.forced.remove(code)
+        self._instant_cache = None
+        return True
 
     # ------------------------------------------------------------------------------------ relay commands
     # Each returns None on success or the name of the ERR bit refusing it.
@@ -584,9 +724,11 @@ class SimMeter:
         if self.keep_power:
             return "other"
         self.relay_commanded_open = True
+        if not self._relay_open:
+            self._record_trip(self.t_ms, TripReason.REMOTE)
         self._set_relay(True)
-        if restore_after_ms is not None:
-            self.restore_at = self.t_ms + restore_after_ms
+        # a plain trip cancels a pending automatic restore (a load trip's): the platform's cut-off holds
+        self.restore_at = NEVER if restore_after_ms is None else self.t_ms + restore_after_ms
         return None
 
     def command_close(self) -> str | None:
@@ -615,6 +757,7 @@ class SimMeter:
         if not on and self.billing and not self._relay_open and self.balance_micro <= -self.overdraft_micro:
             self._set_relay(True)
             self.self_tripped = True
+            self._record_trip(self.t_ms, TripReason.BALANCE)
         return None
 
     # ---------------------------------------------------------------------------------------- recharge
@@ -681,6 +824,22 @@ class ModbusMeter(SimMeter):
             ends[f.table] = max(ends.get(f.table, 0), f.address + f.count)
         for _, write in model.writes:
             ends["holding"] = max(ends.get("holding", 0), write.address + len(write.values))
+        # load-control parameter registers (prepaid_engine.load.params; the shipped Acrel maps' are ours)
+        from ..load.params import model_parameters
+
+        self.param_registers = {
+            spec.name: spec
+            for spec in model_parameters(model)
+            if spec.register is not None and self.lc is not None
+        }
+        self.param_words = {
+            (spec.register.table, spec.register.address + i): spec
+            for spec in self.param_registers.values()
+            for i in range(spec.register.count)
+        }
+        for spec in self.param_registers.values():
+            r = spec.register
+            ends[r.table] = max(ends.get(r.table, 0), r.address + r.count)
         self.space = {table: -(-end // 0x100) * 0x100 for table, end in ends.items()}
         self.command_addresses = frozenset(
             a for _, w in model.writes for a in range(w.address, w.address + len(w.values))
@@ -708,8 +867,22 @@ class ModbusMeter(SimMeter):
         return values
 
     def image(self) -> dict[str, dict[int, int]]:
-        """{table: {address: word}} of the truth now (registers truncate to their resolution)."""
-        return self._modbus.encode_tables(self.model, self.values(), self.ct_ratio, exact=False)
+        """{table: {address: word}} of the truth now (registers truncate to their resolution), with the
+        load-control parameter registers."""
+        tables = self._modbus.encode_tables(self.model, self.values(), self.ct_ratio, exact=False)
+        if self.param_registers:
+            from ..load.params import encode_parameter
+
+            for name, spec in self.param_registers.items():
+                r = spec.register
+                try:
+                    words = encode_parameter(self.model, name, load_parameter(self, name))
+                except ConfigError:  # more than the register holds: it shows its largest value
+                    words = (0xFFFF,) * r.count
+                table = tables.setdefault(r.table, {})
+                for i, word in enumerate(words):
+                    table[r.address + i] = word
+        return tables
 
     def handle_pdu(self, pdu: bytes) -> tuple[bytes, Mapping[str, object], tuple[str, ...]]:
         """(reply PDU, values said, error names) for one request PDU."""
@@ -759,6 +932,8 @@ class ModbusMeter(SimMeter):
         return modbus.decode(self.model, {block: words}, self.ct_ratio, names=names)
 
     def _write(self, address: int, values: tuple[int, ...]) -> int:
+        if self.param_words and ("holding", address) in self.param_words:
+            return self._write_parameters(address, values)
         found = self._modbus.command_for_write(self.model, address, values)
         if found is None:
             return ILLEGAL_VALUE if address in self.command_addresses else ILLEGAL_ADDRESS
@@ -767,6 +942,36 @@ class ModbusMeter(SimMeter):
         except ConfigError:  # a command this meter cannot carry out (a valve on an electricity meter)
             return ILLEGAL_VALUE
         return ILLEGAL_VALUE if error else 0
+
+    def _write_parameters(self, address: int, values: tuple[int, ...]) -> int:
+        """A write of whole load-control parameter registers (each from its first word; read-only ones and
+        partial ones are exception 02, values they cannot take 03); nothing changes unless all fit."""
+        from ..errors import FrameError
+        from ..load.params import decode_parameter
+
+        decoded = []
+        offset = 0
+        while offset < len(values):
+            spec = self.param_words.get(("holding", address + offset))
+            if spec is None or spec.access != "rw" or spec.register.address != address + offset:
+                return ILLEGAL_ADDRESS
+            count = spec.register.count
+            if offset + count > len(values):
+                return ILLEGAL_ADDRESS
+            try:
+                decoded.append(
+                    (spec.name, decode_parameter(self.model, spec.name, values[offset : offset + count]))
+                )
+            except (FrameError, ConfigError, ValueError):
+                return ILLEGAL_VALUE
+            offset += count
+        try:
+            checked = [(name, _load_value_check(name, value)) for name, value in decoded]
+        except (ConfigError, ValueError):
+            return ILLEGAL_VALUE
+        for name, value in checked:
+            set_load_parameter(self, name, value)
+        return 0
 
     @staticmethod
     def _exception(fc: int, code: int) -> tuple[bytes, Mapping[str, object], tuple[str, ...]]:
@@ -896,7 +1101,175 @@ def _dlt_reader_table() -> tuple[dict[str, object], dict[str, object]]:
         "03330201": lambda m, s: m.purchase_count % 10_000,
         **{f"040501{n:02X}": (lambda i: lambda m, s: m.prices[i])(n - 1) for n in range(1, 5)},
     }
+    table.update(_load_readers())
     return table, prepaid
+
+
+# -- load control over DL/T 645 (identifiers: prepaid_engine.load.params.DLT645_IDENTIFIERS, all uncertain) --
+
+
+def _kw_of(watts: int) -> Decimal:
+    return Decimal(watts).scaleb(-3)
+
+
+def _event_digits(meter: SimMeter, index: int) -> str:
+    from ..load.params import EventRecord
+
+    events = meter.lc.events
+    if index >= len(events):
+        return "0" * 20
+    meter_ms, reason, power_w = events[index]
+    at = from_ms(meter_ms).astimezone(meter.clock_tz).replace(tzinfo=None, microsecond=0)
+    return EventRecord(at, TripReason(reason), _kw_of(min(power_w, 99_999))).to_digits()
+
+
+def _load_readers() -> dict[str, object]:
+    from ..load.params import DLT645_IDENTIFIERS as ids
+    from ..load.params import EVENTS, RANGES
+
+    def setting(name: str):
+        return lambda m, s: getattr(m.lc, name)
+
+    table = {
+        ids["power_limit"]: lambda m, s: _kw_of(m.lc.limit_w),
+        ids["power_limit_mode"]: setting("limit_mode"),
+        ids["malicious_mode"]: setting("malicious_mode"),
+        ids["pf_threshold"]: lambda m, s: Decimal(m.lc.pf_milli).scaleb(-3),
+        ids["restore_delay"]: setting("restore_delay_s"),
+        ids["restore_count"]: setting("restore_max"),
+        ids["trip_reason"]: setting("trip_reason"),
+        ids["restores_today"]: lambda m, s: m.lc.restores_on(m.env.calendar.local(m.now_ms()).toordinal()),
+        ids["event_count"]: lambda m, s: m.lc.event_count % 1_000_000,
+    }
+    for n in range(RANGES):
+        table[ids[f"range_{n + 1}_low"]] = (lambda i: lambda m, s: _kw_of(m.lc.ranges[i]))(2 * n)
+        table[ids[f"range_{n + 1}_high"]] = (lambda i: lambda m, s: _kw_of(m.lc.ranges[i]))(2 * n + 1)
+    for n in range(EVENTS):
+        table[ids[f"event_{n + 1}"]] = (lambda i: lambda m, s: _event_digits(m, i))(n)
+    return table
+
+
+def load_parameter(meter: SimMeter, name: str):
+    """The value of load-control parameter ``name`` (:data:`prepaid_engine.load.params.PARAMETERS`) now."""
+    from ..load.classify import LimitMode, MaliciousMode
+
+    lc = meter.lc
+    if name.startswith("range_"):
+        n, end = name[6:].split("_")
+        return _kw_of(lc.ranges[2 * (int(n) - 1) + (end == "high")])
+    if name.startswith("event_") and name != "event_count":
+        return None  # event records are read over DL/T 645 only
+    values = {
+        "power_limit": lambda: _kw_of(lc.limit_w),
+        "power_limit_mode": lambda: (LimitMode.ALARM, LimitMode.TRIP)[lc.limit_mode],
+        "malicious_mode": lambda: (MaliciousMode.OFF, MaliciousMode.ALARM, MaliciousMode.TRIP)[
+            lc.malicious_mode
+        ],
+        "pf_threshold": lambda: Decimal(lc.pf_milli).scaleb(-3),
+        "restore_delay": lambda: lc.restore_delay_s,
+        "restore_count": lambda: lc.restore_max,
+        "trip_reason": lambda: TripReason(lc.trip_reason),
+        "restores_today": lambda: lc.restores_on(meter.env.calendar.local(meter.now_ms()).toordinal()),
+        "event_count": lambda: lc.event_count % (1 << 32),
+    }
+    return values[name]()
+
+
+def _load_value_check(name: str, value):
+    """``value`` as the simulated meter stores it (W, codes, milli), or ConfigError."""
+    from ..load.classify import LimitMode, MaliciousMode
+
+    if name == "power_limit" or name.startswith("range_"):
+        return _watts(value)
+    if name == "power_limit_mode":
+        return (LimitMode.ALARM, LimitMode.TRIP).index(value)
+    if name == "malicious_mode":
+        return (MaliciousMode.OFF, MaliciousMode.ALARM, MaliciousMode.TRIP).index(value)
+    if name == "pf_threshold":
+        milli = Decimal(value) * 1000
+        if not 0 < milli <= 1000 or milli != milli.to_integral_value():
+            raise ConfigError(f"a PF threshold is within 0 < t <= 1 in 0.001, not {value}")
+        return int(milli)
+    if name in ("restore_delay", "restore_count"):
+        return int(value)
+    raise ConfigError(f"parameter {name} is read-only")
+
+
+_LOAD_ATTRIBUTES = {
+    "power_limit": "limit_w",
+    "power_limit_mode": "limit_mode",
+    "malicious_mode": "malicious_mode",
+    "pf_threshold": "pf_milli",
+    "restore_delay": "restore_delay_s",
+    "restore_count": "restore_max",
+}
+
+
+def set_load_parameter(meter: SimMeter, name: str, stored) -> None:
+    """Set load-control parameter ``name`` to ``stored`` (:func:`_load_value_check`'s form)."""
+    meter.advance()
+    if name.startswith("range_"):
+        n, end = name[6:].split("_")
+        meter.lc.ranges[2 * (int(n) - 1) + (end == "high")] = stored
+    else:
+        setattr(meter.lc, _LOAD_ATTRIBUTES[name], stored)
+    meter._instant_cache = None
+
+
+def _watts(value: Decimal) -> int:
+    watts = Decimal(value) * 1000
+    if watts != watts.to_integral_value() or watts < 0:
+        raise ConfigError(f"{value} kW is not a whole number of watts")
+    return int(watts)
+
+
+def _load_setter(apply):
+    def setter(meter: SimMeter, value) -> None:
+        meter.advance()
+        apply(meter.lc, value)
+        meter._instant_cache = None
+
+    return setter
+
+
+def _choice(name: str, high: int):
+    def apply(lc, value: int) -> None:
+        if not 0 <= value <= high:
+            raise ConfigError(f"{name} is 0..{high}, not {value}")
+        setattr(lc, name, value)
+
+    return apply
+
+
+def _set_pf(lc, value: Decimal) -> None:
+    milli = Decimal(value) * 1000
+    if not 0 < milli <= 1000:
+        raise ConfigError(f"a PF threshold is within 0 < t <= 1, not {value}")
+    lc.pf_milli = int(milli)
+
+
+def _set_range(index: int):
+    def apply(lc, value: Decimal) -> None:
+        lc.ranges[index] = _watts(value)
+
+    return apply
+
+
+def _load_writers() -> dict[str, object]:
+    from ..load.params import DLT645_IDENTIFIERS as ids
+    from ..load.params import RANGES
+
+    table = {
+        ids["power_limit"]: _load_setter(lambda lc, v: setattr(lc, "limit_w", _watts(v))),
+        ids["power_limit_mode"]: _load_setter(_choice("limit_mode", 1)),
+        ids["malicious_mode"]: _load_setter(_choice("malicious_mode", 2)),
+        ids["pf_threshold"]: _load_setter(_set_pf),
+        ids["restore_delay"]: _load_setter(lambda lc, v: setattr(lc, "restore_delay_s", v)),
+        ids["restore_count"]: _load_setter(lambda lc, v: setattr(lc, "restore_max", v)),
+    }
+    for n in range(2 * RANGES):
+        table[ids[f"range_{n // 2 + 1}_{'high' if n % 2 else 'low'}"]] = _load_setter(_set_range(n))
+    return table
 
 
 def _set_money(attribute: str):
@@ -942,6 +1315,7 @@ DLT645_WRITERS = {
     **{f"040501{n:02X}": _set_price(n - 1) for n in range(1, 5)},
 }
 DLT645_PREPAID_WRITES = frozenset(di for di in DLT645_WRITERS if di.startswith(("040010", "040501")))
+DLT645_WRITERS.update(_load_writers())
 
 
 @functools.cache

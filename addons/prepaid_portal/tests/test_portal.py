@@ -4,7 +4,9 @@ from datetime import timedelta
 from odoo import fields
 from odoo.addons.prepaid_base.models.prepaid_guard import internal
 from odoo.addons.prepaid_portal.models.prepaid_account import ACCOUNT_FAILURES, USER_FAILURES
-from odoo.exceptions import AccessError
+import odoo
+from odoo.exceptions import AccessError, UserError
+from odoo.service.model import get_public_method
 from odoo.tests import HttpCase, tagged
 from odoo.tools import mute_logger
 
@@ -250,3 +252,71 @@ class TestPortalRoutes(HttpCase, PortalCommon):
         marker = 'name="csrf_token" value="'
         start = response.text.index(marker) + len(marker)
         return response.text[start : response.text.index('"', start)]
+
+
+@tagged("post_install", "-at_install")
+class TestPortalRpc(PortalCommon):
+    """A portal user calls every suite model over RPC (as /web/dataset/call_kw does, with hostile context
+    keys): search_read returns their own accounts' records or is refused, and nothing is ever written."""
+
+    HOSTILE = {"prepaid_internal": True, "active_test": False, "install_mode": True, "tracking_disable": True}
+    OWNED_BY = {
+        "prepaid.account": "id",
+        "prepaid.ledger": "account_id",
+        "prepaid.meter": "account_id",
+        "prepaid.topup": "account_id",
+        "prepaid.consumption": "account_id",
+    }
+
+    def call(self, user, model, method, args, kwargs=None):
+        env = self.env(user=user, su=False, context={"lang": "en_US"})
+        records = env[model]
+        get_public_method(records, method)
+        kwargs = dict(kwargs or {}, context=dict(self.HOSTILE, allowed_company_ids=[self.company.id]))
+        return odoo.api.call_kw(records, method, args, kwargs)
+
+    def test_search_read_shows_only_their_own_and_writes_fail(self):
+        self.bind(self.alice, self.account_1)
+        self.topup(self.account_1, 10.0)
+        self.topup(self.account_2, 10.0)
+        own = self.account_1
+        leaks, writes = [], []
+        for model in sorted(name for name in self.env.registry if name.startswith("prepaid.")):
+            if self.env[model]._abstract or self.env[model]._transient:
+                continue
+            try:
+                with mute_logger("odoo.models", "odoo.models.unlink"):
+                    rows = self.call(self.alice, model, "search_read", [[]], {"fields": ["display_name"]})
+            except AccessError:
+                rows = []
+            if rows and model not in self.OWNED_BY:
+                leaks.append(f"{model}: {len(rows)} rows readable")
+            elif rows:
+                records = self.env[model].browse([row["id"] for row in rows])
+                field = self.OWNED_BY[model]
+                owners = records.mapped(field) if field != "id" else records
+                if owners - own:
+                    leaks.append(f"{model}: reads records of {(owners - own).mapped('name')}")
+            record = self.env[model].search([], limit=1)
+            if record:
+                savepoint = self.env.cr.savepoint(flush=False)
+                try:
+                    with mute_logger("odoo.models"):
+                        self.call(self.alice, model, "write", [record.ids, {"display_name": "x"}])
+                        self.env.flush_all()
+                    writes.append(f"{model}: write accepted")
+                except (AccessError, ValueError, UserError):
+                    pass
+                finally:
+                    savepoint.rollback()
+                    savepoint.close(rollback=False)
+        self.assertFalse(leaks, "\n".join(leaks))
+        self.assertFalse(writes, "\n".join(writes))
+        # What they do read is theirs, the ledger included.
+        ledger = self.call(self.alice, "prepaid.ledger", "search_read", [[]], {"fields": ["account_id"]})
+        self.assertTrue(ledger)
+        self.assertEqual({row["account_id"][0] for row in ledger}, {own.id})
+        with self.assertRaises(AccessError), mute_logger("odoo.models"):
+            self.call(self.alice, "prepaid.account", "write", [own.ids, {"balance": 9999.0}])
+        with self.assertRaises(AccessError), mute_logger("odoo.models"):
+            self.call(self.bob, "prepaid.account", "read", [own.ids, ["balance"]])

@@ -193,7 +193,11 @@ PORTAL_ADDON_METHODS = {
     ("prepaid.meter", "action_view_replacements"): (*OPS, "portal"),
 }
 PORTAL_ADDON_PROTECTED = {
-    "prepaid.account": [{"portal_code": "12345678"}, {"portal_code_locked": False}, {"portal_code_failures": 0}],
+    "prepaid.account": [
+        {"portal_code": "12345678"},
+        {"portal_code_locked": False},
+        {"portal_code_failures": 0},
+    ],
     "prepaid.portal.binding": [{"state": "active"}, {"user_id": 1}, {"role": "holder"}, {"account_id": 1}],
 }
 
@@ -360,7 +364,15 @@ class TestAuthorisationMatrix(BillingCommon):
                 ),
                 "prepaid.portal.attempt": env["prepaid.portal.attempt"]
                 .sudo()
-                .create([{"user_id": cls.users["portal"].id, "account_number": "x", "account_id": cls.account_1.id}]),
+                .create(
+                    [
+                        {
+                            "user_id": cls.users["portal"].id,
+                            "account_number": "x",
+                            "account_id": cls.account_1.id,
+                        }
+                    ]
+                ),
             }
         cls.wizards = {
             "prepaid.topup.wizard": env["prepaid.topup.wizard"].create(
@@ -499,7 +511,11 @@ class TestAuthorisationMatrix(BillingCommon):
                 "user_id": self.users["portal"].id,
                 "via": "code",
             },
-            "prepaid.portal.invitation": {"account_id": self.account_2.id, "token": "x", "expires": "2030-01-01"},
+            "prepaid.portal.invitation": {
+                "account_id": self.account_2.id,
+                "token": "x",
+                "expires": "2030-01-01",
+            },
             "prepaid.portal.attempt": {"account_number": "x"},
         }[model]
 

@@ -12,13 +12,12 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from dateutil.relativedelta import relativedelta
-from werkzeug.exceptions import NotFound
-
 from odoo import Command, fields, http
 from odoo.addons.account_payment.controllers.portal import PortalAccount
 from odoo.addons.portal.controllers.portal import pager as portal_pager
 from odoo.exceptions import AccessError, MissingError, UserError, ValidationError
 from odoo.http import request
+from werkzeug.exceptions import NotFound
 
 _logger = logging.getLogger(__name__)
 
@@ -149,7 +148,9 @@ class PrepaidPortal(PortalAccount):
         )
         month_rows = dict(
             Consumption._read_group(
-                [*base, ("day", ">=", today.replace(day=1)), ("day", "<=", today)], ["meter_id"], ["quantity:sum"]
+                [*base, ("day", ">=", today.replace(day=1)), ("day", "<=", today)],
+                ["meter_id"],
+                ["quantity:sum"],
             )
         )
         return {
@@ -187,9 +188,13 @@ class PrepaidPortal(PortalAccount):
             step=LEDGER_PAGE_SIZE,
             url_args={},
         )
-        ledger = Ledger.search(ledger_domain, order="date desc, id desc", limit=LEDGER_PAGE_SIZE, offset=pager["offset"])
-        topups = request.env["prepaid.topup"].sudo().search(
-            [("account_id", "=", account.id), ("state", "in", ("done", "reversed"))], limit=10
+        ledger = Ledger.search(
+            ledger_domain, order="date desc, id desc", limit=LEDGER_PAGE_SIZE, offset=pager["offset"]
+        )
+        topups = (
+            request.env["prepaid.topup"]
+            .sudo()
+            .search([("account_id", "=", account.id), ("state", "in", ("done", "reversed"))], limit=10)
         )
         notices = (
             request.env["mail.message"]
@@ -257,7 +262,10 @@ class PrepaidPortal(PortalAccount):
         if topup.state not in ("done", "reversed"):
             raise NotFound()
         return self._show_report(
-            model=topup, report_type="pdf", report_ref="prepaid_billing.action_report_prepaid_topup", download=True
+            model=topup,
+            report_type="pdf",
+            report_ref="prepaid_billing.action_report_prepaid_topup",
+            download=True,
         )
 
     # ------------------------------------------------------------------ recharge
@@ -303,7 +311,9 @@ class PrepaidPortal(PortalAccount):
         if value is None:
             values["error"] = request.env._("Enter an amount, such as 100 or 50.50.")
         elif not (
-            Decimal(str(company.prepaid_portal_min_amount)) <= value <= Decimal(str(company.prepaid_portal_max_amount))
+            Decimal(str(company.prepaid_portal_min_amount))
+            <= value
+            <= Decimal(str(company.prepaid_portal_max_amount))
         ):
             values["error"] = request.env._(
                 "Recharge between %(low)s and %(high)s.",
@@ -315,8 +325,10 @@ class PrepaidPortal(PortalAccount):
         if values["error"]:
             return request.render("prepaid_portal.portal_my_prepaid_recharge", values, status=400)
         try:
-            topup = request.env["prepaid.topup"].with_company(company)._prepaid_portal_create(
-                account, float(value), meter or None
+            topup = (
+                request.env["prepaid.topup"]
+                .with_company(company)
+                ._prepaid_portal_create(account, float(value), meter or None)
             )
         except (UserError, ValidationError) as error:
             values["error"] = str(error)
@@ -415,7 +427,11 @@ class PrepaidPortal(PortalAccount):
         return request.redirect(f"/my/prepaid/accounts/{bound.id}")
 
     @http.route(
-        "/my/prepaid/accounts/<int:account_id>/invite", type="http", auth="user", website=True, methods=["POST"]
+        "/my/prepaid/accounts/<int:account_id>/invite",
+        type="http",
+        auth="user",
+        website=True,
+        methods=["POST"],
     )
     def portal_my_prepaid_invite(self, account_id, **kw):
         account = self._prepaid_account(account_id)
@@ -446,8 +462,10 @@ class PrepaidPortal(PortalAccount):
                     raise NotFound()
                 binding._revoke(user)
             if invitation_id:
-                invitation = request.env["prepaid.portal.invitation"].sudo().search(
-                    [("id", "=", int(invitation_id)), ("account_id", "=", account.id)]
+                invitation = (
+                    request.env["prepaid.portal.invitation"]
+                    .sudo()
+                    .search([("id", "=", int(invitation_id)), ("account_id", "=", account.id)])
                 )
                 if not invitation:
                     raise NotFound()
@@ -457,7 +475,11 @@ class PrepaidPortal(PortalAccount):
         return request.redirect(f"/my/prepaid/accounts/{account.id}#prepaid_sharing")
 
     @http.route(
-        "/my/prepaid/invitation/<string:token>", type="http", auth="user", website=True, methods=["GET", "POST"]
+        "/my/prepaid/invitation/<string:token>",
+        type="http",
+        auth="user",
+        website=True,
+        methods=["GET", "POST"],
     )
     def portal_my_prepaid_invitation(self, token, **kw):
         invitation = request.env["prepaid.portal.invitation"]._find_pending(token)
@@ -469,4 +491,3 @@ class PrepaidPortal(PortalAccount):
             return request.render("prepaid_portal.portal_my_prepaid_invitation", values)
         binding = invitation._accept(request.env.user)
         return request.redirect(f"/my/prepaid/accounts/{binding.account_id.id}")
-

@@ -10,7 +10,11 @@ class PaymentTransaction(models.Model):
         invoices = self.invoice_ids
         if not invoices:
             return self.env["prepaid.topup"].sudo()
-        return self.env["prepaid.topup"].sudo().search([("invoice_id", "in", invoices.ids), ("channel", "=", "portal")])
+        return (
+            self.env["prepaid.topup"]
+            .sudo()
+            .search([("invoice_id", "in", invoices.ids), ("channel", "=", "portal")])
+        )
 
     def _post_process(self):
         """Post-processing of transactions that pay portal top-ups, made safe to run any number of times at
@@ -35,9 +39,11 @@ class PaymentTransaction(models.Model):
         # again would only repeat its messages (and its writes would make the next waiter fail again).
         if all(tx.is_post_processed for tx in self):
             return None
-        self = self.filtered(lambda tx: not tx.is_post_processed)  # noqa: PLW0642
+        self = self.filtered(lambda tx: not tx.is_post_processed)
         done_invoices = self.filtered(lambda tx: tx.state == "done").invoice_ids
-        topups.filtered(lambda t: t.state == "cancelled" and t.invoice_id in done_invoices)._prepaid_portal_revive()
+        topups.filtered(
+            lambda t: t.state == "cancelled" and t.invoice_id in done_invoices
+        )._prepaid_portal_revive()
         result = super()._post_process()
         for tx in self:
             tx_topups = topups.filtered(lambda t, tx=tx: t.invoice_id in tx.invoice_ids)

@@ -53,7 +53,9 @@ class PrepaidAccount(models.Model):
     @api.depends("portal_binding_ids.state")
     def _compute_portal_binding_count(self):
         for account in self:
-            account.portal_binding_count = len(account.portal_binding_ids.filtered(lambda b: b.state == "active"))
+            account.portal_binding_count = len(
+                account.portal_binding_ids.filtered(lambda b: b.state == "active")
+            )
 
     # ------------------------------------------------------------------ binding code (staff)
 
@@ -79,7 +81,9 @@ class PrepaidAccount(models.Model):
         """The binding label (account, code, QR code); generates a code first where there is none."""
         self.check_access("read")
         self.filtered(lambda a: not a.sudo().portal_code).action_generate_portal_code()
-        return self.env.ref("prepaid_portal.action_report_prepaid_binding_label").report_action(self, config=False)
+        return self.env.ref("prepaid_portal.action_report_prepaid_binding_label").report_action(
+            self, config=False
+        )
 
     def action_view_portal_bindings(self):
         self.ensure_one()
@@ -103,7 +107,9 @@ class PrepaidAccount(models.Model):
         self.ensure_one()
         base = self.get_base_url()
         token = self._prepaid_bind_token()
-        return f"{base}/my/prepaid/bind?{urlencode({'account': self.name, 'token': token})}" if token else False
+        return (
+            f"{base}/my/prepaid/bind?{urlencode({'account': self.name, 'token': token})}" if token else False
+        )
 
     @api.model
     def _prepaid_portal_bind(self, user, account_number, code=None, token=None, ip=None):

@@ -223,7 +223,9 @@ class PrepaidPortalAttempt(models.Model):
     _log_access = False
 
     create_date = fields.Datetime(string="Date", readonly=True, index=True, default=fields.Datetime.now)
-    user_id = fields.Many2one("res.users", string="Portal User", readonly=True, index=True, ondelete="cascade")
+    user_id = fields.Many2one(
+        "res.users", string="Portal User", readonly=True, index=True, ondelete="cascade"
+    )
     account_number = fields.Char(string="Account Number Entered", readonly=True)
     account_id = fields.Many2one("prepaid.account", readonly=True, index="btree_not_null", ondelete="cascade")
     company_id = fields.Many2one("res.company", readonly=True)

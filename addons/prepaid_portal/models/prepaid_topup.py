@@ -45,9 +45,11 @@ class PrepaidTopup(models.Model):
             ],
             order="id desc",
         ).filtered(
-            lambda t: account.currency_id.compare_amounts(t.amount, amount) == 0
-            and t.invoice_id.payment_state == "not_paid"
-            and not t.invoice_id.transaction_ids.filtered(lambda tx: tx.state in LIVE_TX_STATES[1:])
+            lambda t: (
+                account.currency_id.compare_amounts(t.amount, amount) == 0
+                and t.invoice_id.payment_state == "not_paid"
+                and not t.invoice_id.transaction_ids.filtered(lambda tx: tx.state in LIVE_TX_STATES[1:])
+            )
         )
         if reusable:
             return reusable[0]

@@ -62,10 +62,13 @@ class ResCompany(models.Model):
                 raise ValidationError(
                     self.env._("'%(value)s' is not an amount (preset recharge amounts).", value=error.args[0])
                 ) from error
-            if len(presets) > MAX_PRESETS or any(p < Decimal(str(low)) or p > Decimal(str(high)) for p in presets):
+            if len(presets) > MAX_PRESETS or any(
+                p < Decimal(str(low)) or p > Decimal(str(high)) for p in presets
+            ):
                 raise ValidationError(
                     self.env._(
-                        "At most %(count)s preset recharge amounts, each between the minimum and the maximum.",
+                        "At most %(count)s preset recharge amounts, each between the minimum and the "
+                        "maximum.",
                         count=MAX_PRESETS,
                     )
                 )

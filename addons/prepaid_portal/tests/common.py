@@ -17,7 +17,9 @@ class PortalCommon(BillingCommon):
         cls.alice = new_test_user(
             cls.env, login="pp_alice", groups="base.group_portal", name="Alice Portal", **company_vals
         )
-        cls.bob = new_test_user(cls.env, login="pp_bob", groups="base.group_portal", name="Bob Portal", **company_vals)
+        cls.bob = new_test_user(
+            cls.env, login="pp_bob", groups="base.group_portal", name="Bob Portal", **company_vals
+        )
         internal(cls.account_1).write({"portal_code": CODE})
         cls.account_2.action_generate_portal_code()
         # Odoo's demo provider, for this test company (providers are per company).

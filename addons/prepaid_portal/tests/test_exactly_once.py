@@ -28,7 +28,12 @@ class TestPostProcessingExactlyOnce(TransactionCase):
             self.provider_state = (provider.state, provider.is_published)
             provider.write({"state": "test", "is_published": True, "company_id": company.id})
             building = env["prepaid.property"].create(
-                {"name": f"Once {self.tag}", "code": f"OB-{self.tag}", "kind": "building", "company_id": company.id}
+                {
+                    "name": f"Once {self.tag}",
+                    "code": f"OB-{self.tag}",
+                    "kind": "building",
+                    "company_id": company.id,
+                }
             )
             unit = env["prepaid.property"].create(
                 {"name": "U", "code": f"OU-{self.tag}", "kind": "unit", "parent_id": building.id}
@@ -88,14 +93,22 @@ class TestPostProcessingExactlyOnce(TransactionCase):
                     moves,
                     moves,
                 ),
-                SQL("DELETE FROM account_full_reconcile WHERE id NOT IN (SELECT full_reconcile_id FROM account_move_line WHERE full_reconcile_id IS NOT NULL)"),
+                SQL(
+                    "DELETE FROM account_full_reconcile WHERE id NOT IN (SELECT full_reconcile_id "
+                    "FROM account_move_line WHERE full_reconcile_id IS NOT NULL)"
+                ),
                 SQL("UPDATE payment_transaction SET payment_id = NULL WHERE id = %s", ids["tx"]),
                 SQL("DELETE FROM account_payment WHERE id = ANY(%s)", payments),
                 SQL("DELETE FROM account_move_line WHERE move_id IN %s", moves),
                 SQL("DELETE FROM account_move WHERE id IN %s", moves),
                 SQL("DELETE FROM payment_transaction WHERE id = %s", ids["tx"]),
-                SQL("DELETE FROM mail_message WHERE model = 'prepaid.account' AND res_id = %s", ids["account"]),
-                SQL("DELETE FROM mail_followers WHERE res_model = 'prepaid.account' AND res_id = %s", ids["account"]),
+                SQL(
+                    "DELETE FROM mail_message WHERE model = 'prepaid.account' AND res_id = %s", ids["account"]
+                ),
+                SQL(
+                    "DELETE FROM mail_followers WHERE res_model = 'prepaid.account' AND res_id = %s",
+                    ids["account"],
+                ),
                 SQL("DELETE FROM prepaid_account WHERE id = %s", ids["account"]),
                 SQL("DELETE FROM prepaid_property WHERE id IN %s", (ids["unit"], ids["building"])),
             ):
@@ -120,7 +133,7 @@ class TestPostProcessingExactlyOnce(TransactionCase):
                 tx = env["payment.transaction"].browse(self.ids["tx"])
                 barrier.wait(timeout=60)
                 _retrying(lambda: tx._post_process(), env)
-            except Exception as error:  # noqa: BLE001 - reported below
+            except Exception as error:
                 errors.append(repr(error))
 
         threads = [threading.Thread(target=post_process, args=(env,)) for env in envs]
@@ -139,4 +152,6 @@ class TestPostProcessingExactlyOnce(TransactionCase):
             self.assertEqual(account.balance, 80.0)
             self.assertEqual(len(payments), 1, "one payment")
             self.assertEqual(env["prepaid.topup"].browse(self.ids["topup"]).state, "done")
-            self.assertIn(env["account.move"].browse(self.ids["invoice"]).payment_state, ("paid", "in_payment"))
+            self.assertIn(
+                env["account.move"].browse(self.ids["invoice"]).payment_state, ("paid", "in_payment")
+            )

@@ -1,10 +1,10 @@
 import json
 from datetime import timedelta
 
+import odoo
 from odoo import fields
 from odoo.addons.prepaid_base.models.prepaid_guard import internal
 from odoo.addons.prepaid_portal.models.prepaid_account import ACCOUNT_FAILURES, USER_FAILURES
-import odoo
 from odoo.exceptions import AccessError, UserError
 from odoo.service.model import get_public_method
 from odoo.tests import HttpCase, tagged
@@ -22,7 +22,9 @@ class TestBinding(PortalCommon):
         self.assertEqual(self.account_1._prepaid_portal_role(self.alice), "holder")
         self.assertIn(self.alice.partner_id, self.account_1.portal_partner_ids)
         self.assertEqual(
-            self.env["prepaid.account"].with_user(self.alice).search([]), self.account_1, "sees only that account"
+            self.env["prepaid.account"].with_user(self.alice).search([]),
+            self.account_1,
+            "sees only that account",
         )
         self.assertIn("Alice Portal", self.account_1.message_ids[0].body)
 
@@ -40,7 +42,11 @@ class TestBinding(PortalCommon):
         # Other users keep guessing until the account's code locks.
         users = [self.bob] + [
             self.env["res.users"].create(
-                {"name": f"Guesser {i}", "login": f"pp_guess_{i}", "groups_id": [(6, 0, [self.env.ref("base.group_portal").id])]}
+                {
+                    "name": f"Guesser {i}",
+                    "login": f"pp_guess_{i}",
+                    "groups_id": [(6, 0, [self.env.ref("base.group_portal").id])],
+                }
             )
             for i in range(2)
         ]
@@ -69,14 +75,20 @@ class TestBinding(PortalCommon):
         token = self.account_1._prepaid_bind_token()
         url = self.account_1._prepaid_bind_url()
         self.assertIn("token=", url)
-        account, error = self.env["prepaid.account"]._prepaid_portal_bind(self.alice, self.account_1.name, token=token)
+        account, error = self.env["prepaid.account"]._prepaid_portal_bind(
+            self.alice, self.account_1.name, token=token
+        )
         self.assertEqual(account, self.account_1, error)
         self.account_1.action_generate_portal_code()
-        account, error = self.env["prepaid.account"]._prepaid_portal_bind(self.bob, self.account_1.name, token=token)
+        account, error = self.env["prepaid.account"]._prepaid_portal_bind(
+            self.bob, self.account_1.name, token=token
+        )
         self.assertFalse(account)
         # Another account's token does not bind this one.
         other = self.account_2._prepaid_bind_token()
-        account, _error = self.env["prepaid.account"]._prepaid_portal_bind(self.bob, self.account_1.name, token=other)
+        account, _error = self.env["prepaid.account"]._prepaid_portal_bind(
+            self.bob, self.account_1.name, token=other
+        )
         self.assertFalse(account)
 
     def test_invitation_and_revocation(self):
@@ -119,14 +131,18 @@ class TestRecharge(PortalCommon):
         internal(self.account_1).write({"supply_cut": True})
         balance = self.account_1.balance
         topup = self.portal_topup(self.alice, self.account_1, 100.0)
-        self.assertEqual((topup.state, topup.channel, topup.invoice_id.state), ("invoiced", "portal", "posted"))
+        self.assertEqual(
+            (topup.state, topup.channel, topup.invoice_id.state), ("invoiced", "portal", "posted")
+        )
         tx = self.transaction(topup, "done")
         for _i in range(3):  # the status poll, the cron, a duplicate webhook
             tx._post_process()
             self.notify(tx, "done")
         self.assertEqual(topup.state, "done")
         self.assertEqual(self.account_1.balance, balance + 100.0)
-        self.assertEqual(self.account_1.ledger_ids.filtered(lambda line: line.kind == "topup").mapped("amount"), [100.0])
+        self.assertEqual(
+            self.account_1.ledger_ids.filtered(lambda line: line.kind == "topup").mapped("amount"), [100.0]
+        )
         self.assertEqual(topup.invoice_id.payment_state in ("paid", "in_payment"), True)
         self.assertEqual(len(self.env["account.payment"].search([("payment_transaction_id", "=", tx.id)])), 1)
         self.assertEqual(topup.payment_id, tx.payment_id)
@@ -195,12 +211,20 @@ class TestPortalRoutes(HttpCase, PortalCommon):
     def test_tour_bind_see_and_recharge(self):
         internal(self.account_1).write({"supply_cut": True})
         balance = self.account_1.balance
-        self.start_tour(f"/my/prepaid/bind?account={self.account_1.name}", "prepaid_portal_bind_and_recharge", login="pp_alice")
+        self.start_tour(
+            f"/my/prepaid/bind?account={self.account_1.name}",
+            "prepaid_portal_bind_and_recharge",
+            login="pp_alice",
+        )
         self.assertEqual(self.account_1._prepaid_portal_role(self.alice), "holder")
-        topup = self.env["prepaid.topup"].search([("account_id", "=", self.account_1.id), ("channel", "=", "portal")])
+        topup = self.env["prepaid.topup"].search(
+            [("account_id", "=", self.account_1.id), ("channel", "=", "portal")]
+        )
         self.assertEqual(topup.mapped("state"), ["done"])
         self.assertEqual(self.account_1.balance, balance + 100.0)
-        restore = self.env["prepaid.meter.command"].search([("meter_id", "=", self.meter_1.id)], order="id desc", limit=1)
+        restore = self.env["prepaid.meter.command"].search(
+            [("meter_id", "=", self.meter_1.id)], order="id desc", limit=1
+        )
         self.assertEqual((restore.kind, restore.urgent), ("close", True), "the restore is queued at once")
 
     def test_another_tenants_ids_are_404_and_show_nothing(self):
@@ -242,7 +266,9 @@ class TestPortalRoutes(HttpCase, PortalCommon):
                 self.assertEqual(response.status_code, 400, response.text[:200])
                 self.assertIn("o_prepaid_error", response.text)
         self.assertFalse(self.env["prepaid.topup"].search([("channel", "=", "portal")]), "nothing was made")
-        response = self.url_open(url, data={"amount": "100", "csrf_token": self.csrf_token()}, allow_redirects=False)
+        response = self.url_open(
+            url, data={"amount": "100", "csrf_token": self.csrf_token()}, allow_redirects=False
+        )
         self.assertEqual(response.status_code, 303)
         topup = self.env["prepaid.topup"].search([("channel", "=", "portal")])
         self.assertEqual(topup.amount, 100.0)

@@ -62,4 +62,5 @@ if [ "$new_db" = 1 ]; then
     echo "creating database $db with the suite and its demo data (first run only)"
     $PY scripts/odoo_cli.py -c odoo.conf --addons-path="$addons_path" -d "$db" -i "$modules" --stop-after-init
 fi
-$PY scripts/odoo_cli.py -c odoo.conf --addons-path="$addons_path" -d "$db" "$@"
+# odoo.conf serves only the database "prepaid" (dbfilter); PREPAID_DB serves its own.
+$PY scripts/odoo_cli.py -c odoo.conf --addons-path="$addons_path" -d "$db" --db-filter="^$db\$" "$@"

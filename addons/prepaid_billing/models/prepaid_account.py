@@ -1,3 +1,4 @@
+import math
 from collections import defaultdict
 from datetime import timedelta
 
@@ -115,22 +116,28 @@ class PrepaidAccount(models.Model):
             account.pending_command_count = len(mine)
 
     def _compute_days_left(self):
-        """From the daily consumption facts (one grouped query for all of ``self``), never the readings."""
-        since = fields.Date.context_today(self) - timedelta(days=USAGE_DAYS)
-        charged = dict(
-            self.env["prepaid.consumption"]
+        """From the daily consumption facts (one grouped query for all of ``self``), never the readings: the
+        average daily charge over the last :data:`USAGE_DAYS` days, or over the days since the first fact
+        when the account has less history than that (a new tenant's first days are not diluted)."""
+        today = fields.Date.context_today(self)
+        since = today - timedelta(days=USAGE_DAYS - 1)
+        charged = {
+            account: (amount, first)
+            for account, amount, first in self.env["prepaid.consumption"]
             .sudo()
             ._read_group(
-                [("account_id", "in", self.ids), ("day", ">=", since)], ["account_id"], ["amount:sum"]
+                [("account_id", "in", self.ids), ("day", ">=", since), ("day", "<=", today)],
+                ["account_id"],
+                ["amount:sum", "day:min"],
             )
-        )
+        }
         for account in self:
-            daily = (charged.get(account) or 0.0) / USAGE_DAYS
+            amount, first = charged.get(account, (0.0, today))
+            days = min(USAGE_DAYS, max(1, (today - first).days + 1))
+            daily = (amount or 0.0) / days
             spendable = account.balance - account._get_cutoff_threshold()
-            if daily <= 0:
-                account.days_left = 0
-            else:
-                account.days_left = max(0, int(spendable // daily))
+            # Rounded before the floor: 10 / (5 / 3) is 6 days, not 5.999...
+            account.days_left = max(0, math.floor(round(spendable / daily, 6))) if daily > 0 else 0
 
     def _prepaid_days_left_text(self):
         """'about N days left' for the tenant's messages, or '' when the usage says nothing."""

@@ -188,22 +188,31 @@ class TestRecharge(PortalCommon):
     def test_days_left_from_the_daily_facts(self):
         self.assertEqual(self.account_1.days_left, 0, "nothing charged: nothing to say")
         today = fields.Date.context_today(self.account_1)
-        self.env["prepaid.consumption"].sudo().create(
-            [
-                {
-                    "meter_id": self.meter_1.id,
-                    "account_id": self.account_1.id,
-                    "company_id": self.company.id,
-                    "day": today - timedelta(days=i),
-                    "quantity": 3.0,
-                    "amount": 3.0,
-                }
-                for i in range(1, 11)
-            ]
-        )
-        # 30 charged in 30 days: 1 a day; a balance of 5 (cut-off at 0) lasts 5 days.
+
+        def facts(account, meter, amounts):
+            self.env["prepaid.consumption"].sudo().create(
+                [
+                    {
+                        "meter_id": meter.id,
+                        "account_id": account.id,
+                        "company_id": self.company.id,
+                        "day": today - timedelta(days=ago),
+                        "quantity": amount,
+                        "amount": amount,
+                    }
+                    for ago, amount in amounts
+                ]
+            )
+
+        # A long history: 1 a day (what is older than 30 days does not count); a balance of 5 lasts 5 days.
+        facts(self.account_1, self.meter_1, [(ago, 1.0) for ago in range(1, 41)])
         self.account_1.invalidate_recordset(["days_left"])
         self.assertEqual(self.account_1.days_left, 5)
+        # A new tenant: 5 spent over its first 3 days (today included) is 5/3 a day: 10 lasts 6 days.
+        self.post(self.account_2, 10.0, "pp:days:2", kind="opening")
+        facts(self.account_2, self.meter_2, [(2, 2.5), (1, 2.5)])
+        self.account_2.invalidate_recordset(["days_left"])
+        self.assertEqual(self.account_2.days_left, 6)
 
 
 @tagged("post_install", "-at_install")

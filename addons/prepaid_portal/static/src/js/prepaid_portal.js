@@ -22,7 +22,7 @@ publicWidget.registry.PrepaidAccountPage = publicWidget.Widget.extend({
     async start() {
         await this._super(...arguments);
         const dataEl = this.el.querySelector(".o_prepaid_usage_data");
-        this.usage = dataEl ? JSON.parse(dataEl.textContent || "{}") : {};
+        this.usage = dataEl ? JSON.parse(dataEl.dataset.usage || "{}") : {};
         this.charts = [];
         if (Object.keys(this.usage).length) {
             await loadBundle("web.chartjs_lib");

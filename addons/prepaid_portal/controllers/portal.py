@@ -217,6 +217,23 @@ class PrepaidPortal(PortalAccount):
                 just_paid = request.env["prepaid.topup"]
         role = account._prepaid_portal_role(user)
         usage = self._prepaid_usage(account, today)
+        # The page's script draws with these words: Odoo's portal (without the website app) loads no
+        # translations for scripts, so they come translated with the page.
+        env = request.env
+        labels = {
+            "sharp": env._("Sharp"),
+            "peak": env._("Peak"),
+            "flat": env._("Flat"),
+            "valley": env._("Valley"),
+            "daily": env._("Daily use"),
+            "last_30": env._("Last 30 days"),
+            "last_12": env._("Last 12 months"),
+            "this_year": env._("This year"),
+            "year_before": env._("A year before"),
+            "on": env._("On"),
+            "off": env._("Off"),
+            "restored": env._("Supply restored."),
+        }
         values = self._prepare_portal_layout_values()
         values.update(
             {
@@ -227,6 +244,7 @@ class PrepaidPortal(PortalAccount):
                 "meter_usage": self._prepaid_meter_usage(account, today),
                 "usage": usage,
                 "usage_json": json.dumps(usage),
+                "labels_json": json.dumps(labels),
                 "ledger": ledger,
                 "pager": pager,
                 "topups": topups,

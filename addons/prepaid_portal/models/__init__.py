@@ -1,4 +1,5 @@
 from . import (
+    ir_http,
     payment_transaction,
     prepaid_account,
     prepaid_portal_binding,

@@ -1,17 +1,11 @@
 /** @odoo-module **/
 
-import { _t } from "@web/core/l10n/translation";
 import { loadBundle } from "@web/core/assets";
 import { rpc } from "@web/core/network/rpc";
 import publicWidget from "@web/legacy/js/public/public_widget";
 
 const BAND_COLOURS = { sharp: "#dc3545", peak: "#fd7e14", flat: "#0d6efd", valley: "#20c997" };
-const BAND_LABELS = {
-    sharp: _t("Sharp"),
-    peak: _t("Peak"),
-    flat: _t("Flat"),
-    valley: _t("Valley"),
-};
+
 // How often and how long the account page asks for the supply state after a payment.
 const POLL_MS = 4000;
 const POLL_TIMES = 45;
@@ -23,6 +17,8 @@ publicWidget.registry.PrepaidAccountPage = publicWidget.Widget.extend({
         await this._super(...arguments);
         const dataEl = this.el.querySelector(".o_prepaid_usage_data");
         this.usage = dataEl ? JSON.parse(dataEl.dataset.usage || "{}") : {};
+        // The words come translated with the page (the portal loads no script translations).
+        this.labels = dataEl ? JSON.parse(dataEl.dataset.labels || "{}") : {};
         this.charts = [];
         if (Object.keys(this.usage).length) {
             await loadBundle("web.chartjs_lib");
@@ -48,19 +44,19 @@ publicWidget.registry.PrepaidAccountPage = publicWidget.Widget.extend({
             const bands = Object.keys(u.bands || {});
             const datasets = bands.length
                 ? bands.map((band) => ({
-                      label: BAND_LABELS[band] || band,
+                      label: this.labels[band] || band,
                       data: u.bands[band],
                       backgroundColor: BAND_COLOURS[band],
                       stack: "q",
                   }))
-                : [{ label: _t("Daily use"), data: u.quantity, backgroundColor: "#0d6efd" }];
+                : [{ label: this.labels.daily, data: u.quantity, backgroundColor: "#0d6efd" }];
             this.charts.push(
                 new Chart(canvas, {
                     type: "bar",
                     data: { labels: u.days, datasets },
                     options: {
                         maintainAspectRatio: false,
-                        plugins: { title: { display: true, text: _t("Last 30 days") } },
+                        plugins: { title: { display: true, text: this.labels.last_30 } },
                         scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } },
                     },
                 })
@@ -74,9 +70,9 @@ publicWidget.registry.PrepaidAccountPage = publicWidget.Widget.extend({
                     data: {
                         labels: u.months,
                         datasets: [
-                            { label: _t("This year"), data: u.month_quantity, backgroundColor: "#0d6efd" },
+                            { label: this.labels.this_year, data: u.month_quantity, backgroundColor: "#0d6efd" },
                             {
-                                label: _t("A year before"),
+                                label: this.labels.year_before,
                                 data: u.last_year_quantity,
                                 backgroundColor: "#adb5bd",
                             },
@@ -84,7 +80,7 @@ publicWidget.registry.PrepaidAccountPage = publicWidget.Widget.extend({
                     },
                     options: {
                         maintainAspectRatio: false,
-                        plugins: { title: { display: true, text: _t("Last 12 months") } },
+                        plugins: { title: { display: true, text: this.labels.last_12 } },
                         scales: { y: { beginAtZero: true } },
                     },
                 })
@@ -118,13 +114,13 @@ publicWidget.registry.PrepaidAccountPage = publicWidget.Widget.extend({
                 badge.dataset.supply = supply;
                 badge.classList.toggle("text-bg-success", supply === "on");
                 badge.classList.toggle("text-bg-danger", supply === "off");
-                badge.textContent = supply === "on" ? _t("On") : supply === "off" ? _t("Off") : supply;
+                badge.textContent = this.labels[supply] || supply;
             }
         }
         const note = this.el.querySelector(".o_prepaid_restore_note");
         if (allOn && !status.supply_cut) {
             if (note) {
-                note.textContent = _t("Supply restored.");
+                note.textContent = this.labels.restored;
                 note.classList.add("o_prepaid_restored");
             }
             clearInterval(this._pollTimer);

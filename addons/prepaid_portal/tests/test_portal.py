@@ -1,5 +1,6 @@
 import json
 from datetime import timedelta
+from urllib.parse import quote_plus
 
 import odoo
 from odoo import fields
@@ -90,6 +91,20 @@ class TestBinding(PortalCommon):
             self.bob, self.account_1.name, token=other
         )
         self.assertFalse(account)
+
+    def test_the_label_prints_the_code_and_a_qr_code_of_the_signed_link(self):
+        html, _kind = self.env["ir.actions.report"]._render_qweb_html(
+            "prepaid_portal.report_prepaid_binding_label", self.account_1.ids
+        )
+        html = html.decode()
+        self.assertIn(CODE, html)
+        self.assertIn(self.account_1.name, html)
+        self.assertIn("barcode_type=QR", html)
+        self.assertIn(quote_plus(self.account_1._prepaid_bind_token()), html)
+        # An account without a code gets one when its label is printed.
+        internal(self.account_2).write({"portal_code": False})
+        self.account_2.action_print_portal_label()
+        self.assertTrue(self.account_2.portal_code)
 
     def test_invitation_and_revocation(self):
         self.bind(self.alice, self.account_1)

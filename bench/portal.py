@@ -9,8 +9,11 @@ with the CSRF token of the login page, one ``requests.Session`` each), warm up, 
 account page ``--requests`` times as fast as it gets answers (``--think`` adds a pause between requests).
 
 Targets: p95 <= 300 ms on the big database, and p95 big / p95 empty <= 1.5 (the page does not slow down as
-history grows). Also printed: p50, max, requests/s, the page's time for one tenant alone (no queueing), and
-per request what Odoo's log says it spent (SQL queries, SQL time, the rest).
+history grows). Also printed: p50, max, requests/s, the page's time for one tenant alone (no queueing), per
+request what Odoo's log says it spent (SQL queries, SQL time, the rest), the first error Odoo logged if
+requests failed, and how many connections the kernel dropped meanwhile because Odoo's listen queue was full
+(Odoo's prefork server listens with a backlog of 8 per worker: 16 for 2 workers, fewer than 20 tenants; a
+dropped connection is retried by the client after a retransmission timeout, which shows in the tail).
 
 The databases (built once, reused by later runs; ``--rebuild`` builds them again):
 
@@ -31,6 +34,10 @@ The databases (built once, reused by later runs; ``--rebuild`` builds them again
 * ``<db>_empty``: the same accounts, meters and users (a copy taken before the history was loaded), each
   account with its opening balance of 300.00 only: no readings, facts or deductions.
 
+When addons/ changed since a database was built or last updated (a digest of its files, kept in the
+database), the suite is updated in it first (``-u``, as soak.py does), so that the page measured is this
+checkout's; ``--no-update`` measures the databases as they are.
+
 It prints, it never asserts; exit status 0 unless the run itself broke (a database could not be built,
 Odoo did not start, a tenant could not log in, requests failed).
 
@@ -45,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -66,7 +74,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULES = "prepaid_base,prepaid_metering,prepaid_billing,prepaid_portal,payment_demo"
 TAG = "BP"  # prefix of the bench's records (property codes, meter names, logins)
 MARKER = "prepaid_bench.portal"  # ir.config_parameter: what the database was built with
-SUITE_MARKER = "prepaid_bench.suite"  # ir.config_parameter: digest of addons/ the database was last updated to
+# ir.config_parameter: digest of addons/ the database was last updated to
+SUITE_MARKER = "prepaid_bench.suite"
 SUITE_MODULES = "prepaid_base,prepaid_metering,prepaid_billing,prepaid_portal"
 TZ = "Asia/Shanghai"
 TARGET_P95_MS = 300.0
@@ -91,13 +100,18 @@ def parse_args(argv=None):
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = parser.add_argument_group("database")
-    data.add_argument("--db", default="prepaid_bench_portal", help="the big database (the empty one: <db>_empty)")
+    data.add_argument(
+        "--db", default="prepaid_bench_portal", help="the big database (the empty one: <db>_empty)"
+    )
     data.add_argument("--accounts", type=int, default=1000)
     data.add_argument("--meters", type=int, default=2000, help="meters (a multiple of --accounts)")
     data.add_argument("--readings", type=int, default=10_000_000, help="readings, spread over the meters")
     data.add_argument("--days", type=float, default=730, help="days of history the readings span")
     data.add_argument("--build", action="store_true", help="build the databases if missing, then stop")
     data.add_argument("--rebuild", action="store_true", help="drop and build the databases again first")
+    data.add_argument(
+        "--no-update", action="store_true", help="measure the databases as they are, even if addons/ changed"
+    )
     load = parser.add_argument_group("load")
     load.add_argument("--tenants", type=int, default=20, help="concurrent logged-in tenants")
     load.add_argument("--requests", type=int, default=25, help="measured requests per tenant")
@@ -214,12 +228,27 @@ def update_suite(db, args, out: Path):
 
 
 def odoo_env():
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    return dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    )
 
 
 def port_busy(port):
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def listen_overflows():
+    """The kernel's count of connections dropped because a listen queue was full (all sockets of the
+    machine: TcpExt ListenOverflows), or None where it cannot be read."""
+    try:
+        lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()]
+    except OSError:
+        return None
+    for names, values in itertools.pairwise(lines):
+        if names[0] == "TcpExt:" and values[0] == "TcpExt:" and "ListenOverflows" in names:
+            return int(values[names.index("ListenOverflows")])
+    return None
 
 
 def percentile(values, q):
@@ -335,14 +364,15 @@ class Builder:
             raise SystemExit(f"installing the suite failed: see {log}")
         print(f"  {time.perf_counter() - t0:.0f} s", flush=True)
 
-    # -- the ORM part: estate, accounts, meters, portal users -------------------------------------------------
+    # -- the ORM part: estate, accounts, meters, portal users -----------------------------------------------
 
     def populate(self, registry):
         from odoo import SUPERUSER_ID, Command, api
 
         args = self.args
         print(
-            f"creating {args.accounts} units and accounts, {args.meters} meters, {args.accounts} portal users "
+            f"creating {args.accounts} units and accounts, {args.meters} meters, {args.accounts} portal "
+            "users "
             "(ORM)...",
             flush=True,
         )
@@ -358,12 +388,22 @@ class Builder:
             units = Property.browse()
             for b in range(math.ceil(args.accounts / per_building)):
                 building = Property.create(
-                    {"name": f"Building {b + 1}", "code": f"{TAG}-B{b + 1}", "kind": "building", "parent_id": site.id}
+                    {
+                        "name": f"Building {b + 1}",
+                        "code": f"{TAG}-B{b + 1}",
+                        "kind": "building",
+                        "parent_id": site.id,
+                    }
                 )
                 count = min(per_building, args.accounts - b * per_building)
                 floors = Property.create(
                     [
-                        {"name": f"Floor {f + 1}", "code": f"{TAG}-B{b + 1}-F{f + 1}", "kind": "floor", "parent_id": building.id}
+                        {
+                            "name": f"Floor {f + 1}",
+                            "code": f"{TAG}-B{b + 1}-F{f + 1}",
+                            "kind": "floor",
+                            "parent_id": building.id,
+                        }
                         for f in range(math.ceil(count / UNITS_PER_FLOOR))
                     ]
                 )
@@ -397,7 +437,9 @@ class Builder:
                         "name": f"{TAG}-{n + 1:04d} {UTILITIES[k % 2]}{'' if k < 2 else f' {k // 2 + 1}'}",
                         "utility": UTILITIES[k % 2],
                         "model_id": models[UTILITIES[k % 2]].id,
-                        "address": f"{n * per_account + k + 1:012d}" if k % 2 == 0 else f"{n * per_account + k + 1:014d}",
+                        "address": f"{n * per_account + k + 1:012d}"
+                        if k % 2 == 0
+                        else f"{n * per_account + k + 1:014d}",
                         "unit_id": unit.id,
                         "billing_mode": "platform",
                     }
@@ -434,7 +476,7 @@ class Builder:
             env.flush_all()
             print(f"  portal users and bindings: {time.perf_counter() - t1:.0f} s", flush=True)
 
-    # -- the SQL part: readings, facts, ledger ------------------------------------------------------------------
+    # -- the SQL part: readings, facts, ledger --------------------------------------------------------------
 
     def _connect(self, db):
         import psycopg2
@@ -476,9 +518,12 @@ class Builder:
                     WHERE balance <= GREATEST(warn_level_1, warn_level_2, warn_level_3, cutoff_level)"""
             )
             if cr.fetchone()[0]:
-                raise SystemExit("the bench's balances are not above the warning levels: level 'normal' is wrong")
+                raise SystemExit(
+                    "the bench's balances are not above the warning levels: level 'normal' is wrong"
+                )
             cr.execute(
-                """INSERT INTO ir_config_parameter (key, value, create_uid, create_date, write_uid, write_date)
+                """INSERT INTO ir_config_parameter
+                          (key, value, create_uid, create_date, write_uid, write_date)
                    VALUES (%s, %s, 1, now(), 1, now())
                    ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value""",
                 (MARKER, json.dumps(built)),
@@ -498,16 +543,18 @@ class Builder:
             self._bench_meters(cr)
             cr.execute(
                 f"""
-                INSERT INTO prepaid_ledger (account_id, partner_id, company_id, currency_id, date, kind, amount,
-                                            balance_after, idempotency_key, period, description, create_uid,
-                                            create_date)
+                INSERT INTO prepaid_ledger
+                       (account_id, partner_id, company_id, currency_id, date, kind, amount, balance_after,
+                        idempotency_key, period, description, create_uid, create_date)
                 SELECT account_id, partner_id, company_id, currency_id, now() AT TIME ZONE 'UTC', 'opening',
-                       {OPENING_LEFT}, {OPENING_LEFT}, '{TAG}:opening:' || account_id, 1, 'Opening balance', 1,
-                       now() AT TIME ZONE 'UTC'
+                       {OPENING_LEFT}, {OPENING_LEFT}, '{TAG}:opening:' || account_id, 1, 'Opening balance',
+                       1, now() AT TIME ZONE 'UTC'
                   FROM bench_accounts ORDER BY account_id
                 """
             )
-        built = dict(wanted(self.args), history=False, built_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        built = dict(
+            wanted(self.args), history=False, built_at=datetime.now(UTC).isoformat(timespec="seconds")
+        )
         self._finish(conn, self.empty, built)
         conn.close()
 
@@ -518,7 +565,8 @@ class Builder:
         start = end - timedelta(minutes=minutes * (per_meter - 1))
         total = per_meter * args.meters
         print(
-            f"{self.db}: {total:,} readings ({per_meter} per meter, one every {minutes} min from {start:%Y-%m-%d} "
+            f"{self.db}: {total:,} readings ({per_meter} per meter, one every {minutes} min from "
+            f"{start:%Y-%m-%d} "
             f"to {end:%Y-%m-%d %H:%M} UTC), their daily facts, the ledger (SQL)...",
             flush=True,
         )
@@ -536,11 +584,14 @@ class Builder:
                     INSERT INTO prepaid_meter_reading
                            (meter_id, read_at, ingested_at, source, state, company_id, utility, building_id,
                             total, sharp, peak, flat, valley, voltage, current, power, supply)
-                    SELECT m.meter_id, %(start)s + k * %(step)s, %(start)s + k * %(step)s + interval '40 seconds',
+                    SELECT m.meter_id, %(start)s + k * %(step)s,
+                           %(start)s + k * %(step)s + interval '40 seconds',
                            'poll', 'valid', m.company_id, m.utility, m.building_id,
                            1000 + k * m.step,
-                           CASE WHEN e THEN 100 + k * m.step * 0.1 END, CASE WHEN e THEN 300 + k * m.step * 0.3 END,
-                           CASE WHEN e THEN 400 + k * m.step * 0.4 END, CASE WHEN e THEN 200 + k * m.step * 0.2 END,
+                           CASE WHEN e THEN 100 + k * m.step * 0.1 END,
+                           CASE WHEN e THEN 300 + k * m.step * 0.3 END,
+                           CASE WHEN e THEN 400 + k * m.step * 0.4 END,
+                           CASE WHEN e THEN 200 + k * m.step * 0.2 END,
                            CASE WHEN e THEN 219.5 + (k %% 7) * 0.5 END,
                            CASE WHEN e THEN round(m.step * (1 + (k %% 5) * 0.1), 3) END,
                            CASE WHEN e THEN round(m.step * 0.2, 4) END, 'on'
@@ -553,7 +604,9 @@ class Builder:
                 done = (k1 + 1) * args.meters
                 elapsed = time.perf_counter() - t0
                 if k1 + 1 == per_meter or (k0 // chunk) % 4 == 3:
-                    print(f"  readings: {done:,} in {elapsed:.0f} s ({done / elapsed:,.0f} rows/s)", flush=True)
+                    print(
+                        f"  readings: {done:,} in {elapsed:.0f} s ({done / elapsed:,.0f} rows/s)", flush=True
+                    )
             t1 = time.perf_counter()
             cr.execute(
                 """
@@ -585,21 +638,24 @@ class Builder:
             # day (the day's facts), in posting order: day, account, meter.
             cr.execute(
                 f"""
-                INSERT INTO prepaid_ledger (account_id, partner_id, company_id, currency_id, date, kind, amount,
-                                            balance_after, idempotency_key, period, description, create_uid,
-                                            create_date)
+                INSERT INTO prepaid_ledger
+                       (account_id, partner_id, company_id, currency_id, date, kind, amount, balance_after,
+                        idempotency_key, period, description, create_uid, create_date)
                 SELECT a.account_id, a.partner_id, a.company_id, a.currency_id, %(start)s, 'opening',
-                       s.spent + {OPENING_LEFT}, s.spent + {OPENING_LEFT}, '{TAG}:opening:' || a.account_id, 1,
-                       'Opening balance', 1, %(start)s
+                       s.spent + {OPENING_LEFT}, s.spent + {OPENING_LEFT}, '{TAG}:opening:' || a.account_id,
+                       1, 'Opening balance', 1, %(start)s
                   FROM bench_accounts a
-                  JOIN (SELECT account_id, SUM(amount) AS spent FROM prepaid_consumption GROUP BY account_id) s
+                  JOIN (SELECT account_id, SUM(amount) AS spent
+                          FROM prepaid_consumption GROUP BY account_id) s
                     ON s.account_id = a.account_id
               ORDER BY a.account_id;
 
-                INSERT INTO prepaid_ledger (account_id, partner_id, company_id, currency_id, date, kind, amount,
-                                            balance_after, idempotency_key, period, utility, quantity,
-                                            res_model, res_id, create_uid, create_date)
-                SELECT c.account_id, a.partner_id, a.company_id, a.currency_id, c.at, 'consumption', -c.amount,
+                INSERT INTO prepaid_ledger
+                       (account_id, partner_id, company_id, currency_id, date, kind, amount, balance_after,
+                        idempotency_key, period, utility, quantity, res_model, res_id, create_uid,
+                        create_date)
+                SELECT c.account_id, a.partner_id, a.company_id, a.currency_id, c.at, 'consumption',
+                       -c.amount,
                        o.amount - SUM(c.amount) OVER (PARTITION BY c.account_id ORDER BY c.day, c.meter_id),
                        '{TAG}:cons:' || c.meter_id || ':' || c.day, 1, c.utility, c.quantity,
                        'prepaid.meter', c.meter_id, 1, c.at
@@ -674,12 +730,19 @@ class OdooServer:
             "--log-handler=py.warnings:ERROR",
         ]
         self.proc = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + self.args.start_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise SystemExit(f"Odoo stopped while starting (exit {self.proc.returncode}): see {self.logfile}")
+                raise SystemExit(
+                    f"Odoo stopped while starting (exit {self.proc.returncode}): see {self.logfile}"
+                )
             try:
                 if requests.get(self.url + "/web/login", timeout=10).status_code == 200:
                     return self
@@ -723,9 +786,7 @@ class OdooServer:
         with open(self.logfile, errors="replace") as log:
             log.seek(start)
             text = log.read(end - start)
-        return [
-            (int(m[3]), float(m[4]), float(m[5])) for m in LOG_LINE.finditer(text) if m[2] == "200"
-        ]
+        return [(int(m[3]), float(m[4]), float(m[5])) for m in LOG_LINE.finditer(text) if m[2] == "200"]
 
 
 # ================================================================================================ the tenants
@@ -748,7 +809,12 @@ class Tenant:
             raise RuntimeError(f"no CSRF token on the login page (HTTP {form.status_code})")
         answer = self.http.post(
             self.url + "/web/login",
-            data={"login": self.login_name, "password": self.password, "csrf_token": token[1], "redirect": ""},
+            data={
+                "login": self.login_name,
+                "password": self.password,
+                "csrf_token": token[1],
+                "redirect": "",
+            },
             allow_redirects=False,
             timeout=120,
         )
@@ -772,7 +838,8 @@ def tenants_of(db, args):
     """The (login, account id) of ``args.tenants`` tenants spread over the bench's accounts."""
     rows = psql(
         db,
-        f"""SELECT u.login || ',' || b.account_id FROM prepaid_portal_binding b JOIN res_users u ON u.id = b.user_id
+        f"""SELECT u.login || ',' || b.account_id
+              FROM prepaid_portal_binding b JOIN res_users u ON u.id = b.user_id
              WHERE u.login LIKE '{TAG.lower()}_tenant_%' AND b.state = 'active' ORDER BY b.account_id""",
     )
     pairs = [tuple(row.split(",")) for row in (rows or "").splitlines()]
@@ -784,16 +851,26 @@ def tenants_of(db, args):
 
 def summary(latencies):
     ms = [v * 1000 for v in latencies]
-    return {"p50": percentile(ms, 50), "p95": percentile(ms, 95), "max": max(ms), "mean": statistics.fmean(ms)}
+    return {
+        "p50": percentile(ms, 50),
+        "p95": percentile(ms, 95),
+        "max": max(ms),
+        "mean": statistics.fmean(ms),
+    }
 
 
 def measure(args, db, label, out: Path):
     """Start Odoo on ``db``, log the tenants in, warm up, one tenant alone, then all at once; stop Odoo."""
     server = OdooServer(args, db, out / f"odoo-{label}.log")
-    print(f"-- {label} database {db}: starting Odoo ({args.workers} workers, no cron) on port {args.port}...", flush=True)
+    print(
+        f"-- {label} database {db}: starting Odoo ({args.workers} workers, no cron) on port {args.port}...",
+        flush=True,
+    )
     server.start()
     try:
-        tenants = [Tenant(server.url, login, args.password, account) for login, account in tenants_of(db, args)]
+        tenants = [
+            Tenant(server.url, login, args.password, account) for login, account in tenants_of(db, args)
+        ]
         t0 = time.perf_counter()
         errors = []
 
@@ -821,7 +898,10 @@ def measure(args, db, label, out: Path):
             result["single"] = summary([s for s, _b, ok in single if ok] or [0])
             result["single_bad"] = bad
         offset = server.log_offset()
+        overflows = listen_overflows()
         wall, samples = run_clients(tenants, args.requests, args.think)
+        if overflows is not None:
+            result["overflows"] = listen_overflows() - overflows
         time.sleep(0.5)  # the last log lines
         end = server.log_offset()
         logged = server.page_lines(offset, end)
@@ -879,7 +959,8 @@ def report(label, r, args):
         return
     verdict = "met" if r["p95"] <= TARGET_P95_MS else "NOT met"
     print(
-        f"{label}: {r['requests']} requests by {args.tenants} tenants in {r['wall']:.2f} s = {r['rate']:.1f} req/s; "
+        f"{label}: {r['requests']} requests by {args.tenants} tenants in {r['wall']:.2f} s = "
+        f"{r['rate']:.1f} req/s; "
         f"latency p50 {r['p50']:.0f} ms, p95 {r['p95']:.0f} ms, max {r['max']:.0f} ms"
         + (f"  [target p95 <= {TARGET_P95_MS:.0f} ms: {verdict}]" if label.startswith("big") else "")
     )
@@ -888,8 +969,16 @@ def report(label, r, args):
         details.append(f"first error in Odoo's log: {r['error']}")
     if "queries" in r:
         details.append(
-            f"Odoo per request: {r['queries']:.0f} SQL queries, {r['sql_ms']:.1f} ms SQL + {r['other_ms']:.1f} ms "
+            f"Odoo per request: {r['queries']:.0f} SQL queries, {r['sql_ms']:.1f} ms SQL + "
+            f"{r['other_ms']:.1f} ms "
             f"other ({r['logged']} logged)"
+        )
+    if r.get("overflows"):
+        details.append(
+            f"{r['overflows']} connections dropped by the kernel meanwhile (listen queue full: Odoo listens "
+            f"with a backlog of 8 x {args.workers} workers = {8 * args.workers}, fewer than {args.tenants} "
+            "tenants; each "
+            "drop costs a retransmission)"
         )
     if "single" in r:
         s = r["single"]
@@ -919,7 +1008,7 @@ def main(argv=None):
     complete = all(found.values())
     if complete and any({k: v for k, v in found[db].items() if k in want} != want for db in found):
         print(
-            f"{args.db} was built with {({k: found[args.db][k] for k in want})}, not {want}: use --rebuild "
+            f"{args.db} was built with { ({k: found[args.db][k] for k in want}) }, not {want}: use --rebuild "
             "(or another --db)",
             file=sys.stderr,
         )
@@ -927,13 +1016,17 @@ def main(argv=None):
     if not complete:
         builder.build()
     elif args.build:
-        print(f"{args.db} and {empty} are built already ({found[args.db].get('built_at')}): --rebuild to rebuild")
+        print(
+            f"{args.db} and {empty} are built already ({found[args.db].get('built_at')}): --rebuild to "
+            "rebuild"
+        )
     if args.build:
         return 0
 
     built = marker(args.db)
     print(
-        f"portal bench: {args.accounts} accounts, {args.meters} meters, {built.get('readings', 0):,} readings, "
+        f"portal bench: {args.accounts} accounts, {args.meters} meters, {built.get('readings', 0):,} "
+        "readings, "
         f"{built.get('facts', 0):,} daily facts, {built.get('ledger_lines', 0):,} ledger lines (built "
         f"{built.get('built_at')}); {args.tenants} tenants x {args.requests} requests"
         + (f", {args.think} s think time" if args.think else "")
@@ -941,7 +1034,8 @@ def main(argv=None):
     print(f"machine: {load_average()} before; logs in {out}")
     plan = [(label, db) for label, db in (("empty", empty), ("big", args.db)) if args.only in (None, label)]
     for _label, db in plan:
-        update_suite(db, args, out)
+        if not args.no_update:
+            update_suite(db, args, out)
     results = {}
     for label, db in plan:
         results[label] = measure(args, db, label, out)
@@ -964,6 +1058,9 @@ def _terminate(signum, _frame):
 
 if __name__ == "__main__":
     signal.signal(signal.SIGTERM, _terminate)
+    # Ctrl-C stops the run and its Odoo processes, also when started in the background of a script (where
+    # SIGINT is ignored by default).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         sys.exit(main())
     except KeyboardInterrupt:

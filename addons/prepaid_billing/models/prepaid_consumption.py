@@ -87,6 +87,15 @@ class PrepaidConsumption(models.Model):
                 SQL.identifier(self._table),
             )
         )
+        # An account's days (the portal's charts, days left, statements): bounded by the days asked for,
+        # not by the account's whole history.
+        self.env.cr.execute(
+            SQL(
+                "CREATE INDEX IF NOT EXISTS %s ON %s (account_id, day) WHERE account_id IS NOT NULL",
+                SQL.identifier("prepaid_consumption_account_day_idx"),
+                SQL.identifier(self._table),
+            )
+        )
         return res
 
     @api.depends("utility")

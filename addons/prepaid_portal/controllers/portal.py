@@ -44,6 +44,14 @@ def _parse_amount(text, currency):
     return value
 
 
+def _percent_change(current, previous):
+    """'+12' / '-5' / '0': this month against last month in whole per cent (nothing to compare with a zero
+    month: the page then shows no percentage)."""
+    if not previous:
+        return ""
+    return f"{(current - previous) * 100.0 / previous:+.0f}"
+
+
 class PrepaidPortal(PortalAccount):
     # ------------------------------------------------------------------ helpers
 
@@ -135,6 +143,9 @@ class PrepaidPortal(PortalAccount):
                 ],
                 "this_month": round(monthly.get(months[-1], (0, 0))[0], 3),
                 "last_month": round(monthly.get(months[-2], (0, 0))[0], 3),
+                "month_change": _percent_change(
+                    monthly.get(months[-1], (0, 0))[0], monthly.get(months[-2], (0, 0))[0]
+                ),
                 "today": round(daily.get(today, (0,) * 6)[0], 3),
             }
         return usage

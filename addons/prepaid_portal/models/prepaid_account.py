@@ -111,6 +111,15 @@ class PrepaidAccount(models.Model):
             f"{base}/my/prepaid/bind?{urlencode({'account': self.name, 'token': token})}" if token else False
         )
 
+    def _prepaid_bind_qr_src(self):
+        """The label's QR image: Odoo's barcode route with the signed binding link."""
+        url = self._prepaid_bind_url()
+        if not url:
+            return False
+        return "/report/barcode/?" + urlencode(
+            {"barcode_type": "QR", "value": url, "width": 240, "height": 240}
+        )
+
     @api.model
     def _prepaid_portal_bind(self, user, account_number, code=None, token=None, ip=None):
         """Bind ``user`` by account number and code (or QR token). Returns ``(account, error)``: the sudo
@@ -198,5 +207,11 @@ class PrepaidAccount(models.Model):
             self.env["prepaid.portal.binding"]._bind(account.sudo(), portal_user, "holder", "staff")
         provider = self.env.ref("payment.payment_provider_demo", raise_if_not_found=False)
         if provider and provider.module_state == "installed" and provider.state == "disabled":
-            provider.sudo().write({"state": "test", "is_published": True})
+            # With its journal set now, the provider's payment method line exists before the first payment
+            # (left to Odoo's lazy creation, a status poll and the post-processing cron made two at once, and
+            # every later payment failed post-processing on "Expected singleton").
+            journal = self.env["account.journal"].search(
+                [("type", "=", "bank"), ("company_id", "=", provider.company_id.id)], limit=1
+            )
+            provider.sudo().write({"state": "test", "is_published": True, "journal_id": journal.id})
         return True

@@ -85,7 +85,6 @@ class PrepaidAccount(models.Model):
         help="The balance at or below which the supply is cut: cut-off level minus overdraft allowance.",
     )
     days_left = fields.Integer(
-        string="Days Left",
         compute="_compute_days_left",
         help="How many days the balance lasts at the average daily charge of the last "
         f"{USAGE_DAYS} days (empty when nothing was charged in that time).",

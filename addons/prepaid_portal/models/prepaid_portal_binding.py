@@ -57,8 +57,8 @@ class PrepaidPortalBinding(models.Model):
     state = fields.Selection(
         [("active", "Active"), ("revoked", "Revoked")], required=True, default="active", readonly=True
     )
-    invited_by_id = fields.Many2one("res.users", string="Invited By", readonly=True)
-    revoked_by_id = fields.Many2one("res.users", string="Revoked By", readonly=True)
+    invited_by_id = fields.Many2one("res.users", readonly=True)
+    revoked_by_id = fields.Many2one("res.users", readonly=True)
     revoked_date = fields.Datetime(readonly=True)
 
     def init(self):
@@ -162,7 +162,7 @@ class PrepaidPortalInvitation(models.Model):
         default="pending",
         readonly=True,
     )
-    accepted_by_id = fields.Many2one("res.users", string="Accepted By", readonly=True)
+    accepted_by_id = fields.Many2one("res.users", readonly=True)
 
     _sql_constraints = [("token_uniq", "UNIQUE(token)", "An invitation token is unique.")]
 

@@ -356,7 +356,7 @@ class TestPortalRpc(PortalCommon):
         self.topup(self.account_1, 10.0)
         self.topup(self.account_2, 10.0)
         own = self.account_1
-        leaks, writes = [], []
+        leaks, writes, refused = [], [], []
         for model in sorted(name for name in self.env.registry if name.startswith("prepaid.")):
             if self.env[model]._abstract or self.env[model]._transient:
                 continue
@@ -382,12 +382,13 @@ class TestPortalRpc(PortalCommon):
                         self.env.flush_all()
                     writes.append(f"{model}: write accepted")
                 except (AccessError, ValueError, UserError):
-                    pass
+                    refused.append(model)
                 finally:
                     savepoint.rollback()
                     savepoint.close(rollback=False)
         self.assertFalse(leaks, "\n".join(leaks))
         self.assertFalse(writes, "\n".join(writes))
+        self.assertIn("prepaid.account", refused)
         # What they do read is theirs, the ledger included.
         ledger = self.call(self.alice, "prepaid.ledger", "search_read", [[]], {"fields": ["account_id"]})
         self.assertTrue(ledger)

@@ -16,6 +16,8 @@
         "data/mail_template_data.xml",
         "data/sms_template_data.xml",
         "report/prepaid_topup_report.xml",
+        "report/prepaid_statement_report.xml",
+        "data/prepaid_statement_mail_data.xml",
         "wizards/prepaid_topup_wizard_views.xml",
         "wizards/prepaid_refund_wizard_views.xml",
         "wizards/prepaid_reverse_wizard_views.xml",
@@ -29,6 +31,7 @@
         "views/prepaid_property_views.xml",
         "views/res_config_settings_views.xml",
         "views/prepaid_billing_menus.xml",
+        "views/prepaid_statement_views.xml",
     ],
     "demo": ["demo/prepaid_billing_demo.xml"],
     "assets": {

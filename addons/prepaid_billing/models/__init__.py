@@ -11,6 +11,8 @@ from . import (
     prepaid_property,
     prepaid_settlement,
     prepaid_settlement_cursor,
+    prepaid_statement,
+    prepaid_statement_line,
     prepaid_summary,
     prepaid_topup,
     res_company,

@@ -491,3 +491,27 @@ class PrepaidAccount(models.Model):
                 )
             ],
         }
+
+
+class PrepaidAccountStatements(models.Model):
+    _inherit = "prepaid.account"
+
+    statement_ids = fields.One2many("prepaid.statement", "account_id", string="Statements", readonly=True)
+    statement_count = fields.Integer(compute="_compute_statement_count")
+
+    def _compute_statement_count(self):
+        counts = dict(
+            self.env["prepaid.statement"]._read_group(
+                [("account_id", "in", self.ids)], ["account_id"], ["__count"]
+            )
+        )
+        for account in self:
+            account.statement_count = counts.get(account, 0)
+
+    def action_view_statements(self):
+        self.ensure_one()
+        self.check_access("read")
+        action = self.env["ir.actions.act_window"]._for_xml_id("prepaid_billing.prepaid_statement_action")
+        action["domain"] = [("account_id", "=", self.id)]
+        action["context"] = {"create": False}
+        return action

@@ -9,6 +9,7 @@ from . import (
     test_reversal_refund,
     test_settings,
     test_settlement,
+    test_statement,
     test_summary,
     test_topup,
     test_topup_entries,

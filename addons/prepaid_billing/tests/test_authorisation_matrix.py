@@ -66,6 +66,8 @@ CRUD = {
     "prepaid.summary": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
     "prepaid.anomaly": {"op_one": "r", "op_all": "r", "manager": "rw"},
     "prepaid.consumption": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
+    "prepaid.statement": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
+    "prepaid.statement.line": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
 }
 # Models that hold no records of their own: nobody reads or writes them as such.
 NOT_RECORDS = {
@@ -158,6 +160,18 @@ METHODS = {
     ("prepaid.sitemap.import", "action_view_gateways"): MGR,
     ("prepaid.summary", "action_post_now"): MGR,
     ("prepaid.summary", "action_view_move"): (*OPS, "accountant"),
+    # Statements are computed: nobody creates or writes them; managers dispatch them (the fixture is
+    # dispatched already: a second dispatch sends nothing); staff refresh the unsettled ones.
+    ("prepaid.account", "action_view_statements"): (*OPS, "portal"),  # navigation: no data
+    ("prepaid.statement", "action_dispatch"): MGR,
+    ("prepaid.statement", "action_refresh"): OPS,
+    ("prepaid.statement", "action_print"): (*OPS, "accountant"),
+    ("prepaid.statement", "action_view_ledger"): (*OPS, "accountant"),
+    ("prepaid.statement", "create"): NOBODY,
+    ("prepaid.statement", "write"): NOBODY,
+    ("prepaid.statement.line", "action_view_ledger"): (*OPS, "accountant"),
+    ("prepaid.statement.line", "create"): NOBODY,
+    ("prepaid.statement.line", "write"): NOBODY,
 }
 # Methods that hold by themselves and need no record (called on the empty recordset).
 MODEL_METHODS = {"get_import_templates", "create", "action_post_now"}
@@ -174,6 +188,7 @@ PORTAL_ADDON_CRUD = {
     "prepaid.meter": {**CRUD["prepaid.meter"], "portal": "r"},
     "prepaid.topup": {**CRUD["prepaid.topup"], "portal": "r"},
     "prepaid.consumption": {**CRUD["prepaid.consumption"], "portal": "r"},
+    "prepaid.statement": {**CRUD["prepaid.statement"], "portal": "r"},  # dispatched ones
 }
 PORTAL_ADDON_METHODS = {
     ("prepaid.account", "action_generate_portal_code"): OPS,
@@ -191,6 +206,7 @@ PORTAL_ADDON_METHODS = {
     ("prepaid.meter", "action_view_commands"): (*OPS, "portal"),
     ("prepaid.meter", "action_view_readings"): (*OPS, "portal"),
     ("prepaid.meter", "action_view_replacements"): (*OPS, "portal"),
+    ("prepaid.statement", "action_view_ledger"): (*OPS, "accountant", "portal"),  # navigation: no data
 }
 PORTAL_ADDON_PROTECTED = {
     "prepaid.account": [
@@ -229,6 +245,7 @@ PROTECTED_WRITES = {
     "prepaid.topup": [{"state": "done"}, {"amount": 1.0}],
     "prepaid.ledger": [{"amount": 1000.0}],
     "prepaid.anomaly": [{"state": "resolved"}, {"resolution": "accepted"}, {"meter_id": 1}],
+    "prepaid.statement": [{"state": "settled"}, {"closing_balance": 0.0}, {"account_id": 1}],
 }
 # Writes for managers only (operators are refused even inside their scope).
 MANAGER_WRITES = {
@@ -352,6 +369,9 @@ class TestAuthorisationMatrix(BillingCommon):
         cls.period = env["prepaid.tariff.period"].create(
             {"tariff_id": cls.tariff_flat.id, "start": 0.0, "band": "flat"}
         )
+        env["prepaid.statement"]._generate_all()
+        cls.statement = env["prepaid.statement"].search([("account_id", "=", cls.account_1.id)], limit=1)
+        internal(cls.statement.sudo()).write({"state": "dispatched"})
         cls.portal_records = {}
         if cls.has_portal:
             binding = env["prepaid.portal.binding"]._bind(
@@ -417,6 +437,8 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.consumption": self.env["prepaid.consumption"].search(
                 [("meter_id", "=", self.meter_1.id)], limit=1
             ),
+            "prepaid.statement": self.statement,
+            "prepaid.statement.line": self.statement.line_ids[:1],
             **self.wizards,
             **self.portal_records,
         }
@@ -449,6 +471,8 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.summary": {"line_count": 0},
             "prepaid.anomaly": {"note": "mx"},
             "prepaid.consumption": {"quantity": 1000.0},
+            "prepaid.statement": {"closing_balance": 1000.0},
+            "prepaid.statement.line": {"amount": 1000.0},
             "prepaid.topup.wizard": {"memo": "mx"},
             "prepaid.reverse.wizard": {"reason": "mx2"},
             "prepaid.refund.wizard": {"reason": "mx2"},
@@ -502,6 +526,14 @@ class TestAuthorisationMatrix(BillingCommon):
                 "day": "2026-03-01",
                 "company_id": self.company.id,
             },
+            "prepaid.statement": {
+                "name": "forged",
+                "account_id": self.account_1.id,
+                "company_id": self.company.id,
+                "cycle_start": "2030-01-01 00:00:00",
+                "cycle_end": "2030-02-01 00:00:00",
+            },
+            "prepaid.statement.line": {"statement_id": self.statement.id, "kind": "topup", "amount": 1000.0},
             "prepaid.topup.wizard": {"account_id": self.account_1.id, "amount": 1.0},
             "prepaid.reverse.wizard": {"account_id": self.account_1.id, "reason": "x"},
             "prepaid.refund.wizard": {"account_id": self.account_1.id, "reason": "x"},

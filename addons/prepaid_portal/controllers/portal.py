@@ -92,6 +92,21 @@ class PrepaidPortal(PortalAccount):
         self._prepaid_account(topup.account_id.id)
         return topup
 
+    def _prepaid_statement(self, statement_id):
+        """The dispatched statement ``statement_id`` as sudo, if its account is the user's; else 404."""
+        try:
+            statement = request.env["prepaid.statement"].browse(int(statement_id)).exists()
+            if not statement:
+                raise NotFound()
+            statement.check_access("read")
+        except (AccessError, MissingError, ValueError, OverflowError) as error:
+            raise NotFound() from error
+        statement = statement.sudo()
+        if statement.state != "dispatched":
+            raise NotFound()
+        self._prepaid_account(statement.account_id.id)
+        return statement
+
     def _prepaid_local_today(self, account):
         """Today in the account's property time zone (the day the consumption facts are counted on)."""
         tz = account.unit_ids[:1].effective_tz or request.env.user.tz or "UTC"
@@ -220,6 +235,11 @@ class PrepaidPortal(PortalAccount):
                 limit=10,
             )
         )
+        statements = (
+            request.env["prepaid.statement"]
+            .sudo()
+            .search([("account_id", "=", account.id), ("state", "=", "dispatched")], limit=12)
+        )
         just_paid = request.env["prepaid.topup"]
         if topup:
             try:
@@ -259,6 +279,7 @@ class PrepaidPortal(PortalAccount):
                 "ledger": ledger,
                 "pager": pager,
                 "topups": topups,
+                "statements": statements,
                 "notices": notices,
                 "just_paid": just_paid,
                 "bindings": account.portal_binding_ids.filtered(lambda b: b.state == "active")
@@ -294,6 +315,16 @@ class PrepaidPortal(PortalAccount):
             model=topup,
             report_type="pdf",
             report_ref="prepaid_billing.action_report_prepaid_topup",
+            download=True,
+        )
+
+    @http.route("/my/prepaid/statements/<int:statement_id>/pdf", type="http", auth="user", website=True)
+    def portal_my_prepaid_statement_pdf(self, statement_id, **kw):
+        statement = self._prepaid_statement(statement_id)
+        return self._show_report(
+            model=statement,
+            report_type="pdf",
+            report_ref="prepaid_billing.action_report_prepaid_statement",
             download=True,
         )
 

@@ -280,6 +280,42 @@ class TestPortalRoutes(HttpCase, PortalCommon):
         self.assertIn("error", response.json())
         self.assertNotIn("balance", response.json().get("result") or {})
 
+    def test_dispatched_statements_are_listed_and_downloaded_by_their_tenant_only(self):
+        self.bind(self.alice, self.account_1)
+        Statement = self.env["prepaid.statement"]
+        Statement._generate_all()
+        mine, theirs = (
+            Statement.search([("account_id", "=", a.id)]) for a in (self.account_1, self.account_2)
+        )
+        self.assertTrue(mine and theirs)
+        self.env["ir.config_parameter"].sudo().set_param("report.url", "http://127.0.0.1:9")
+        self.authenticate("pp_alice", "pp_alice")
+        # Unsettled: neither listed nor served.
+        with mute_logger("odoo.http"):
+            self.assertEqual(self.url_open(f"/my/prepaid/statements/{mine.id}/pdf").status_code, 404)
+        self.assertNotIn(
+            f"/my/prepaid/statements/{mine.id}/pdf",
+            self.url_open(f"/my/prepaid/accounts/{self.account_1.id}").text,
+        )
+        internal((mine | theirs).sudo()).write({"state": "dispatched"})
+        self.assertEqual(Statement.with_user(self.alice).search([]), mine, "the rule shows her own only")
+        page = self.url_open(f"/my/prepaid/accounts/{self.account_1.id}")
+        self.assertIn(f"/my/prepaid/statements/{mine.id}/pdf", page.text)
+        response = self.url_open(f"/my/prepaid/statements/{mine.id}/pdf")
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.headers["Content-Type"], "application/pdf")
+        # (Odoo's test mode serves a report's HTML under the PDF's headers: wkhtmltopdf stays out.)
+        self.assertIn(mine.name, response.text)
+        for url in (
+            f"/my/prepaid/statements/{theirs.id}/pdf",
+            "/my/prepaid/statements/999999999/pdf",
+            "/my/prepaid/statements/99999999999999999999/pdf",
+        ):
+            with self.subTest(url=url), mute_logger("odoo.http"):
+                response = self.url_open(url)
+                self.assertEqual(response.status_code, 404)
+                self.assertNotIn(theirs.name, response.text)
+
     def test_the_account_page_compares_this_month_with_the_last(self):
         """With history in both months the page shows the change in per cent (a '%' the data loader turned
         into a broken format string made this page a 500 for every account with last month's use)."""

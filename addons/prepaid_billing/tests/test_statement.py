@@ -215,6 +215,7 @@ class TestStatement(BillingCommon):
 
     def test_the_pdf_renders_in_english_and_chinese(self):
         self.env["res.lang"]._activate_lang("zh_CN")
+        self.env["ir.module.module"]._load_module_terms(["prepaid_billing"], ["zh_CN"], overwrite=True)
         st = self.march()
         for lang, word in (("en_US", "Closing balance"), ("zh_CN", "期末余额")):
             with self.subTest(lang=lang):

@@ -37,11 +37,15 @@ class PrepaidStatementLine(models.Model):
     amount = fields.Monetary()
     label = fields.Char(string="Description", compute="_compute_label")
 
-    @api.depends("kind", "band")
+    @api.depends("kind", "utility", "band")
     def _compute_sequence(self):
+        """Sections in the engine's order; a utility's band rows right after its total."""
         order = {kind: index for index, kind in enumerate(EntryKind)}
+        utilities = {"electricity": 1, "water": 2}
         for line in self:
-            line.sequence = order.get(line.kind, 99) * 10 + (1 if line.band else 0)
+            line.sequence = (
+                order.get(line.kind, 99) * 100 + utilities.get(line.utility, 0) * 10 + (1 if line.band else 0)
+            )
 
     @api.depends("quantity", "amount", "band")
     def _compute_price(self):

@@ -208,7 +208,7 @@ class PrepaidStatement(models.Model):
         """Generate until nothing is left (tests, shell, benchmark). Returns the accounts processed."""
         total = 0
         while True:
-            done, remaining = self._generate(now=now, batch=batch)
+            done, _remaining = self._generate(now=now, batch=batch)
             total += done
             if not done:
                 return total
@@ -218,7 +218,7 @@ class PrepaidStatement(models.Model):
     def _generate(self, now=None, batch=BATCH):
         """One batch: returns ``(accounts processed, accounts still to do)``. Runs as the superuser: the
         statements of every company are computed (the cron's work, not the caller's)."""
-        self = self.sudo()  # noqa: PLW0642
+        self = self.sudo()
         now = _aware(now or datetime.now(UTC))
         self.env["prepaid.account"].flush_model()
         self.env["prepaid.property"].flush_model()

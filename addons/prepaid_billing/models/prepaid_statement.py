@@ -275,9 +275,9 @@ class PrepaidStatement(models.Model):
         return cycles
 
     def _due_accounts(self, now, cycles):
-        """``[(account_id, building_id, company_id, partner_id)]`` of live accounts whose current statement is
-        missing or was not refreshed today (UTC), and whose previous statement, if any, is not waiting to be
-        settled."""
+        """``[(account_id, building_id, company_id, partner_id, number)]`` of live accounts whose current
+        statement is missing or was not refreshed today (UTC), and whose previous statement, if any, is not
+        waiting to be settled."""
         if not cycles:
             return []
         values = SQL(", ").join(
@@ -288,7 +288,7 @@ class PrepaidStatement(models.Model):
         return self.env.execute_query(
             SQL(
                 """WITH cyc(building_id, company_id, cycle_start, cycle_end) AS (VALUES %(values)s)
-                   SELECT a.id, NULLIF(COALESCE(u.building_id, 0), 0), a.company_id, a.partner_id
+                   SELECT a.id, NULLIF(COALESCE(u.building_id, 0), 0), a.company_id, a.partner_id, a.name
                    FROM prepaid_account a
                    LEFT JOIN LATERAL (
                         SELECT p.building_id FROM prepaid_account_unit_rel r
@@ -320,16 +320,23 @@ class PrepaidStatement(models.Model):
         }
         previous = self._previous_statements(account_ids)
         vals_list = []
-        for account_id, building_id, company_id, partner_id in rows:
+        for account_id, building_id, company_id, partner_id, name in rows:
             start, end = cycles[building_id or 0, company_id]
             if (account_id, _naive(start)) in existing:
                 continue
             vals_list.append(
                 self._prepare_statement_vals(
-                    account_id, building_id, company_id, partner_id, start, end, previous.get(account_id)
+                    (account_id, building_id, company_id, partner_id, name),
+                    start,
+                    end,
+                    previous.get(account_id),
                 )
             )
-        created = internal(self).with_context(mail_create_nolog=True, tracking_disable=True).create(vals_list)
+        created = (
+            internal(self)
+            .with_context(mail_create_nolog=True, mail_create_nosubscribe=True, tracking_disable=True)
+            .create(vals_list)
+        )
         statements = created | self.union(*existing.values())
         self._refresh(statements, now, settle=False)
         return statements
@@ -349,7 +356,10 @@ class PrepaidStatement(models.Model):
         )
         return {row[0]: row[1:] for row in rows}
 
-    def _prepare_statement_vals(self, account_id, building_id, company_id, partner_id, start, end, previous):
+    def _prepare_statement_vals(self, account_row, start, end, previous):
+        """The values of a new statement of ``account_row`` (id, building, company, tenant, number) for the
+        cycle ``start`` - ``end`` after the ``previous`` settled statement (see _previous_statements)."""
+        account_id, building_id, company_id, partner_id, account_name = account_row
         calendar_tz = (
             self.env["prepaid.property"].browse(building_id).effective_tz
             if building_id
@@ -359,7 +369,7 @@ class PrepaidStatement(models.Model):
         local_from = _aware(start).astimezone(zone).date()
         local_to = (_aware(end).astimezone(zone) - timedelta(microseconds=1)).date()
         vals = {
-            "name": f"{self.env['prepaid.account'].browse(account_id).name}/{local_from:%Y-%m}",
+            "name": f"{account_name}/{local_from:%Y-%m}",
             "account_id": account_id,
             "building_id": building_id,
             "company_id": company_id,

@@ -138,6 +138,47 @@ class TestStatement(BillingCommon):
         self.assertEqual(self.env["prepaid.statement.line"].search([]).ids, lines)
         self.assertEqual(count, 2)  # both accounts
 
+    def queries_to_generate(self, now):
+        self.env.flush_all()
+        before = self.env.cr.sql_log_count
+        self.generate(now)
+        self.env.flush_all()
+        return self.env.cr.sql_log_count - before
+
+    def test_generation_is_set_based_not_per_account(self):
+        """Twenty more accounts (each with lines) cost a few more queries, not twenty times more."""
+        savepoint = self.env.cr.savepoint()
+        base = self.queries_to_generate(IN_MARCH)
+        savepoint.rollback()
+        self.env.invalidate_all()
+        partners = self.env["res.partner"].create([{"name": f"Bulk tenant {i}"} for i in range(20)])
+        units = self.env["prepaid.property"].create(
+            [
+                {"name": f"B-2{i:02d}", "code": f"B-2{i:02d}", "kind": "unit", "parent_id": self.floor.id}
+                for i in range(20)
+            ]
+        )
+        accounts = self.env["prepaid.account"].create(
+            [{"partner_id": p.id, "unit_ids": [(6, 0, u.ids)]} for p, u in zip(partners, units, strict=True)]
+        )
+        accounts.action_open()
+        self.env["prepaid.account"]._post_ledger(
+            [
+                {
+                    "account_id": a.id,
+                    "kind": kind,
+                    "amount": amount,
+                    "idempotency_key": f"bulk:{a.id}:{kind}",
+                    "date": datetime(2026, 3, 5),
+                }
+                for a in accounts
+                for kind, amount in (("topup", 10.0), ("fee", -2.0))
+            ]
+        )
+        more = self.queries_to_generate(IN_MARCH)
+        self.assertEqual(self.Statement.search_count([("account_id", "in", accounts.ids)]), 20)
+        self.assertLess(more - base, 20, f"{base} queries for the fixture, {more} with 20 more accounts")
+
     def test_an_unsettled_statement_is_refreshed_with_new_lines(self):
         st = self.march()
         self.post(self.account_1, 20.0, "st:topup-2", kind="topup", date=datetime(2026, 3, 21))

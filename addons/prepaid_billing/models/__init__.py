@@ -8,6 +8,8 @@ from . import (
     prepaid_meter_command,
     prepaid_meter_reading,
     prepaid_meter_replacement,
+    prepaid_monthly_ledger,
+    prepaid_monthly_ledger_line,
     prepaid_property,
     prepaid_settlement,
     prepaid_settlement_cursor,

@@ -413,19 +413,19 @@ class PrepaidMonthlyLedger(models.Model):
     @api.model
     def _cron_generate(self, now=None):
         """Daily: the draft ledgers of the month just closed of every building with accounts (created once,
-        refreshed while in draft), then the check of the reviewed ledgers."""
-        self = self.sudo()  # noqa: PLW0642 - the cron's work covers every company
+        refreshed while in draft), then the check of the reviewed ledgers. Every company's buildings."""
+        Ledger = self.sudo()
         now = now or datetime.now(UTC)
-        by_month = defaultdict(lambda: self.env["prepaid.property"])
-        for building in self._buildings_with_accounts():
+        by_month = defaultdict(lambda: Ledger.env["prepaid.property"])
+        for building in Ledger._buildings_with_accounts():
             period = closed_month(building._prepaid_settlement_calendar(), now)
             by_month[period.year, period.month] |= building
         done = 0
         for (year, month), buildings in sorted(by_month.items()):
             for company, company_buildings in buildings.grouped("company_id").items():
-                self.with_company(company)._generate(company_buildings, year, month)
+                Ledger.with_company(company)._generate(company_buildings, year, month)
                 done += len(company_buildings)
-        self._check_changed_since_review(now=now)
+        Ledger._check_changed_since_review(now=now)
         self.env["ir.cron"]._notify_progress(done=done, remaining=0)
         return done
 

@@ -107,12 +107,12 @@ class PrepaidMonthlyLedger(models.Model):
 
     name = fields.Char(compute="_compute_name", store=True)
     building_id = fields.Many2one(
-        "prepaid.property", string="Building", required=True, readonly=True, index=True, ondelete="restrict"
+        "prepaid.property", required=True, readonly=True, index=True, ondelete="restrict"
     )
     company_id = fields.Many2one("res.company", required=True, readonly=True, index=True)
     currency_id = fields.Many2one(related="company_id.currency_id")
     month = fields.Date(required=True, readonly=True, help="The first day of the ledger's month.")
-    month_label = fields.Char(string="Month Label", compute="_compute_month_label")
+    month_label = fields.Char(compute="_compute_month_label")
     period_start = fields.Datetime(required=True, readonly=True, help="Start of the settlement cycle.")
     period_end = fields.Datetime(required=True, readonly=True)
     previous_start = fields.Datetime(string="Last Month Start", readonly=True)

@@ -66,6 +66,10 @@ CRUD = {
     "prepaid.summary": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
     "prepaid.anomaly": {"op_one": "r", "op_all": "r", "manager": "rw"},
     "prepaid.consumption": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
+    # The monthly ledger covers a whole building: an operator limited to one floor does not read it.
+    "prepaid.monthly.ledger": {"op_all": "r", "manager": "rwu"},
+    "prepaid.monthly.ledger.line": {"op_all": "r", "manager": "r"},
+    "prepaid.monthly.ledger.wizard": {"manager": "rwc"},
 }
 # Models that hold no records of their own: nobody reads or writes them as such.
 NOT_RECORDS = {
@@ -158,6 +162,18 @@ METHODS = {
     ("prepaid.sitemap.import", "action_view_gateways"): MGR,
     ("prepaid.summary", "action_post_now"): MGR,
     ("prepaid.summary", "action_view_move"): (*OPS, "accountant"),
+    # The monthly ledger: managers generate, review, reset and check; whoever reads it exports and prints.
+    ("prepaid.monthly.ledger", "action_review"): MGR,
+    ("prepaid.monthly.ledger", "action_refresh"): MGR,
+    ("prepaid.monthly.ledger", "action_reset_to_draft"): MGR,
+    ("prepaid.monthly.ledger", "action_check_changes"): MGR,
+    ("prepaid.monthly.ledger", "action_export_xlsx"): ("op_all", "manager"),
+    ("prepaid.monthly.ledger", "action_print"): ("op_all", "manager"),
+    ("prepaid.monthly.ledger", "create"): NOBODY,
+    ("prepaid.monthly.ledger", "write"): MGR,  # the note; the figures and states are the ledger's own
+    ("prepaid.monthly.ledger.line", "create"): NOBODY,
+    ("prepaid.monthly.ledger.line", "write"): NOBODY,
+    ("prepaid.monthly.ledger.wizard", "action_generate"): MGR,
 }
 # Methods that hold by themselves and need no record (called on the empty recordset).
 MODEL_METHODS = {"get_import_templates", "create", "action_post_now"}
@@ -229,6 +245,14 @@ PROTECTED_WRITES = {
     "prepaid.topup": [{"state": "done"}, {"amount": 1.0}],
     "prepaid.ledger": [{"amount": 1000.0}],
     "prepaid.anomaly": [{"state": "resolved"}, {"resolution": "accepted"}, {"meter_id": 1}],
+    "prepaid.monthly.ledger": [
+        {"state": "reviewed"},
+        {"total": 1.0},
+        {"fees": 1.0},
+        {"reviewer_id": 1},
+        {"changed_since_review": False},
+    ],
+    "prepaid.monthly.ledger.line": [{"fees": 1.0}, {"total": 1.0}, {"electricity_quantity": 1.0}],
 }
 # Writes for managers only (operators are refused even inside their scope).
 MANAGER_WRITES = {
@@ -385,7 +409,9 @@ class TestAuthorisationMatrix(BillingCommon):
                 {"account_id": cls.account_1.id, "reason": "mx"}
             ),
             "prepaid.sitemap.import": env["prepaid.sitemap.import"].create({}),
+            "prepaid.monthly.ledger.wizard": env["prepaid.monthly.ledger.wizard"].create({}),
         }
+        cls.monthly_ledger = env["prepaid.monthly.ledger"]._generate(cls.building, 2026, 3)
 
     # ------------------------------------------------------------------ fixtures per model
 
@@ -417,6 +443,8 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.consumption": self.env["prepaid.consumption"].search(
                 [("meter_id", "=", self.meter_1.id)], limit=1
             ),
+            "prepaid.monthly.ledger": self.monthly_ledger,
+            "prepaid.monthly.ledger.line": self.monthly_ledger.line_ids[:1],
             **self.wizards,
             **self.portal_records,
         }
@@ -449,6 +477,9 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.summary": {"line_count": 0},
             "prepaid.anomaly": {"note": "mx"},
             "prepaid.consumption": {"quantity": 1000.0},
+            "prepaid.monthly.ledger": {"note": "mx"},
+            "prepaid.monthly.ledger.line": {"unit_names": "mx"},
+            "prepaid.monthly.ledger.wizard": {"month": "2026-02-01"},
             "prepaid.topup.wizard": {"memo": "mx"},
             "prepaid.reverse.wizard": {"reason": "mx2"},
             "prepaid.refund.wizard": {"reason": "mx2"},
@@ -503,6 +534,15 @@ class TestAuthorisationMatrix(BillingCommon):
                 "company_id": self.company.id,
             },
             "prepaid.topup.wizard": {"account_id": self.account_1.id, "amount": 1.0},
+            "prepaid.monthly.ledger": {
+                "building_id": self.building.id,
+                "company_id": self.company.id,
+                "month": "2026-01-01",
+                "period_start": "2025-12-31 16:00:00",
+                "period_end": "2026-01-31 16:00:00",
+            },
+            "prepaid.monthly.ledger.line": {"ledger_id": self.monthly_ledger.id, "fees": 5000.0},
+            "prepaid.monthly.ledger.wizard": {"month": "2026-03-01"},
             "prepaid.reverse.wizard": {"account_id": self.account_1.id, "reason": "x"},
             "prepaid.refund.wizard": {"account_id": self.account_1.id, "reason": "x"},
             "prepaid.sitemap.import": {},

@@ -50,7 +50,7 @@ def sheet_name(ledger, taken):
 
 def _value(env, record, field, kind, new_label):
     if field == "account":
-        return record.account_id.name if record._name.endswith(".line") else env._("Total")
+        return (record.account_id.name or "") if record._name.endswith(".line") else env._("Total")
     if field == "tenant":
         return record.partner_id.name or "" if record._name.endswith(".line") else ""
     if field == "unit_names":

@@ -2,9 +2,11 @@ import io
 import zipfile
 from datetime import UTC, date, datetime, timedelta
 
+from odoo import Command
 from odoo.addons.prepaid_base.models.prepaid_guard import internal
 from odoo.exceptions import AccessError, UserError
-from odoo.tests import tagged
+from odoo.tests import HttpCase, new_test_user, tagged
+from odoo.tools import mute_logger
 
 from .common import BillingCommon
 
@@ -248,3 +250,39 @@ class TestMonthlyLedger(BillingCommon):
         ledger.write({"note": "checked with the accountant"})  # the note is the manager's
         self.assertEqual(ledger.state, "draft")
         self.assertEqual(internal(ledger).line_ids[:1].ledger_id, ledger)
+
+
+@tagged("post_install", "-at_install")
+class TestMonthlyLedgerDownload(BillingCommon, HttpCase):
+    """The XLSX download route: a user who reads the ledgers gets the workbook (and marks them exported);
+    one who cannot read them gets nothing and marks nothing."""
+
+    def test_the_route_serves_the_workbook_to_readers_only(self):
+        ledger = self.env["prepaid.monthly.ledger"]._generate(self.building, 2026, 3)
+        ledger.action_review()
+        reader = new_test_user(
+            self.env, login="ml_reader", groups="prepaid_base.group_prepaid_user", company_id=self.company.id
+        )
+        other_floor = self.env["prepaid.property"].create(
+            {"name": "ML-F2", "code": "ML-F2", "kind": "floor", "parent_id": self.building.id}
+        )
+        outsider = new_test_user(
+            self.env,
+            login="ml_outsider",
+            groups="prepaid_base.group_prepaid_user",
+            company_id=self.company.id,
+            prepaid_property_ids=[Command.set(other_floor.ids)],
+        )
+        self.assertTrue(reader and outsider)
+        self.authenticate("ml_outsider", "ml_outsider")
+        with mute_logger("odoo.http"):
+            refused = self.url_open(f"/prepaid/monthly_ledger/xlsx?ids={ledger.id}")
+        self.assertEqual(refused.status_code, 403)
+        self.assertEqual(ledger.state, "reviewed")
+        self.authenticate("ml_reader", "ml_reader")
+        response = self.url_open(f"/prepaid/monthly_ledger/xlsx?ids={ledger.id}")
+        self.assertEqual(response.status_code, 200)
+        self.assertTrue(response.content.startswith(b"PK"))
+        self.assertIn("attachment", response.headers["Content-Disposition"])
+        ledger.invalidate_recordset()
+        self.assertEqual((ledger.state, ledger.export_user_id), ("exported", reader))

@@ -11,6 +11,7 @@ from odoo.tools import SQL
 from prepaid_engine.billing.monthly import (
     AccountFigures,
     ChangeKind,
+    MonthPeriod,
     closed_month,
     differences,
     fingerprint,
@@ -336,29 +337,39 @@ class PrepaidMonthlyLedger(models.Model):
                 ]
             )
         }
-        todo = []
-        for building, period in jobs:
-            ledger = existing.get((building.id, to_utc_naive(period.start)))
-            if not ledger or ledger.state == "draft":
-                todo.append((building, period, ledger))
-        rows = self._compute_rows([(building, period) for building, period, _ledger in todo])
         new_vals = [
-            self._prepare_ledger_vals(building, period) for building, period, ledger in todo if not ledger
+            self._prepare_ledger_vals(building, period)
+            for building, period in jobs
+            if (building.id, to_utc_naive(period.start)) not in existing
         ]
         created = Ledger.create(new_vals) if new_vals else Ledger
-        by_building = {ledger.building_id.id: ledger for ledger in created}
-        refreshed = Ledger.browse([ledger.id for _b, _p, ledger in todo if ledger])
-        for building, _period, ledger in todo:
-            by_building.setdefault(building.id, ledger)
-        (refreshed.line_ids).unlink()
-        line_vals = []
-        for building_id, ledger in by_building.items():
-            line_vals.extend(self._prepare_line_vals(ledger, rows[building_id]))
-        internal(self.env["prepaid.monthly.ledger.line"].sudo()).create(line_vals)
-        for building_id, ledger in by_building.items():
-            ledger.write(self._prepare_totals_vals([row for *_x, row in rows[building_id]]))
-        ledgers = created | refreshed | Ledger.browse([ledger.id for ledger in existing.values()])
+        drafts = created | Ledger.browse([led.id for led in existing.values() if led.state == "draft"])
+        drafts._write_figures()
+        ledgers = created | Ledger.browse([ledger.id for ledger in existing.values()])
         return self.browse(ledgers.ids)
+
+    def _write_figures(self):
+        """(Re)compute the lines and totals of draft ledgers ``self`` (internal, sudo) over their stored
+        period: one grouped computation for all of them, one create of all the lines."""
+        if not self:
+            return
+        rows = self._rows_by_ledger()
+        self.line_ids.unlink()
+        line_vals = []
+        for ledger in self:
+            line_vals.extend(self._prepare_line_vals(ledger, rows[ledger.id]))
+        internal(self.env["prepaid.monthly.ledger.line"].sudo()).create(line_vals)
+        for ledger in self:
+            ledger.write(self._prepare_totals_vals([row for *_x, row in rows[ledger.id]]))
+
+    def _rows_by_ledger(self):
+        """``{ledger id: rows}`` computed over each ledger's stored period (one computation per month: a
+        building has one ledger a month)."""
+        rows = {}
+        for ledgers in self.grouped("month").values():
+            found = self._compute_rows([(ledger.building_id, ledger._stored_period()) for ledger in ledgers])
+            rows.update({ledger.id: found[ledger.building_id.id] for ledger in ledgers})
+        return rows
 
     def _prepare_ledger_vals(self, building, period):
         return {
@@ -450,6 +461,20 @@ class PrepaidMonthlyLedger(models.Model):
             )
         return frozen
 
+    def _stored_period(self):
+        """The period the ledger was made for (whatever the building's calendar says today)."""
+        self.ensure_one()
+        return MonthPeriod(
+            year=self.month.year,
+            month=self.month.month,
+            start=self.period_start.replace(tzinfo=UTC),
+            end=self.period_end.replace(tzinfo=UTC),
+            previous_start=self.previous_start.replace(tzinfo=UTC),
+            first_day=self.date_from,
+            end_day=self.date_to + timedelta(days=1),
+            previous_first_day=self.previous_date_from,
+        )
+
     def _fingerprint_of(self, figures):
         return fingerprint(figures, precision=self._precision(self.company_id))
 
@@ -467,16 +492,12 @@ class PrepaidMonthlyLedger(models.Model):
         ledgers = internal(ledgers.sudo().filtered(lambda ledger: ledger.state in ("reviewed", "exported")))
         if not ledgers:
             return 0
-        jobs = [
-            (ledger.building_id, self._period_of(ledger.building_id, ledger.month.year, ledger.month.month))
-            for ledger in ledgers
-        ]
-        fresh = self._compute_rows(jobs)
+        fresh = ledgers._rows_by_ledger()
         frozen = ledgers._frozen_figures()
         checked = fields.Datetime.now()
         flagged = 0
         for ledger in ledgers:
-            current = [row for *_x, row in fresh[ledger.building_id.id]]
+            current = [row for *_x, row in fresh[ledger.id]]
             if ledger._fingerprint_of(current) == ledger.review_fingerprint:
                 vals = {"changed_since_review": False, "change_description": False}
             else:
@@ -570,8 +591,7 @@ class PrepaidMonthlyLedger(models.Model):
             raise UserError(
                 self.env._("Only draft monthly ledgers can be refreshed; reset it to draft first.")
             )
-        for (year, month), ledgers in self.grouped(lambda x: (x.month.year, x.month.month)).items():
-            self._generate(ledgers.building_id, year, month)
+        internal(self.sudo())._write_figures()
         return True
 
     def action_reset_to_draft(self):

@@ -160,6 +160,19 @@ class TestMonthlyLedger(BillingCommon):
         ledger.action_check_changes()
         self.assertFalse(ledger.changed_since_review)
 
+    def test_months_of_a_building_are_checked_each_over_its_own_period(self):
+        ledgers = self.generate(2026, 2) | self.generate(2026, 3)
+        ledgers.action_review()
+        self.assertEqual(ledgers.mapped("changed_since_review"), [False, False])
+        # The building's cycle moves to the 10th: the ledgers made keep their periods, nothing is flagged.
+        self.building.settlement_day = 10
+        self.assertFalse(self.Ledger._check_changed_since_review(now=datetime(2026, 4, 12, tzinfo=UTC)))
+        self.post(self.account_1, -3.0, "ml:fee:feb", kind="fee", date=datetime(2026, 2, 20))
+        ledgers.action_check_changes()
+        february, march = ledgers.sorted("month")
+        self.assertEqual((february.changed_since_review, march.changed_since_review), (True, False))
+        self.assertIn("0.00 → 3.00", february.change_description)
+
     # ------------------------------------------------------------------ exports
 
     def test_xlsx_has_a_sheet_per_building_frozen_header_and_totals_and_marks_exported(self):

@@ -88,7 +88,8 @@ class PrepaidAnomaly(models.Model):
         if item.get("finding") == "loss.negative":
             return self.env._(
                 "%(bill)s (%(start)s - %(end)s): the sub-meters add up to %(sub)s %(unit)s, more than the "
-                "%(master)s %(unit)s of the master meter (difference %(difference)s %(unit)s); no loss charged.",
+                "%(master)s %(unit)s of the master meter (difference %(difference)s %(unit)s); no loss "
+                "charged.",
                 bill=item.get("bill") or "",
                 start=item.get("from") or "",
                 end=item.get("to") or "",

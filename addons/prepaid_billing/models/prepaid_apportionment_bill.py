@@ -114,7 +114,7 @@ class PrepaidApportionmentBill(models.Model):
     cost_manual = fields.Boolean(
         string="Cost Entered by Hand", tracking=True, help="Share the cost below instead of quantity x price."
     )
-    manual_cost = fields.Monetary(string="Manual Cost", tracking=True)
+    manual_cost = fields.Monetary(tracking=True)
     cost = fields.Monetary(string="Common Cost", readonly=True)
     loss_master = fields.Float(string="Master Meter", digits=(16, 3), readonly=True)
     loss_sub_total = fields.Float(string="Sub-meters", digits=(16, 3), readonly=True)
@@ -207,7 +207,9 @@ class PrepaidApportionmentBill(models.Model):
     def _prepare_units(self, rule, units):
         """The engine's :class:`UnitBasis` of each unit, with what the rule's source needs."""
         lines = {line.unit_id.id: line for line in rule.line_ids}
-        consumption = self._quantities(None, by="unit_id", units=units) if rule.source == "consumption" else {}
+        consumption = (
+            self._quantities(None, by="unit_id", units=units) if rule.source == "consumption" else {}
+        )
         basis = []
         for unit in units:
             line = lines.get(unit.id)
@@ -369,7 +371,9 @@ class PrepaidApportionmentBill(models.Model):
 
     def _check_manager(self, what):
         if not is_manager(self.env):
-            raise AccessError(self.env._("Only prepaid managers can %(what)s apportionment bills.", what=what))
+            raise AccessError(
+                self.env._("Only prepaid managers can %(what)s apportionment bills.", what=what)
+            )
         self.check_access("write")
 
     def action_recompute(self):
@@ -382,8 +386,8 @@ class PrepaidApportionmentBill(models.Model):
         return True
 
     def action_dispatch(self):
-        """Dispatch (下发): collect every share once; a dispatched bill is dispatched again only for the shares
-        of units that had no open account then."""
+        """Dispatch (下发): collect every share once; a dispatched bill is dispatched again only for the
+        shares of units that had no open account then."""
         self._check_manager(self.env._("dispatch"))
         return self._dispatch()
 
@@ -409,7 +413,10 @@ class PrepaidApportionmentBill(models.Model):
         if not self.ids:
             return
         self.env.cr.execute(
-            SQL("SELECT id FROM prepaid_apportionment_bill WHERE id IN %s ORDER BY id FOR UPDATE", tuple(self.ids))
+            SQL(
+                "SELECT id FROM prepaid_apportionment_bill WHERE id IN %s ORDER BY id FOR UPDATE",
+                tuple(self.ids),
+            )
         )
         self.invalidate_recordset()
         self.line_ids.invalidate_recordset()
@@ -420,8 +427,9 @@ class PrepaidApportionmentBill(models.Model):
         account): per line a ledger deduction or an invoice line, once."""
         self._lock()
         bills = self.sudo().filtered(
-            lambda b: b.state == "draft"
-            or (b.state == "dispatched" and "no_account" in b.line_ids.mapped("state"))
+            lambda b: (
+                b.state == "draft" or (b.state == "dispatched" and "no_account" in b.line_ids.mapped("state"))
+            )
         )
         broken = bills.filtered("error")
         if broken:
@@ -433,25 +441,36 @@ class PrepaidApportionmentBill(models.Model):
                 )
             )
         for bill in bills:
-            lines = bill.line_ids.filtered(lambda li: li.state in ("draft", "no_account"))
-            accounts = bill._accounts_of(lines.unit_id)
-            zero = lines.filtered(lambda li: bill.currency_id.is_zero(li.amount))
-            internal(zero).write({"state": "nothing", "account_id": False})
-            lines -= zero
-            without = lines.filtered(lambda li: li.unit_id.id not in accounts)
-            internal(without).write({"state": "no_account", "account_id": False})
-            lines -= without
-            for line in lines:
-                internal(line).write({"account_id": accounts[line.unit_id.id].id})
-            if bill.collection == "invoice":
-                bill._dispatch_invoices(lines)
-            else:
-                bill._dispatch_ledger(lines)
-            if bill.state == "draft":
-                internal(bill).write(
-                    {"state": "dispatched", "dispatched_at": fields.Datetime.now(), "dispatched_by_id": self.env.uid}
-                )
+            bill._dispatch_open_lines()
         return True
+
+    def _dispatch_open_lines(self):
+        """Collect this bill's lines not collected yet: each unit's open account is looked up now; a share of
+        nothing is marked so, one of a unit without an open account stays on the line (``no_account``)."""
+        self.ensure_one()
+        lines = self.line_ids.filtered(lambda li: li.state in ("draft", "no_account"))
+        accounts = self._accounts_of(lines.unit_id)
+        currency = self.currency_id
+        zero = lines.filtered(lambda li: currency.is_zero(li.amount))
+        internal(zero).write({"state": "nothing", "account_id": False})
+        lines -= zero
+        without = lines.filtered(lambda li: li.unit_id.id not in accounts)
+        internal(without).write({"state": "no_account", "account_id": False})
+        lines -= without
+        for line in lines:
+            internal(line).write({"account_id": accounts[line.unit_id.id].id})
+        if self.collection == "invoice":
+            self._dispatch_invoices(lines)
+        else:
+            self._dispatch_ledger(lines)
+        if self.state == "draft":
+            internal(self).write(
+                {
+                    "state": "dispatched",
+                    "dispatched_at": fields.Datetime.now(),
+                    "dispatched_by_id": self.env.uid,
+                }
+            )
 
     def _accounts_of(self, units):
         """``{unit id: account}``: the open or suspended account covering each unit."""

@@ -100,7 +100,7 @@ class PrepaidApportionmentRule(models.Model):
         "sub-meters), priced at the loss price, by the same coefficients.",
     )
     master_meter_id = fields.Many2one(
-        "prepaid.meter", string="Master Meter", check_company=True, domain="[('utility', '=', utility)]"
+        "prepaid.meter", check_company=True, domain="[('utility', '=', utility)]"
     )
     sub_meter_ids = fields.Many2many(
         "prepaid.meter",
@@ -285,7 +285,9 @@ class PrepaidApportionmentRule(models.Model):
 
     def action_view_bills(self):
         self.check_access("read")
-        action = self.env["ir.actions.act_window"]._for_xml_id("prepaid_billing.prepaid_apportionment_bill_action")
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "prepaid_billing.prepaid_apportionment_bill_action"
+        )
         action["domain"] = [("rule_id", "in", self.ids)]
         if len(self) == 1:
             action["context"] = {"default_rule_id": self.id}

@@ -70,8 +70,13 @@ class PrepaidMeter(models.Model):
         rules = self.env["prepaid.apportionment.rule"]
         for meter in self:
             meter.apportionment_rule_count = rules.search_count(
-                ["|", "|", ("meter_ids", "in", meter.ids), ("master_meter_id", "=", meter.id),
-                 ("sub_meter_ids", "in", meter.ids)]
+                [
+                    "|",
+                    "|",
+                    ("meter_ids", "in", meter.ids),
+                    ("master_meter_id", "=", meter.id),
+                    ("sub_meter_ids", "in", meter.ids),
+                ]
             )
 
     @api.constrains("is_common", "unit_id", "account_id")
@@ -89,9 +94,15 @@ class PrepaidMeter(models.Model):
     def action_view_apportionment_rules(self):
         self.ensure_one()
         self.check_access("read")
-        action = self.env["ir.actions.act_window"]._for_xml_id("prepaid_billing.prepaid_apportionment_rule_action")
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "prepaid_billing.prepaid_apportionment_rule_action"
+        )
         action["domain"] = [
-            "|", "|", ("meter_ids", "in", self.ids), ("master_meter_id", "=", self.id), ("sub_meter_ids", "in", self.ids)
+            "|",
+            "|",
+            ("meter_ids", "in", self.ids),
+            ("master_meter_id", "=", self.id),
+            ("sub_meter_ids", "in", self.ids),
         ]
         action["context"] = {"default_utility": self.utility, "default_property_id": self.building_id.id}
         return action

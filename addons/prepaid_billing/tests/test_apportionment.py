@@ -2,7 +2,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from odoo import Command
 from odoo.addons.prepaid_billing.models.prepaid_apportionment_bill import ledger_key
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, UserError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 from psycopg2 import IntegrityError
@@ -139,7 +139,7 @@ class TestApportionment(BillingCommon):
         bill = self.bill_of(self.rule())
         self.assertFalse(bill.line_ids)
         self.assertIn("all zero", bill.error)
-        with self.assertRaises(Exception):
+        with self.assertRaises(UserError):
             bill.action_dispatch()
 
     # ------------------------------------------------------------------ loss
@@ -224,14 +224,24 @@ class TestApportionment(BillingCommon):
         self.assertRecordValues(
             line_1 | line_2,
             [
-                {"amount": -6.0, "utility": "electricity", "idempotency_key": ledger_key(bill.id, self.unit_1.id)},
-                {"amount": -14.0, "utility": "electricity", "idempotency_key": ledger_key(bill.id, self.unit_2.id)},
+                {
+                    "amount": -6.0,
+                    "utility": "electricity",
+                    "idempotency_key": ledger_key(bill.id, self.unit_1.id),
+                },
+                {
+                    "amount": -14.0,
+                    "utility": "electricity",
+                    "idempotency_key": ledger_key(bill.id, self.unit_2.id),
+                },
             ],
         )
         self.assertEqual(f"appt:{bill.id}:{self.unit_1.id}", line_1.idempotency_key)
         self.assertEqual(bill.line_ids.mapped("state"), ["posted", "posted"])
         self.assertEqual(bill.line_ids.ledger_id, line_1 | line_2)
-        self.assertEqual((self.account_1.balance, self.account_2.balance), (before[0] - 6.0, before[1] - 14.0))
+        self.assertEqual(
+            (self.account_1.balance, self.account_2.balance), (before[0] - 6.0, before[1] - 14.0)
+        )
         self.assertEqual(bill.collected_amount, 20.0)
         # The daily summary books them against the electricity revenue: the ledger still equals the deposit.
         self.assertLedgerMatchesAccounting(self.account_1, self.account_2)
@@ -254,8 +264,18 @@ class TestApportionment(BillingCommon):
         self.assertRecordValues(
             moves.sorted(lambda m: m.partner_id.id),
             [
-                {"move_type": "out_invoice", "state": "posted", "partner_id": self.tenant_1.id, "amount_total": 6.0},
-                {"move_type": "out_invoice", "state": "posted", "partner_id": self.tenant_2.id, "amount_total": 14.0},
+                {
+                    "move_type": "out_invoice",
+                    "state": "posted",
+                    "partner_id": self.tenant_1.id,
+                    "amount_total": 6.0,
+                },
+                {
+                    "move_type": "out_invoice",
+                    "state": "posted",
+                    "partner_id": self.tenant_2.id,
+                    "amount_total": 14.0,
+                },
             ],
         )
         self.assertEqual(moves.invoice_line_ids.product_id, product)
@@ -275,7 +295,9 @@ class TestApportionment(BillingCommon):
         bill.action_dispatch()
         line_3 = bill.line_ids.filtered(lambda li: li.unit_id == unit_3)
         self.assertRecordValues(line_3, [{"state": "no_account", "amount": 10.0, "account_id": False}])
-        self.assertEqual((bill.state, bill.no_account_amount, bill.collected_amount), ("dispatched", 10.0, 10.0))
+        self.assertEqual(
+            (bill.state, bill.no_account_amount, bill.collected_amount), ("dispatched", 10.0, 10.0)
+        )
         # The unit is let: dispatching again collects its share, and only its share.
         tenant_3 = self.env["res.partner"].create({"name": "Wang Fang"})
         account_3 = self.env["prepaid.account"].create(
@@ -297,7 +319,9 @@ class TestApportionment(BillingCommon):
         bill.action_dispatch()
         self.assertEqual(self.account_1.balance, -25.0)
         self.assertEqual((self.account_1.level, self.account_1.alert_level), ("cutoff", "cutoff"))
-        trip = self.env["prepaid.meter.command"].search([("meter_id", "=", self.meter_1.id), ("kind", "=", "trip")])
+        trip = self.env["prepaid.meter.command"].search(
+            [("meter_id", "=", self.meter_1.id), ("kind", "=", "trip")]
+        )
         self.assertEqual(len(trip), 1)
         self.assertEqual(self.account_2.level, "normal")
 
@@ -353,8 +377,13 @@ class TestApportionment(BillingCommon):
             bill.write({"state": "dispatched"})
         with self.assertRaises(AccessError):
             self.env["prepaid.apportionment.bill"].create(
-                {"name": "x", "rule_id": bill.rule_id.id, "company_id": self.company.id,
-                 "period_start": MARCH_END, "period_end": MARCH_END}
+                {
+                    "name": "x",
+                    "rule_id": bill.rule_id.id,
+                    "company_id": self.company.id,
+                    "period_start": MARCH_END,
+                    "period_end": MARCH_END,
+                }
             )
         with self.assertRaises(AccessError):
             as_operator.write({"manual_cost": 1.0, "cost_manual": True})

@@ -169,7 +169,8 @@ METHODS = {
     ("prepaid.apportionment.bill", "action_cancel"): MGR,
     ("prepaid.apportionment.bill", "action_view_invoices"): OPS,
     ("prepaid.apportionment.bill", "create"): NOBODY,
-    ("prepaid.apportionment.bill", "write"): MGR,  # the manual cost (draft) and the note; the rest is computed
+    # The manual cost (draft) and the note; the rest is computed.
+    ("prepaid.apportionment.bill", "write"): MGR,
     ("prepaid.apportionment.bill.line", "create"): NOBODY,
     ("prepaid.apportionment.bill.line", "write"): NOBODY,
     ("prepaid.meter", "action_view_apportionment_rules"): OPS,

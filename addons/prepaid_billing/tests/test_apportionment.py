@@ -2,7 +2,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from odoo import Command
 from odoo.addons.prepaid_billing.models.prepaid_apportionment_bill import ledger_key
-from odoo.exceptions import AccessError, UserError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
 from odoo.tools import mute_logger
 from psycopg2 import IntegrityError
@@ -389,3 +389,28 @@ class TestApportionment(BillingCommon):
             as_operator.write({"manual_cost": 1.0, "cost_manual": True})
         self.assertEqual(bill.state, "draft")
         self.assertFalse(self.apportionment_lines(self.account_1))
+
+    def test_an_operator_of_one_floor_sees_only_the_shares_of_its_units(self):
+        other_floor = self.env["prepaid.property"].create(
+            {"name": "B2", "code": "B2", "kind": "floor", "parent_id": self.building.id}
+        )
+        unit_3 = self.env["prepaid.property"].create(
+            {"name": "B-201", "code": "B-201", "kind": "unit", "parent_id": other_floor.id, "area": 100.0}
+        )
+        self.consume(self.common, 20)
+        bill = self.bill_of(self.rule(unit_ids=[Command.clear()]))
+        operator = self.new_operator("appt_floor_operator")
+        operator.prepaid_property_ids = [Command.set(self.floor.ids)]
+        lines = (
+            self.env["prepaid.apportionment.bill.line"]
+            .with_user(operator)
+            .search([("bill_id", "=", bill.id)])
+        )
+        self.assertEqual(lines.unit_id, self.unit_1 | self.unit_2)
+        self.assertIn(unit_3, bill.line_ids.unit_id)
+
+    def test_a_common_meter_belongs_to_no_unit_and_to_its_building(self):
+        self.assertEqual(self.common.building_id, self.building)
+        self.assertFalse(self.common.account_id)
+        with self.assertRaises(ValidationError):
+            self.common.unit_id = self.unit_1

@@ -1,10 +1,13 @@
+import threading
+import uuid
 from datetime import UTC, date, datetime, timedelta
 
-from odoo import Command
+from odoo import SUPERUSER_ID, Command, api
+from odoo.addons.prepaid_base.tests.test_concurrency import _retrying, wait_until_blocked
 from odoo.addons.prepaid_billing.models.prepaid_apportionment_bill import ledger_key
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tests import tagged
-from odoo.tools import mute_logger
+from odoo.tests import TransactionCase, tagged
+from odoo.tools import SQL, mute_logger
 from psycopg2 import IntegrityError
 
 from .common import T0, BillingCommon
@@ -414,3 +417,128 @@ class TestApportionment(BillingCommon):
         self.assertFalse(self.common.account_id)
         with self.assertRaises(ValidationError):
             self.common.unit_id = self.unit_1
+
+
+@tagged("post_install", "-at_install")
+class TestApportionmentConcurrency(TransactionCase):
+    """Two managers dispatch the same bill at the same time, in two real transactions: the second waits for
+    the bill's row lock, then (retried, as every request is) finds it dispatched: one deduction. The data is
+    committed (other cursors cannot see the test's own) and removed again in a cleanup."""
+
+    def setUp(self):
+        super().setUp()
+        tag = uuid.uuid4().hex[:8]
+        with self.registry.cursor() as cr:
+            env = api.Environment(cr, SUPERUSER_ID, {"tracking_disable": True, "mail_create_nolog": True})
+            building = env["prepaid.property"].create(
+                {"name": f"Appt {tag}", "code": f"AB-{tag}", "kind": "building"}
+            )
+            unit = env["prepaid.property"].create(
+                {"name": "U", "code": f"AU-{tag}", "kind": "unit", "parent_id": building.id}
+            )
+            partner = env["res.partner"].create({"name": f"Apportioned tenant {tag}"})
+            account = env["prepaid.account"].create(
+                {"partner_id": partner.id, "unit_ids": [(6, 0, unit.ids)]}
+            )
+            account.action_open()
+            env["prepaid.account"]._post_ledger(
+                [
+                    {
+                        "account_id": account.id,
+                        "kind": "opening",
+                        "amount": 500.0,
+                        "idempotency_key": f"ac:{tag}",
+                    }
+                ]
+            )
+            rule = env["prepaid.apportionment.rule"].create(
+                {"name": f"Appt {tag}", "property_id": building.id, "source": "fixed", "fixed_amount": 10.0}
+            )
+            bill = env["prepaid.apportionment.bill"]._create_for(rule, [(MARCH_START, MARCH_END)])
+            self.ids = {
+                "building": building.id,
+                "unit": unit.id,
+                "partner": partner.id,
+                "account": account.id,
+                "rule": rule.id,
+                "bill": bill.id,
+            }
+        self.addCleanup(self._remove_committed_data)
+
+    def _remove_committed_data(self):
+        ids = self.ids
+        with self.registry.cursor() as cr:
+            for query in (
+                SQL("DELETE FROM prepaid_apportionment_bill_line WHERE bill_id = %s", ids["bill"]),
+                SQL("DELETE FROM prepaid_apportionment_bill WHERE id = %s", ids["bill"]),
+                SQL("DELETE FROM prepaid_apportionment_rule WHERE id = %s", ids["rule"]),
+                SQL("DELETE FROM prepaid_ledger WHERE account_id = %s", ids["account"]),
+                SQL(
+                    """DELETE FROM mail_message WHERE (model = 'prepaid.account' AND res_id = %s)
+                        OR (model = 'prepaid.apportionment.bill' AND res_id = %s)
+                        OR (model = 'prepaid.apportionment.rule' AND res_id = %s)""",
+                    ids["account"],
+                    ids["bill"],
+                    ids["rule"],
+                ),
+                SQL(
+                    """DELETE FROM mail_followers WHERE (res_model = 'prepaid.account' AND res_id = %s)
+                        OR (res_model = 'prepaid.apportionment.bill' AND res_id = %s)
+                        OR (res_model = 'prepaid.apportionment.rule' AND res_id = %s)""",
+                    ids["account"],
+                    ids["bill"],
+                    ids["rule"],
+                ),
+                SQL("DELETE FROM prepaid_account WHERE id = %s", ids["account"]),
+                SQL("DELETE FROM prepaid_property WHERE id IN %s", (ids["unit"], ids["building"])),
+            ):
+                cr.execute(query)
+            api.Environment(cr, SUPERUSER_ID, {})["res.partner"].browse(ids["partner"]).unlink()
+
+    def _dispatch(self, env):
+        return env["prepaid.apportionment.bill"].browse(self.ids["bill"])._dispatch()
+
+    @mute_logger("odoo.sql_db", "odoo.service.model")
+    def test_dispatching_at_the_same_time_deducts_once(self):
+        outcome = {"attempts": 0}
+        cr2 = self.registry.cursor()
+        self.addCleanup(cr2.close)
+        env2 = api.Environment(cr2, SUPERUSER_ID, {"tracking_disable": True})
+        cr2.execute("SELECT pg_backend_pid()")
+        pid = cr2.fetchone()[0]
+
+        def attempt():
+            outcome["attempts"] += 1
+            return self._dispatch(env2)
+
+        def run():
+            try:
+                outcome["result"] = _retrying(attempt, env2)
+            except Exception as exc:  # reported to the main thread, which asserts there was none
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run)
+        with self.registry.cursor() as cr1:
+            env1 = api.Environment(cr1, SUPERUSER_ID, {"tracking_disable": True})
+            self._dispatch(env1)
+            env1.flush_all()
+            thread.start()
+            with self.registry.cursor() as observer:
+                blocked = wait_until_blocked(observer, pid)
+        thread.join(60)
+        self.assertFalse(thread.is_alive())
+        self.assertTrue(blocked, "the second dispatch never waited for the bill's lock")
+        self.assertNotIn("error", outcome)
+        with self.registry.cursor() as cr:
+            cr.execute(
+                SQL(
+                    """SELECT COUNT(*), SUM(amount), (SELECT balance FROM prepaid_account WHERE id = %s)
+                         FROM prepaid_ledger WHERE account_id = %s AND kind = 'apportionment'""",
+                    self.ids["account"],
+                    self.ids["account"],
+                )
+            )
+            count, total, balance = cr.fetchone()
+            cr.execute(SQL("SELECT state FROM prepaid_apportionment_bill WHERE id = %s", self.ids["bill"]))
+            state = cr.fetchone()[0]
+        self.assertEqual((count, float(total), float(balance), state), (1, -10.0, 490.0, "dispatched"))

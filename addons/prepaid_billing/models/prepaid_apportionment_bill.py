@@ -4,7 +4,7 @@ from datetime import UTC, timedelta
 from decimal import Decimal
 
 from odoo import Command, api, fields, models
-from odoo.addons.prepaid_base.models.prepaid_guard import internal, is_manager
+from odoo.addons.prepaid_base.models.prepaid_guard import internal, is_internal, is_manager
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
 
@@ -147,6 +147,15 @@ class PrepaidApportionmentBill(models.Model):
     _sql_constraints = [
         ("period_uniq", "UNIQUE(rule_id, period_start)", "A rule has one bill per period."),
     ]
+
+    def write(self, vals):
+        if (
+            any(fname in vals for fname in self._prepaid_manager_fields)
+            and not is_internal(self.env)
+            and self.filtered(lambda b: b.state != "draft")
+        ):
+            raise UserError(self.env._("The cost of a dispatched or cancelled bill cannot change."))
+        return super().write(vals)
 
     @api.depends("line_ids.state", "line_ids.amount", "line_ids.move_id")
     def _compute_totals(self):

@@ -222,6 +222,8 @@ class TestApportionment(BillingCommon):
         bill.action_dispatch()  # pressed twice (or by two people): booked once
         self.env["prepaid.apportionment.bill"].browse(bill.id)._dispatch()
         self.assertEqual(bill.state, "dispatched")
+        with self.assertRaises(UserError):
+            bill.write({"cost_manual": True, "manual_cost": 1.0})
         line_1 = self.apportionment_lines(self.account_1)
         line_2 = self.apportionment_lines(self.account_2)
         self.assertRecordValues(

@@ -13,6 +13,7 @@
         "security/ir.model.access.csv",
         "data/ir_sequence_data.xml",
         "data/ir_cron_data.xml",
+        "data/prepaid_apportionment_data.xml",
         "data/mail_template_data.xml",
         "data/sms_template_data.xml",
         "report/prepaid_topup_report.xml",
@@ -29,6 +30,7 @@
         "views/prepaid_property_views.xml",
         "views/res_config_settings_views.xml",
         "views/prepaid_billing_menus.xml",
+        "views/prepaid_apportionment_views.xml",
     ],
     "demo": ["demo/prepaid_billing_demo.xml"],
     "assets": {

@@ -66,6 +66,10 @@ CRUD = {
     "prepaid.summary": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
     "prepaid.anomaly": {"op_one": "r", "op_all": "r", "manager": "rw"},
     "prepaid.consumption": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
+    "prepaid.apportionment.rule": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.apportionment.rule.line": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.apportionment.bill": {"op_one": "r", "op_all": "r", "manager": "rw"},  # created by the rules
+    "prepaid.apportionment.bill.line": {"op_one": "r", "op_all": "r", "manager": "r"},
 }
 # Models that hold no records of their own: nobody reads or writes them as such.
 NOT_RECORDS = {
@@ -158,6 +162,19 @@ METHODS = {
     ("prepaid.sitemap.import", "action_view_gateways"): MGR,
     ("prepaid.summary", "action_post_now"): MGR,
     ("prepaid.summary", "action_view_move"): (*OPS, "accountant"),
+    ("prepaid.apportionment.rule", "action_create_bills"): MGR,
+    ("prepaid.apportionment.rule", "action_view_bills"): OPS,
+    ("prepaid.apportionment.bill", "action_recompute"): MGR,
+    ("prepaid.apportionment.bill", "action_dispatch"): MGR,
+    ("prepaid.apportionment.bill", "action_cancel"): MGR,
+    ("prepaid.apportionment.bill", "action_view_invoices"): OPS,
+    ("prepaid.apportionment.bill", "create"): NOBODY,
+    # The manual cost (draft) and the note; the rest is computed.
+    ("prepaid.apportionment.bill", "write"): MGR,
+    ("prepaid.apportionment.bill.line", "create"): NOBODY,
+    ("prepaid.apportionment.bill.line", "write"): NOBODY,
+    ("prepaid.meter", "action_view_apportionment_rules"): OPS,
+    ("prepaid.property", "action_view_apportionment_rules"): OPS,
 }
 # Methods that hold by themselves and need no record (called on the empty recordset).
 MODEL_METHODS = {"get_import_templates", "create", "action_post_now"}
@@ -229,6 +246,8 @@ PROTECTED_WRITES = {
     "prepaid.topup": [{"state": "done"}, {"amount": 1.0}],
     "prepaid.ledger": [{"amount": 1000.0}],
     "prepaid.anomaly": [{"state": "resolved"}, {"resolution": "accepted"}, {"meter_id": 1}],
+    "prepaid.apportionment.bill": [{"state": "dispatched"}, {"cost": 1.0}, {"allocated": 1.0}],
+    "prepaid.apportionment.bill.line": [{"amount": 1.0}, {"state": "posted"}, {"account_id": 1}],
 }
 # Writes for managers only (operators are refused even inside their scope).
 MANAGER_WRITES = {
@@ -238,8 +257,10 @@ MANAGER_WRITES = {
         {"billing_mode": "meter"},
         {"address": "999999999999"},
         {"active": False},
+        {"is_common": True},
     ],
     "prepaid.property": [{"settlement_day": 5}],
+    "prepaid.apportionment.bill": [{"manual_cost": 5.0}],
 }
 
 
@@ -352,6 +373,19 @@ class TestAuthorisationMatrix(BillingCommon):
         cls.period = env["prepaid.tariff.period"].create(
             {"tariff_id": cls.tariff_flat.id, "start": 0.0, "band": "flat"}
         )
+        cls.appt_rule = env["prepaid.apportionment.rule"].create(
+            {
+                "name": "MX lifts",
+                "property_id": cls.building.id,
+                "unit_ids": [Command.set(cls.unit_1.ids)],
+                "source": "fixed",
+                "fixed_amount": 5.0,
+                "line_ids": [Command.create({"unit_id": cls.unit_1.id, "fixed_amount": 4.0})],
+            }
+        )
+        cls.appt_bill = env["prepaid.apportionment.bill"]._create_for(
+            cls.appt_rule, [(datetime(2026, 2, 28, 16), datetime(2026, 3, 31, 16))]
+        )
         cls.portal_records = {}
         if cls.has_portal:
             binding = env["prepaid.portal.binding"]._bind(
@@ -417,6 +451,10 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.consumption": self.env["prepaid.consumption"].search(
                 [("meter_id", "=", self.meter_1.id)], limit=1
             ),
+            "prepaid.apportionment.rule": self.appt_rule,
+            "prepaid.apportionment.rule.line": self.appt_rule.line_ids,
+            "prepaid.apportionment.bill": self.appt_bill,
+            "prepaid.apportionment.bill.line": self.appt_bill.line_ids,
             **self.wizards,
             **self.portal_records,
         }
@@ -449,6 +487,10 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.summary": {"line_count": 0},
             "prepaid.anomaly": {"note": "mx"},
             "prepaid.consumption": {"quantity": 1000.0},
+            "prepaid.apportionment.rule": {"name": "MX lifts renamed"},
+            "prepaid.apportionment.rule.line": {"fixed_amount": 3.0},
+            "prepaid.apportionment.bill": {"note": "mx"},
+            "prepaid.apportionment.bill.line": {"ratio": 0.5},
             "prepaid.topup.wizard": {"memo": "mx"},
             "prepaid.reverse.wizard": {"reason": "mx2"},
             "prepaid.refund.wizard": {"reason": "mx2"},
@@ -502,6 +544,16 @@ class TestAuthorisationMatrix(BillingCommon):
                 "day": "2026-03-01",
                 "company_id": self.company.id,
             },
+            "prepaid.apportionment.rule": {"name": "MX new rule", "property_id": self.building.id},
+            "prepaid.apportionment.rule.line": {"rule_id": self.appt_rule.id, "unit_id": self.unit_2.id},
+            "prepaid.apportionment.bill": {
+                "name": "MX forged",
+                "rule_id": self.appt_rule.id,
+                "company_id": self.company.id,
+                "period_start": "2026-05-01 00:00:00",
+                "period_end": "2026-06-01 00:00:00",
+            },
+            "prepaid.apportionment.bill.line": {"bill_id": self.appt_bill.id, "unit_id": self.unit_2.id},
             "prepaid.topup.wizard": {"account_id": self.account_1.id, "amount": 1.0},
             "prepaid.reverse.wizard": {"account_id": self.account_1.id, "reason": "x"},
             "prepaid.refund.wizard": {"account_id": self.account_1.id, "reason": "x"},

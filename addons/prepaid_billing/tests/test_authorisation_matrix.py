@@ -66,6 +66,10 @@ CRUD = {
     "prepaid.summary": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
     "prepaid.anomaly": {"op_one": "r", "op_all": "r", "manager": "rw"},
     "prepaid.consumption": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
+    "prepaid.apportionment.rule": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.apportionment.rule.line": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.apportionment.bill": {"op_one": "r", "op_all": "r", "manager": "rw"},  # created by the rules
+    "prepaid.apportionment.bill.line": {"op_one": "r", "op_all": "r", "manager": "r"},
     # The monthly ledger covers a whole building: an operator limited to one floor does not read it.
     "prepaid.monthly.ledger": {"op_all": "r", "manager": "rwu"},
     "prepaid.monthly.ledger.line": {"op_all": "r", "manager": "r"},
@@ -162,6 +166,19 @@ METHODS = {
     ("prepaid.sitemap.import", "action_view_gateways"): MGR,
     ("prepaid.summary", "action_post_now"): MGR,
     ("prepaid.summary", "action_view_move"): (*OPS, "accountant"),
+    ("prepaid.apportionment.rule", "action_create_bills"): MGR,
+    ("prepaid.apportionment.rule", "action_view_bills"): OPS,
+    ("prepaid.apportionment.bill", "action_recompute"): MGR,
+    ("prepaid.apportionment.bill", "action_dispatch"): MGR,
+    ("prepaid.apportionment.bill", "action_cancel"): MGR,
+    ("prepaid.apportionment.bill", "action_view_invoices"): OPS,
+    ("prepaid.apportionment.bill", "create"): NOBODY,
+    # The manual cost (draft) and the note; the rest is computed.
+    ("prepaid.apportionment.bill", "write"): MGR,
+    ("prepaid.apportionment.bill.line", "create"): NOBODY,
+    ("prepaid.apportionment.bill.line", "write"): NOBODY,
+    ("prepaid.meter", "action_view_apportionment_rules"): OPS,
+    ("prepaid.property", "action_view_apportionment_rules"): OPS,
     # The monthly ledger: managers generate, review, reset and check; whoever reads it exports and prints.
     ("prepaid.monthly.ledger", "action_review"): MGR,
     ("prepaid.monthly.ledger", "action_refresh"): MGR,
@@ -245,6 +262,8 @@ PROTECTED_WRITES = {
     "prepaid.topup": [{"state": "done"}, {"amount": 1.0}],
     "prepaid.ledger": [{"amount": 1000.0}],
     "prepaid.anomaly": [{"state": "resolved"}, {"resolution": "accepted"}, {"meter_id": 1}],
+    "prepaid.apportionment.bill": [{"state": "dispatched"}, {"cost": 1.0}, {"allocated": 1.0}],
+    "prepaid.apportionment.bill.line": [{"amount": 1.0}, {"state": "posted"}, {"account_id": 1}],
     "prepaid.monthly.ledger": [
         {"state": "reviewed"},
         {"total": 1.0},
@@ -262,8 +281,10 @@ MANAGER_WRITES = {
         {"billing_mode": "meter"},
         {"address": "999999999999"},
         {"active": False},
+        {"is_common": True},
     ],
     "prepaid.property": [{"settlement_day": 5}],
+    "prepaid.apportionment.bill": [{"manual_cost": 5.0}],
 }
 
 
@@ -376,6 +397,19 @@ class TestAuthorisationMatrix(BillingCommon):
         cls.period = env["prepaid.tariff.period"].create(
             {"tariff_id": cls.tariff_flat.id, "start": 0.0, "band": "flat"}
         )
+        cls.appt_rule = env["prepaid.apportionment.rule"].create(
+            {
+                "name": "MX lifts",
+                "property_id": cls.building.id,
+                "unit_ids": [Command.set(cls.unit_1.ids)],
+                "source": "fixed",
+                "fixed_amount": 5.0,
+                "line_ids": [Command.create({"unit_id": cls.unit_1.id, "fixed_amount": 4.0})],
+            }
+        )
+        cls.appt_bill = env["prepaid.apportionment.bill"]._create_for(
+            cls.appt_rule, [(datetime(2026, 2, 28, 16), datetime(2026, 3, 31, 16))]
+        )
         cls.portal_records = {}
         if cls.has_portal:
             binding = env["prepaid.portal.binding"]._bind(
@@ -443,6 +477,10 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.consumption": self.env["prepaid.consumption"].search(
                 [("meter_id", "=", self.meter_1.id)], limit=1
             ),
+            "prepaid.apportionment.rule": self.appt_rule,
+            "prepaid.apportionment.rule.line": self.appt_rule.line_ids,
+            "prepaid.apportionment.bill": self.appt_bill,
+            "prepaid.apportionment.bill.line": self.appt_bill.line_ids,
             "prepaid.monthly.ledger": self.monthly_ledger,
             "prepaid.monthly.ledger.line": self.monthly_ledger.line_ids[:1],
             **self.wizards,
@@ -477,6 +515,10 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.summary": {"line_count": 0},
             "prepaid.anomaly": {"note": "mx"},
             "prepaid.consumption": {"quantity": 1000.0},
+            "prepaid.apportionment.rule": {"name": "MX lifts renamed"},
+            "prepaid.apportionment.rule.line": {"fixed_amount": 3.0},
+            "prepaid.apportionment.bill": {"note": "mx"},
+            "prepaid.apportionment.bill.line": {"ratio": 0.5},
             "prepaid.monthly.ledger": {"note": "mx"},
             "prepaid.monthly.ledger.line": {"unit_names": "mx"},
             "prepaid.monthly.ledger.wizard": {"month": "2026-02-01"},
@@ -533,6 +575,16 @@ class TestAuthorisationMatrix(BillingCommon):
                 "day": "2026-03-01",
                 "company_id": self.company.id,
             },
+            "prepaid.apportionment.rule": {"name": "MX new rule", "property_id": self.building.id},
+            "prepaid.apportionment.rule.line": {"rule_id": self.appt_rule.id, "unit_id": self.unit_2.id},
+            "prepaid.apportionment.bill": {
+                "name": "MX forged",
+                "rule_id": self.appt_rule.id,
+                "company_id": self.company.id,
+                "period_start": "2026-05-01 00:00:00",
+                "period_end": "2026-06-01 00:00:00",
+            },
+            "prepaid.apportionment.bill.line": {"bill_id": self.appt_bill.id, "unit_id": self.unit_2.id},
             "prepaid.topup.wizard": {"account_id": self.account_1.id, "amount": 1.0},
             "prepaid.monthly.ledger": {
                 "building_id": self.building.id,

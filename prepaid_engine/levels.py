@@ -35,15 +35,18 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 from functools import lru_cache
 
 from .errors import ConfigError
 
 __all__ = [
     "SEVERITY",
+    "USAGE_DAYS",
     "Level",
     "Levels",
     "Supervision",
+    "days_left",
     "level_function",
     "level_of",
     "quantum_of",
@@ -125,6 +128,28 @@ class Levels:
         if self.overdraft_limit < 0:
             raise ConfigError("the overdraft allowance cannot be negative")
         return self
+
+
+# The days of usage the days-left estimate averages.
+USAGE_DAYS = 30
+
+
+def days_left(spendable, charged, history_days: int, window: int = USAGE_DAYS) -> int:
+    """How many whole days ``spendable`` (the balance above the cut-off threshold) lasts at the average daily
+    charge: ``charged`` (what was deducted for consumption in the last ``window`` days) over ``window``
+    days, or over ``history_days`` (the days since the first charge, that day included) when the account
+    has less history than that, so that a new tenant's first days are not diluted.
+
+    Exact (fractions, then the floor): 10 spendable at 5 per 3 days is 6 days, not 5.999.... Nothing
+    charged, or nothing spendable, says 0 (the estimate has nothing to tell)."""
+    spendable = Fraction(_decimal(spendable, "spendable balance"))
+    charged = Fraction(_decimal(charged, "charged amount"))
+    if window < 1:
+        raise ConfigError(f"the usage window must be at least one day, not {window!r}")
+    days = min(window, max(1, int(history_days)))
+    if charged <= 0 or spendable <= 0:
+        return 0
+    return int(spendable * days // charged)
 
 
 def level_of(balance, levels: Levels, quantum: Decimal = Decimal("0.01")) -> Level:

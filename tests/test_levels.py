@@ -168,3 +168,38 @@ def test_supervising_twice_does_nothing_the_second_time(level, alerted, cut, kee
     assert (second.notify, second.cut) == (None, None)
     assert (second.alerted, second.supply_cut) == (first.alerted, first.supply_cut)
     assert first.supply_cut == (level == Level.CUTOFF and not keep_power and supervised)
+
+
+# -- days left ---------------------------------------------------------------------------------------------
+
+
+def test_days_left_averages_the_window():
+    from prepaid_engine.levels import days_left
+
+    # 30 days of history, 60 charged: 2 a day; 10 spendable lasts 5 days.
+    assert days_left(Decimal("10"), Decimal("60"), 45) == 5
+    # a short history averages over its own days: 5 charged over 3 days, 10 spendable -> 6 days exactly
+    assert days_left(Decimal("10"), Decimal("5"), 3) == 6
+    assert days_left(10.0, 5.0, 3) == 6  # floats from the ORM give the same exact answer
+    # the floor: 9.99 at 5 per 3 days is 5.994 days
+    assert days_left(Decimal("9.99"), Decimal("5"), 3) == 5
+
+
+def test_days_left_says_nothing_without_usage_or_money():
+    from prepaid_engine.levels import days_left
+
+    assert days_left(Decimal("10"), Decimal("0"), 30) == 0
+    assert days_left(Decimal("-3"), Decimal("30"), 30) == 0
+    assert days_left(Decimal("0"), Decimal("30"), 30) == 0
+    # a first day counts as one day, not zero
+    assert days_left(Decimal("10"), Decimal("2"), 0) == 5
+
+
+def test_days_left_refuses_nonsense():
+    from prepaid_engine.errors import ConfigError
+    from prepaid_engine.levels import days_left
+
+    with pytest.raises(ConfigError):
+        days_left(float("nan"), Decimal("1"), 3)
+    with pytest.raises(ConfigError):
+        days_left(Decimal("1"), Decimal("1"), 3, window=0)

@@ -1,4 +1,3 @@
-import math
 from collections import defaultdict
 from datetime import timedelta
 
@@ -9,7 +8,7 @@ from odoo.addons.prepaid_base.tools.bulk_sql import id_array
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
 
-from prepaid_engine.levels import supervise
+from prepaid_engine.levels import USAGE_DAYS, days_left, supervise
 
 # The command that cuts / restores the supply of a meter, per utility.
 CUT_COMMAND = {"electricity": "trip", "water": "valve_close"}
@@ -43,10 +42,6 @@ MAIL_TEMPLATES = {
     "warning": "prepaid_billing.mail_template_low_balance",
     "cutoff": "prepaid_billing.mail_template_cutoff",
 }
-
-
-# The days of usage the days-left estimate averages.
-USAGE_DAYS = 30
 
 
 class PrepaidAccount(models.Model):
@@ -132,11 +127,12 @@ class PrepaidAccount(models.Model):
         }
         for account in self:
             amount, first = charged.get(account, (0.0, today))
-            days = min(USAGE_DAYS, max(1, (today - first).days + 1))
-            daily = (amount or 0.0) / days
-            spendable = account.balance - account._get_cutoff_threshold()
-            # Rounded before the floor: 10 / (5 / 3) is 6 days, not 5.999...
-            account.days_left = max(0, math.floor(round(spendable / daily, 6))) if daily > 0 else 0
+            money = account.currency_id.round  # float sums as the money they are (no 9.999...)
+            account.days_left = days_left(
+                money(account.balance - account._get_cutoff_threshold()),
+                money(amount or 0.0),
+                (today - first).days + 1,
+            )
 
     def _prepaid_days_left_text(self):
         """'about N days left' for the tenant's messages, or '' when the usage says nothing."""

@@ -9,8 +9,8 @@ class PrepaidAnomaly(models.Model):
     _inherit = "prepaid.anomaly"
 
     kind = fields.Selection(
-        selection_add=[("unbilled_consumption", "Unbilled Consumption")],
-        ondelete={"unbilled_consumption": "cascade"},
+        selection_add=[("unbilled_consumption", "Unbilled Consumption"), ("negative_loss", "Negative Loss")],
+        ondelete={"unbilled_consumption": "cascade", "negative_loss": "cascade"},
     )
 
     @api.model
@@ -85,6 +85,19 @@ class PrepaidAnomaly(models.Model):
         return created
 
     def _describe_finding(self, item, unit):
+        if item.get("finding") == "loss.negative":
+            return self.env._(
+                "%(bill)s (%(start)s - %(end)s): the sub-meters add up to %(sub)s %(unit)s, more than the "
+                "%(master)s %(unit)s of the master meter (difference %(difference)s %(unit)s); no loss "
+                "charged.",
+                bill=item.get("bill") or "",
+                start=item.get("from") or "",
+                end=item.get("to") or "",
+                sub=_number(item.get("sub_total")),
+                master=_number(item.get("master")),
+                difference=_number(item.get("difference")),
+                unit=unit,
+            )
         if item.get("finding") != "unbilled":
             return super()._describe_finding(item, unit)
         states = dict(self.env["prepaid.account"]._fields["state"]._description_selection(self.env))

@@ -15,7 +15,13 @@ SETTLE_BATCH = 2000  # meters per settlement cron call
 
 class PrepaidMeter(models.Model):
     _inherit = "prepaid.meter"
-    _prepaid_manager_fields = (*MeteringMeter._prepaid_manager_fields, "rollover_at")
+    _prepaid_manager_fields = (
+        *MeteringMeter._prepaid_manager_fields,
+        "rollover_at",
+        "is_common",
+        "common_property_id",
+    )
+    _prepaid_target_fields = (*MeteringMeter._prepaid_target_fields, "common_property_id")
 
     rollover_at = fields.Char(
         string="Register Limit",
@@ -28,6 +34,78 @@ class PrepaidMeter(models.Model):
     cycle_quantity = fields.Float(compute="_compute_settlement", string="Cycle Consumption", digits=(16, 3))
     cycle_amount = fields.Monetary(compute="_compute_settlement", string="Cycle Charge")
     replacement_ids = fields.One2many("prepaid.meter.replacement", "meter_id", string="Replacements")
+    is_common = fields.Boolean(
+        string="Common Meter",
+        tracking=True,
+        help="Meters a common area (lift, corridor, pump, master water meter): no tenant account; its "
+        "consumption is shared over the units by apportionment rules.",
+    )
+    common_property_id = fields.Many2one(
+        "prepaid.property",
+        string="Common Area Of",
+        domain="[('kind', 'in', ('building', 'site'))]",
+        check_company=True,
+        index="btree_not_null",
+        tracking=True,
+        help="The building or site whose common area the meter measures.",
+    )
+    apportionment_rule_ids = fields.Many2many(
+        "prepaid.apportionment.rule",
+        "prepaid_apportionment_rule_meter_rel",
+        "meter_id",
+        "rule_id",
+        string="Apportionment Rules",
+        readonly=True,
+    )
+    apportionment_rule_count = fields.Integer(compute="_compute_apportionment_rule_count")
+
+    @api.depends("unit_id.building_id", "gateway_id.property_id.building_id", "common_property_id")
+    def _compute_building_id(self):
+        res = super()._compute_building_id()
+        for meter in self.filtered(lambda m: not m.unit_id and m.common_property_id):
+            meter.building_id = meter.common_property_id.building_id or meter.common_property_id
+        return res
+
+    def _compute_apportionment_rule_count(self):
+        rules = self.env["prepaid.apportionment.rule"]
+        for meter in self:
+            meter.apportionment_rule_count = rules.search_count(
+                [
+                    "|",
+                    "|",
+                    ("meter_ids", "in", meter.ids),
+                    ("master_meter_id", "=", meter.id),
+                    ("sub_meter_ids", "in", meter.ids),
+                ]
+            )
+
+    @api.constrains("is_common", "unit_id", "account_id")
+    def _check_common_meter(self):
+        for meter in self.filtered("is_common"):
+            if meter.unit_id or meter.account_id:
+                raise ValidationError(
+                    self.env._(
+                        "Common meter %(meter)s cannot belong to a unit or a tenant account: its consumption "
+                        "is apportioned.",
+                        meter=meter.display_name,
+                    )
+                )
+
+    def action_view_apportionment_rules(self):
+        self.ensure_one()
+        self.check_access("read")
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "prepaid_billing.prepaid_apportionment_rule_action"
+        )
+        action["domain"] = [
+            "|",
+            "|",
+            ("meter_ids", "in", self.ids),
+            ("master_meter_id", "=", self.id),
+            ("sub_meter_ids", "in", self.ids),
+        ]
+        action["context"] = {"default_utility": self.utility, "default_property_id": self.building_id.id}
+        return action
 
     @api.depends("settlement_cursor_ids")
     def _compute_settlement(self):

@@ -28,6 +28,27 @@ class PrepaidProperty(models.Model):
         "building was settled up to its last reading and tiers and free allowances restarted.",
     )
 
+    apportionment_rule_count = fields.Integer(compute="_compute_apportionment_rule_count")
+
+    def _compute_apportionment_rule_count(self):
+        counts = dict(
+            self.env["prepaid.apportionment.rule"]._read_group(
+                [("property_id", "in", self.ids)], ["property_id"], ["__count"]
+            )
+        )
+        for prop in self:
+            prop.apportionment_rule_count = counts.get(prop, 0)
+
+    def action_view_apportionment_rules(self):
+        self.ensure_one()
+        self.check_access("read")
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "prepaid_billing.prepaid_apportionment_rule_action"
+        )
+        action["domain"] = [("property_id", "=", self.id)]
+        action["context"] = {"default_property_id": self.id}
+        return action
+
     def _prepaid_settlement_calendar(self):
         """The engine's settlement calendar of this building (its cycle, day and local time, in its zone)."""
         self.ensure_one()

@@ -1,9 +1,11 @@
 from . import (
     test_alerts,
+    test_apportionment,
     test_authorisation_matrix,
     test_concurrency,
     test_consumption,
     test_end_to_end,
+    test_monthly_ledger,
     test_plausibility,
     test_receipt,
     test_reversal_refund,

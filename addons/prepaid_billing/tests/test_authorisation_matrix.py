@@ -66,6 +66,14 @@ CRUD = {
     "prepaid.summary": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
     "prepaid.anomaly": {"op_one": "r", "op_all": "r", "manager": "rw"},
     "prepaid.consumption": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
+    "prepaid.apportionment.rule": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.apportionment.rule.line": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.apportionment.bill": {"op_one": "r", "op_all": "r", "manager": "rw"},  # created by the rules
+    "prepaid.apportionment.bill.line": {"op_one": "r", "op_all": "r", "manager": "r"},
+    # The monthly ledger covers a whole building: an operator limited to one floor does not read it.
+    "prepaid.monthly.ledger": {"op_all": "r", "manager": "rwu"},
+    "prepaid.monthly.ledger.line": {"op_all": "r", "manager": "r"},
+    "prepaid.monthly.ledger.wizard": {"manager": "rwc"},
     "prepaid.statement": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
     "prepaid.statement.line": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
 }
@@ -160,6 +168,31 @@ METHODS = {
     ("prepaid.sitemap.import", "action_view_gateways"): MGR,
     ("prepaid.summary", "action_post_now"): MGR,
     ("prepaid.summary", "action_view_move"): (*OPS, "accountant"),
+    ("prepaid.apportionment.rule", "action_create_bills"): MGR,
+    ("prepaid.apportionment.rule", "action_view_bills"): OPS,
+    ("prepaid.apportionment.bill", "action_recompute"): MGR,
+    ("prepaid.apportionment.bill", "action_dispatch"): MGR,
+    ("prepaid.apportionment.bill", "action_cancel"): MGR,
+    ("prepaid.apportionment.bill", "action_view_invoices"): OPS,
+    ("prepaid.apportionment.bill", "create"): NOBODY,
+    # The manual cost (draft) and the note; the rest is computed.
+    ("prepaid.apportionment.bill", "write"): MGR,
+    ("prepaid.apportionment.bill.line", "create"): NOBODY,
+    ("prepaid.apportionment.bill.line", "write"): NOBODY,
+    ("prepaid.meter", "action_view_apportionment_rules"): OPS,
+    ("prepaid.property", "action_view_apportionment_rules"): OPS,
+    # The monthly ledger: managers generate, review, reset and check; whoever reads it exports and prints.
+    ("prepaid.monthly.ledger", "action_review"): MGR,
+    ("prepaid.monthly.ledger", "action_refresh"): MGR,
+    ("prepaid.monthly.ledger", "action_reset_to_draft"): MGR,
+    ("prepaid.monthly.ledger", "action_check_changes"): MGR,
+    ("prepaid.monthly.ledger", "action_export_xlsx"): ("op_all", "manager"),
+    ("prepaid.monthly.ledger", "action_print"): ("op_all", "manager"),
+    ("prepaid.monthly.ledger", "create"): NOBODY,
+    ("prepaid.monthly.ledger", "write"): MGR,  # the note; the figures and states are the ledger's own
+    ("prepaid.monthly.ledger.line", "create"): NOBODY,
+    ("prepaid.monthly.ledger.line", "write"): NOBODY,
+    ("prepaid.monthly.ledger.wizard", "action_generate"): MGR,
     # Statements are computed: nobody creates or writes them; managers dispatch them (the fixture is
     # dispatched already: a second dispatch sends nothing); staff refresh the unsettled ones.
     ("prepaid.account", "action_view_statements"): (*OPS, "portal"),  # navigation: no data
@@ -206,6 +239,7 @@ PORTAL_ADDON_METHODS = {
     ("prepaid.meter", "action_view_commands"): (*OPS, "portal"),
     ("prepaid.meter", "action_view_readings"): (*OPS, "portal"),
     ("prepaid.meter", "action_view_replacements"): (*OPS, "portal"),
+    ("prepaid.meter", "action_view_apportionment_rules"): (*OPS, "portal"),
     ("prepaid.statement", "action_view_ledger"): (*OPS, "accountant", "portal"),  # navigation: no data
 }
 PORTAL_ADDON_PROTECTED = {
@@ -245,6 +279,16 @@ PROTECTED_WRITES = {
     "prepaid.topup": [{"state": "done"}, {"amount": 1.0}],
     "prepaid.ledger": [{"amount": 1000.0}],
     "prepaid.anomaly": [{"state": "resolved"}, {"resolution": "accepted"}, {"meter_id": 1}],
+    "prepaid.apportionment.bill": [{"state": "dispatched"}, {"cost": 1.0}, {"allocated": 1.0}],
+    "prepaid.apportionment.bill.line": [{"amount": 1.0}, {"state": "posted"}, {"account_id": 1}],
+    "prepaid.monthly.ledger": [
+        {"state": "reviewed"},
+        {"total": 1.0},
+        {"fees": 1.0},
+        {"reviewer_id": 1},
+        {"changed_since_review": False},
+    ],
+    "prepaid.monthly.ledger.line": [{"fees": 1.0}, {"total": 1.0}, {"electricity_quantity": 1.0}],
     "prepaid.statement": [{"state": "settled"}, {"closing_balance": 0.0}, {"account_id": 1}],
 }
 # Writes for managers only (operators are refused even inside their scope).
@@ -255,8 +299,10 @@ MANAGER_WRITES = {
         {"billing_mode": "meter"},
         {"address": "999999999999"},
         {"active": False},
+        {"is_common": True},
     ],
     "prepaid.property": [{"settlement_day": 5}],
+    "prepaid.apportionment.bill": [{"manual_cost": 5.0}],
 }
 
 
@@ -369,6 +415,19 @@ class TestAuthorisationMatrix(BillingCommon):
         cls.period = env["prepaid.tariff.period"].create(
             {"tariff_id": cls.tariff_flat.id, "start": 0.0, "band": "flat"}
         )
+        cls.appt_rule = env["prepaid.apportionment.rule"].create(
+            {
+                "name": "MX lifts",
+                "property_id": cls.building.id,
+                "unit_ids": [Command.set(cls.unit_1.ids)],
+                "source": "fixed",
+                "fixed_amount": 5.0,
+                "line_ids": [Command.create({"unit_id": cls.unit_1.id, "fixed_amount": 4.0})],
+            }
+        )
+        cls.appt_bill = env["prepaid.apportionment.bill"]._create_for(
+            cls.appt_rule, [(datetime(2026, 2, 28, 16), datetime(2026, 3, 31, 16))]
+        )
         env["prepaid.statement"]._generate_all()
         cls.statement = env["prepaid.statement"].search([("account_id", "=", cls.account_1.id)], limit=1)
         internal(cls.statement.sudo()).write({"state": "dispatched"})
@@ -405,7 +464,9 @@ class TestAuthorisationMatrix(BillingCommon):
                 {"account_id": cls.account_1.id, "reason": "mx"}
             ),
             "prepaid.sitemap.import": env["prepaid.sitemap.import"].create({}),
+            "prepaid.monthly.ledger.wizard": env["prepaid.monthly.ledger.wizard"].create({}),
         }
+        cls.monthly_ledger = env["prepaid.monthly.ledger"]._generate(cls.building, 2026, 3)
 
     # ------------------------------------------------------------------ fixtures per model
 
@@ -437,6 +498,12 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.consumption": self.env["prepaid.consumption"].search(
                 [("meter_id", "=", self.meter_1.id)], limit=1
             ),
+            "prepaid.apportionment.rule": self.appt_rule,
+            "prepaid.apportionment.rule.line": self.appt_rule.line_ids,
+            "prepaid.apportionment.bill": self.appt_bill,
+            "prepaid.apportionment.bill.line": self.appt_bill.line_ids,
+            "prepaid.monthly.ledger": self.monthly_ledger,
+            "prepaid.monthly.ledger.line": self.monthly_ledger.line_ids[:1],
             "prepaid.statement": self.statement,
             "prepaid.statement.line": self.statement.line_ids[:1],
             **self.wizards,
@@ -471,6 +538,13 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.summary": {"line_count": 0},
             "prepaid.anomaly": {"note": "mx"},
             "prepaid.consumption": {"quantity": 1000.0},
+            "prepaid.apportionment.rule": {"name": "MX lifts renamed"},
+            "prepaid.apportionment.rule.line": {"fixed_amount": 3.0},
+            "prepaid.apportionment.bill": {"note": "mx"},
+            "prepaid.apportionment.bill.line": {"ratio": 0.5},
+            "prepaid.monthly.ledger": {"note": "mx"},
+            "prepaid.monthly.ledger.line": {"unit_names": "mx"},
+            "prepaid.monthly.ledger.wizard": {"month": "2026-02-01"},
             "prepaid.statement": {"closing_balance": 1000.0},
             "prepaid.statement.line": {"amount": 1000.0},
             "prepaid.topup.wizard": {"memo": "mx"},
@@ -526,6 +600,16 @@ class TestAuthorisationMatrix(BillingCommon):
                 "day": "2026-03-01",
                 "company_id": self.company.id,
             },
+            "prepaid.apportionment.rule": {"name": "MX new rule", "property_id": self.building.id},
+            "prepaid.apportionment.rule.line": {"rule_id": self.appt_rule.id, "unit_id": self.unit_2.id},
+            "prepaid.apportionment.bill": {
+                "name": "MX forged",
+                "rule_id": self.appt_rule.id,
+                "company_id": self.company.id,
+                "period_start": "2026-05-01 00:00:00",
+                "period_end": "2026-06-01 00:00:00",
+            },
+            "prepaid.apportionment.bill.line": {"bill_id": self.appt_bill.id, "unit_id": self.unit_2.id},
             "prepaid.statement": {
                 "name": "forged",
                 "account_id": self.account_1.id,
@@ -535,6 +619,15 @@ class TestAuthorisationMatrix(BillingCommon):
             },
             "prepaid.statement.line": {"statement_id": self.statement.id, "kind": "topup", "amount": 1000.0},
             "prepaid.topup.wizard": {"account_id": self.account_1.id, "amount": 1.0},
+            "prepaid.monthly.ledger": {
+                "building_id": self.building.id,
+                "company_id": self.company.id,
+                "month": "2026-01-01",
+                "period_start": "2025-12-31 16:00:00",
+                "period_end": "2026-01-31 16:00:00",
+            },
+            "prepaid.monthly.ledger.line": {"ledger_id": self.monthly_ledger.id, "fees": 5000.0},
+            "prepaid.monthly.ledger.wizard": {"month": "2026-03-01"},
             "prepaid.reverse.wizard": {"account_id": self.account_1.id, "reason": "x"},
             "prepaid.refund.wizard": {"account_id": self.account_1.id, "reason": "x"},
             "prepaid.sitemap.import": {},

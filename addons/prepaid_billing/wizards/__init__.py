@@ -1,1 +1,6 @@
-from . import prepaid_refund_wizard, prepaid_reverse_wizard, prepaid_topup_wizard
+from . import (
+    prepaid_monthly_ledger_wizard,
+    prepaid_refund_wizard,
+    prepaid_reverse_wizard,
+    prepaid_topup_wizard,
+)

@@ -8,6 +8,7 @@ revoked, made up), so nothing tells an attacker which ids exist.
 
 import json
 import logging
+from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -19,6 +20,8 @@ from odoo.exceptions import AccessError, MissingError, UserError, ValidationErro
 from odoo.http import request
 from werkzeug.exceptions import NotFound
 
+from prepaid_engine.billing import compare
+
 _logger = logging.getLogger(__name__)
 
 LEDGER_PAGE_SIZE = 20
@@ -26,6 +29,8 @@ LEDGER_PAGE_SIZE = 20
 MAX_AMOUNT_CHARS = 16
 UTILITY_ORDER = ("electricity", "water")
 BANDS = ("sharp", "peak", "flat", "valley")
+WHOLE_PERCENT = Decimal(1)
+USAGE_MONTHS = 24  # the monthly chart: 12 months, each beside the same month a year before
 
 
 def _parse_amount(text, currency):
@@ -45,11 +50,10 @@ def _parse_amount(text, currency):
 
 
 def _percent_change(current, previous):
-    """'+12' / '-5' / '0': this month against last month in whole per cent (nothing to compare with a zero
-    month: the page then shows no percentage)."""
-    if not previous:
-        return ""
-    return f"{(current - previous) * 100.0 / previous:+.0f}"
+    """'+12' / '-5' / '+0': this month against last month in whole per cent, by the engine's month-over-month
+    rule (:func:`prepaid_engine.billing.compare`); '' when last month is zero (no basis)."""
+    change = compare(Decimal(repr(current)), Decimal(repr(previous)), places=WHOLE_PERCENT)
+    return "" if change.percent is None or not previous else f"{change.percent:+}"
 
 
 class PrepaidPortal(PortalAccount):
@@ -64,31 +68,28 @@ class PrepaidPortal(PortalAccount):
             )
         return values
 
-    def _prepaid_account(self, account_id):
-        """The account ``account_id`` as sudo, if the user may see it; else 404."""
-        user = request.env.user
+    def _prepaid_portal_record(self, model, record_id):
+        """The record ``record_id`` of ``model`` if the user may read it (record rules), else 404: a made-up,
+        foreign or absurd id looks the same. Returned as the user (the caller checks the binding)."""
         try:
-            account = request.env["prepaid.account"].browse(int(account_id)).exists()
-            if not account:
+            record = request.env[model].browse(int(record_id)).exists()
+            if not record:
                 raise NotFound()
-            account.check_access("read")
+            record.check_access("read")
         except (AccessError, MissingError, ValueError, OverflowError) as error:
             raise NotFound() from error
-        account = account.sudo()
-        if account.state == "draft" or not account._prepaid_portal_role(user):
+        return record
+
+    def _prepaid_account(self, account_id):
+        """The account ``account_id`` as sudo, if the user may see it; else 404."""
+        account = self._prepaid_portal_record("prepaid.account", account_id).sudo()
+        if account.state == "draft" or not account._prepaid_portal_role(request.env.user):
             raise NotFound()
         return account
 
     def _prepaid_topup(self, topup_id):
         """The portal-visible top-up ``topup_id`` as sudo, if its account is the user's; else 404."""
-        try:
-            topup = request.env["prepaid.topup"].browse(int(topup_id)).exists()
-            if not topup:
-                raise NotFound()
-            topup.check_access("read")
-        except (AccessError, MissingError, ValueError, OverflowError) as error:
-            raise NotFound() from error
-        topup = topup.sudo()
+        topup = self._prepaid_portal_record("prepaid.topup", topup_id).sudo()
         self._prepaid_account(topup.account_id.id)
         return topup
 
@@ -117,72 +118,65 @@ class PrepaidPortal(PortalAccount):
     # ------------------------------------------------------------------ usage (daily facts)
 
     def _prepaid_usage(self, account, today):
-        """Chart data per utility, from the daily consumption facts of the account (grouped queries only):
-        the last 30 days (quantity per band, amount), the last 12 months with the same month a year before,
-        and this month against last month."""
+        """Chart data per utility and each meter's use, from the daily consumption facts of the account, in
+        one grouped query (utility, meter, day) over the months the charts show: the last 30 days (quantity
+        per band, amount), the last 12 months with the same month a year before, this month against last
+        month, and each meter's today and this month. Returns ``(usage per utility, {meter id: {today,
+        month}})``."""
         Consumption = request.env["prepaid.consumption"].sudo()
-        domain = [("account_id", "=", account.id)]
         start_daily = today - timedelta(days=29)
-        first_month = today.replace(day=1) - relativedelta(months=23)
-        daily_rows = Consumption._read_group(
-            [*domain, ("day", ">=", start_daily), ("day", "<=", today)],
-            ["utility", "day:day"],
+        this_month = today.replace(day=1)
+        rows = Consumption._read_group(
+            [
+                ("account_id", "=", account.id),
+                ("day", ">=", this_month - relativedelta(months=USAGE_MONTHS - 1)),
+                ("day", "<=", today),
+            ],
+            ["utility", "meter_id", "day:day"],
             ["quantity:sum", "amount:sum", *(f"{band}:sum" for band in BANDS)],
         )
-        monthly_rows = Consumption._read_group(
-            [*domain, ("day", ">=", first_month), ("day", "<=", today)],
-            ["utility", "day:month"],
-            ["quantity:sum", "amount:sum"],
-        )
-        usage = {}
+        zero = (0.0,) * (2 + len(BANDS))
+        daily = defaultdict(dict)  # utility -> day -> (quantity, amount, *bands)
+        monthly = defaultdict(lambda: defaultdict(float))  # utility -> first of month -> quantity
+        meters = defaultdict(lambda: {"today": 0.0, "month": 0.0})
+        for utility, meter, day, *sums in rows:
+            monthly[utility][day.replace(day=1)] += sums[0]
+            if day >= start_daily:
+                known = daily[utility].get(day, zero)
+                daily[utility][day] = tuple(a + b for a, b in zip(known, sums, strict=True))
+            if day >= this_month:
+                meters[meter.id]["month"] += sums[0]
+                if day == today:
+                    meters[meter.id]["today"] += sums[0]
         days = [start_daily + timedelta(days=i) for i in range(30)]
-        months = [today.replace(day=1) - relativedelta(months=11 - i) for i in range(12)]
+        months = [this_month - relativedelta(months=11 - i) for i in range(12)]
+        usage = {}
         for utility in UTILITY_ORDER:
-            daily = {row[1]: row[2:] for row in daily_rows if row[0] == utility}
-            monthly = {row[1]: row[2:] for row in monthly_rows if row[0] == utility}
-            if not daily and not monthly:
+            by_day, by_month = daily.get(utility, {}), monthly.get(utility, {})
+            if not by_day and not by_month:
                 continue
-            bands_used = [b for i, b in enumerate(BANDS) if any(v[2 + i] for v in daily.values())]
+            bands_used = [b for i, b in enumerate(BANDS) if any(v[2 + i] for v in by_day.values())]
+            current, previous = by_month.get(months[-1], 0.0), by_month.get(months[-2], 0.0)
             usage[utility] = {
                 "days": [d.strftime("%m-%d") for d in days],
-                "quantity": [round(daily.get(d, (0,) * 6)[0], 3) for d in days],
-                "amount": [round(daily.get(d, (0,) * 6)[1], 2) for d in days],
+                "quantity": [round(by_day.get(d, zero)[0], 3) for d in days],
+                "amount": [round(by_day.get(d, zero)[1], 2) for d in days],
                 "bands": {
-                    band: [round(daily.get(d, (0,) * 6)[2 + BANDS.index(band)], 3) for d in days]
+                    band: [round(by_day.get(d, zero)[2 + BANDS.index(band)], 3) for d in days]
                     for band in bands_used
                 },
                 "months": [m.strftime("%Y-%m") for m in months],
-                "month_quantity": [round(monthly.get(m, (0, 0))[0], 3) for m in months],
+                "month_quantity": [round(by_month.get(m, 0.0), 3) for m in months],
                 "last_year_quantity": [
-                    round(monthly.get(m - relativedelta(years=1), (0, 0))[0], 3) for m in months
+                    round(by_month.get(m - relativedelta(years=1), 0.0), 3) for m in months
                 ],
-                "this_month": round(monthly.get(months[-1], (0, 0))[0], 3),
-                "last_month": round(monthly.get(months[-2], (0, 0))[0], 3),
-                "month_change": _percent_change(
-                    monthly.get(months[-1], (0, 0))[0], monthly.get(months[-2], (0, 0))[0]
-                ),
-                "today": round(daily.get(today, (0,) * 6)[0], 3),
+                "this_month": round(current, 3),
+                "last_month": round(previous, 3),
+                "month_change": _percent_change(round(current, 3), round(previous, 3)),
+                "today": round(by_day.get(today, zero)[0], 3),
             }
-        return usage
-
-    def _prepaid_meter_usage(self, account, today):
-        """Today's and this month's consumption per meter of the account (one grouped query each)."""
-        Consumption = request.env["prepaid.consumption"].sudo()
-        base = [("account_id", "=", account.id)]
-        today_rows = dict(
-            Consumption._read_group([*base, ("day", "=", today)], ["meter_id"], ["quantity:sum"])
-        )
-        month_rows = dict(
-            Consumption._read_group(
-                [*base, ("day", ">=", today.replace(day=1)), ("day", "<=", today)],
-                ["meter_id"],
-                ["quantity:sum"],
-            )
-        )
-        return {
-            meter.id: {"today": today_rows.get(meter, 0.0), "month": month_rows.get(meter, 0.0)}
-            for meter in account.meter_ids
-        }
+        meter_usage = {meter.id: meters[meter.id] for meter in account.meter_ids}
+        return usage, meter_usage
 
     # ------------------------------------------------------------------ pages
 
@@ -247,7 +241,7 @@ class PrepaidPortal(PortalAccount):
             except NotFound:
                 just_paid = request.env["prepaid.topup"]
         role = account._prepaid_portal_role(user)
-        usage = self._prepaid_usage(account, today)
+        usage, meter_usage = self._prepaid_usage(account, today)
         # The page's script draws with these words: Odoo's portal (without the website app) loads no
         # translations for scripts, so they come translated with the page.
         env = request.env
@@ -272,7 +266,7 @@ class PrepaidPortal(PortalAccount):
                 "account": account,
                 "role": role,
                 "meters": account.meter_ids.sorted(lambda m: (m.utility, m.name)),
-                "meter_usage": self._prepaid_meter_usage(account, today),
+                "meter_usage": meter_usage,
                 "usage": usage,
                 "usage_json": json.dumps(usage),
                 "labels_json": json.dumps(labels),

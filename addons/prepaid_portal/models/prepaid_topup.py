@@ -3,7 +3,6 @@ from datetime import timedelta
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import internal
-from odoo.exceptions import UserError
 
 _logger = logging.getLogger(__name__)
 
@@ -15,18 +14,6 @@ ABANDONED_AFTER = timedelta(hours=24)
 
 class PrepaidTopup(models.Model):
     _inherit = "prepaid.topup"
-
-    transaction_ids = fields.Many2many(
-        "payment.transaction",
-        compute="_compute_transaction_ids",
-        string="Payment Transactions",
-        groups="prepaid_base.group_prepaid_user,account.group_account_invoice",
-    )
-
-    @api.depends("invoice_id.transaction_ids")
-    def _compute_transaction_ids(self):
-        for topup in self:
-            topup.transaction_ids = topup.invoice_id.sudo().transaction_ids
 
     @api.model
     def _prepaid_portal_create(self, account, amount, meter=None):
@@ -114,9 +101,3 @@ class PrepaidTopup(models.Model):
         if cancelled:
             _logger.info("cancelled %s abandoned portal top-ups", len(cancelled))
         return True
-
-    def _prepaid_check_portal_owner(self, user):
-        """Raise unless ``user`` may see this top-up on the portal (its account is theirs)."""
-        self.ensure_one()
-        if not self.account_id._prepaid_portal_role(user):
-            raise UserError(self.env._("This top-up is not yours."))

@@ -49,6 +49,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# The settlement bench's Odoo plumbing (create the database with prepaid_billing, open its registry).
+from settlement import create_database, database_exists, load_average, open_registry  # noqa: E402
+
 TAG = "MCLOSE"
 TZ = "Asia/Shanghai"
 CYCLE_START = date(2026, 11, 1)  # local dates of the cycle measured
@@ -66,69 +69,9 @@ def parse_args(argv=None):
     parser.add_argument("--buildings", type=int, default=20)
     parser.add_argument("--sample", type=int, default=200, help="accounts of the naive ORM loop")
     parser.add_argument("--odoo-path", default=os.environ.get("ODOO_PATH", ""), help="Odoo 18 source tree")
+    parser.add_argument("--addons-path", default="", help="extra addons paths (the suite's is added)")
     parser.add_argument("--drop", action="store_true", help="drop and recreate the database first")
     return parser.parse_args(argv)
-
-
-def odoo_bin():
-    import odoo
-
-    return str(Path(odoo.__file__).resolve().parent.parent / "odoo-bin")
-
-
-def addons_path():
-    import odoo
-
-    return ",".join([str(Path(odoo.__file__).resolve().parent / "addons"), str(ROOT / "addons")])
-
-
-def load_average():
-    return "load average {:.2f}, {:.2f}, {:.2f}".format(*os.getloadavg())
-
-
-def database_exists(name):
-    out = subprocess.run(
-        ["psql", "-d", "postgres", "-Atc", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return out.stdout.strip() == "1"
-
-
-def create_database(args):
-    print(f"creating database {args.db} with prepaid_billing (no demo data)...", flush=True)
-    started = time.perf_counter()
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    )
-    subprocess.run(
-        [
-            sys.executable,
-            odoo_bin(),
-            f"--addons-path={addons_path()}",
-            "-d",
-            args.db,
-            "-i",
-            "prepaid_billing",
-            "--without-demo=all",
-            "--stop-after-init",
-            "--log-level=warn",
-            "--http-port=18998",
-            "--gevent-port=18997",
-        ],
-        check=True,
-        env=env,
-    )
-    print(f"  done in {time.perf_counter() - started:.0f} s", flush=True)
-
-
-def open_registry(args):
-    import odoo
-    from odoo.tools import config
-
-    config.parse_config([f"--addons-path={addons_path()}", "-d", args.db, "--log-level=warn"])
-    return odoo.modules.registry.Registry(args.db)
 
 
 def environment(cr, **context):

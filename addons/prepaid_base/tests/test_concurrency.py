@@ -46,6 +46,54 @@ def wait_until_blocked(cr, pid):
     return False
 
 
+def create_committed_account(env, tag, prefix, building_vals=None, opening=None):
+    """A building with one unit, a tenant and an open account of that unit (with an opening line of
+    ``opening`` when given), created in ``env``: a cursor of its own that the caller commits, so that other
+    transactions see them. Returns their ids (building, unit, partner, account) for
+    :func:`remove_committed_account`."""
+    Property = env["prepaid.property"]
+    building = Property.create(
+        {"name": f"{prefix} {tag}", "code": f"{prefix}B-{tag}", "kind": "building", **(building_vals or {})}
+    )
+    unit = Property.create(
+        {"name": "U", "code": f"{prefix}U-{tag}", "kind": "unit", "parent_id": building.id}
+    )
+    partner = env["res.partner"].create({"name": f"{prefix} tenant {tag}"})
+    account = env["prepaid.account"].create(
+        {"partner_id": partner.id, "unit_ids": [(6, 0, unit.ids)], "company_id": building.company_id.id}
+    )
+    account.action_open()
+    if opening:
+        env["prepaid.account"]._post_ledger(
+            [
+                {
+                    "account_id": account.id,
+                    "kind": "opening",
+                    "amount": opening,
+                    "idempotency_key": f"{prefix}:{tag}:opening",
+                }
+            ]
+        )
+    return {"building": building.id, "unit": unit.id, "partner": partner.id, "account": account.id}
+
+
+def remove_committed_account(cr, ids, before=(), records=()):
+    """Remove, with SQL in ``cr``, what :func:`create_committed_account` made: first the ``before`` queries
+    (what the test added that refers to the account), then the account's ledger, the messages and followers
+    of the account and of the ``records`` (``(model, id)`` pairs), the account, its unit and building, and
+    the tenant. (The ledger is append-only through the ORM: test data goes with SQL.)"""
+    records = [("prepaid.account", ids["account"]), *records]
+    for query in before:
+        cr.execute(query)
+    cr.execute(SQL("DELETE FROM prepaid_ledger WHERE account_id = %s", ids["account"]))
+    for model, res_id in records:
+        cr.execute(SQL("DELETE FROM mail_message WHERE model = %s AND res_id = %s", model, res_id))
+        cr.execute(SQL("DELETE FROM mail_followers WHERE res_model = %s AND res_id = %s", model, res_id))
+    cr.execute(SQL("DELETE FROM prepaid_account WHERE id = %s", ids["account"]))
+    cr.execute(SQL("DELETE FROM prepaid_property WHERE id IN %s", (ids["unit"], ids["building"])))
+    api.Environment(cr, SUPERUSER_ID, {})["res.partner"].browse(ids["partner"]).unlink()
+
+
 @tagged("post_install", "-at_install")
 class TestLedgerConcurrency(TransactionCase):
     """Two real transactions post to the same account at the same time.

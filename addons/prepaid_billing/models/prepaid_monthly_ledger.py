@@ -99,7 +99,7 @@ class PrepaidMonthlyLedger(models.Model):
 
     _name = "prepaid.monthly.ledger"
     _description = "Monthly Ledger"
-    _inherit = ["prepaid.guard.mixin", "mail.thread"]
+    _inherit = ["prepaid.guard.mixin", "prepaid.monthly.ledger.figures", "mail.thread"]
     _prepaid_internal_create = True
     _prepaid_protected_fields = PROTECTED_FIELDS
     _order = "month desc, building_id"
@@ -137,25 +137,6 @@ class PrepaidMonthlyLedger(models.Model):
     note = fields.Text()
     line_ids = fields.One2many("prepaid.monthly.ledger.line", "ledger_id", string="Lines", readonly=True)
     line_count = fields.Integer(string="Accounts", readonly=True)
-    electricity_quantity = fields.Float(string="Electricity (kWh)", digits=(16, 3), readonly=True)
-    previous_electricity_quantity = fields.Float(
-        string="Electricity Last Month (kWh)", digits=(16, 3), readonly=True
-    )
-    electricity_difference = fields.Float(
-        string="Electricity Difference (kWh)", digits=(16, 3), readonly=True
-    )
-    electricity_percent = fields.Float(string="Electricity Change (%)", digits=(16, 1), readonly=True)
-    electricity_percent_none = fields.Boolean(string="Electricity New", readonly=True)
-    electricity_amount = fields.Monetary(string="Electricity Charge", readonly=True)
-    water_quantity = fields.Float(string="Water (m³)", digits=(16, 3), readonly=True)
-    previous_water_quantity = fields.Float(string="Water Last Month (m³)", digits=(16, 3), readonly=True)
-    water_difference = fields.Float(string="Water Difference (m³)", digits=(16, 3), readonly=True)
-    water_percent = fields.Float(string="Water Change (%)", digits=(16, 1), readonly=True)
-    water_percent_none = fields.Boolean(string="Water New", readonly=True)
-    water_amount = fields.Monetary(string="Water Charge", readonly=True)
-    apportionment = fields.Monetary(string="Apportioned Shares", readonly=True)
-    fees = fields.Monetary(readonly=True)
-    total = fields.Monetary(readonly=True)
 
     _sql_constraints = [
         (

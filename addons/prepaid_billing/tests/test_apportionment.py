@@ -3,7 +3,12 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 
 from odoo import SUPERUSER_ID, Command, api
-from odoo.addons.prepaid_base.tests.test_concurrency import _retrying, wait_until_blocked
+from odoo.addons.prepaid_base.tests.test_concurrency import (
+    _retrying,
+    create_committed_account,
+    remove_committed_account,
+    wait_until_blocked,
+)
 from odoo.addons.prepaid_billing.models.prepaid_apportionment_bill import ledger_key
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import TransactionCase, tagged
@@ -432,70 +437,31 @@ class TestApportionmentConcurrency(TransactionCase):
         tag = uuid.uuid4().hex[:8]
         with self.registry.cursor() as cr:
             env = api.Environment(cr, SUPERUSER_ID, {"tracking_disable": True, "mail_create_nolog": True})
-            building = env["prepaid.property"].create(
-                {"name": f"Appt {tag}", "code": f"AB-{tag}", "kind": "building"}
-            )
-            unit = env["prepaid.property"].create(
-                {"name": "U", "code": f"AU-{tag}", "kind": "unit", "parent_id": building.id}
-            )
-            partner = env["res.partner"].create({"name": f"Apportioned tenant {tag}"})
-            account = env["prepaid.account"].create(
-                {"partner_id": partner.id, "unit_ids": [(6, 0, unit.ids)]}
-            )
-            account.action_open()
-            env["prepaid.account"]._post_ledger(
-                [
-                    {
-                        "account_id": account.id,
-                        "kind": "opening",
-                        "amount": 500.0,
-                        "idempotency_key": f"ac:{tag}",
-                    }
-                ]
-            )
+            self.ids = create_committed_account(env, tag, "Appt", opening=500.0)
+            building = env["prepaid.property"].browse(self.ids["building"])
             rule = env["prepaid.apportionment.rule"].create(
                 {"name": f"Appt {tag}", "property_id": building.id, "source": "fixed", "fixed_amount": 10.0}
             )
             bill = env["prepaid.apportionment.bill"]._create_for(rule, [(MARCH_START, MARCH_END)])
-            self.ids = {
-                "building": building.id,
-                "unit": unit.id,
-                "partner": partner.id,
-                "account": account.id,
-                "rule": rule.id,
-                "bill": bill.id,
-            }
+            self.ids.update(rule=rule.id, bill=bill.id)
         self.addCleanup(self._remove_committed_data)
 
     def _remove_committed_data(self):
         ids = self.ids
         with self.registry.cursor() as cr:
-            for query in (
-                SQL("DELETE FROM prepaid_apportionment_bill_line WHERE bill_id = %s", ids["bill"]),
-                SQL("DELETE FROM prepaid_apportionment_bill WHERE id = %s", ids["bill"]),
-                SQL("DELETE FROM prepaid_apportionment_rule WHERE id = %s", ids["rule"]),
-                SQL("DELETE FROM prepaid_ledger WHERE account_id = %s", ids["account"]),
-                SQL(
-                    """DELETE FROM mail_message WHERE (model = 'prepaid.account' AND res_id = %s)
-                        OR (model = 'prepaid.apportionment.bill' AND res_id = %s)
-                        OR (model = 'prepaid.apportionment.rule' AND res_id = %s)""",
-                    ids["account"],
-                    ids["bill"],
-                    ids["rule"],
+            remove_committed_account(
+                cr,
+                ids,
+                before=(
+                    SQL("DELETE FROM prepaid_apportionment_bill_line WHERE bill_id = %s", ids["bill"]),
+                    SQL("DELETE FROM prepaid_apportionment_bill WHERE id = %s", ids["bill"]),
+                    SQL("DELETE FROM prepaid_apportionment_rule WHERE id = %s", ids["rule"]),
                 ),
-                SQL(
-                    """DELETE FROM mail_followers WHERE (res_model = 'prepaid.account' AND res_id = %s)
-                        OR (res_model = 'prepaid.apportionment.bill' AND res_id = %s)
-                        OR (res_model = 'prepaid.apportionment.rule' AND res_id = %s)""",
-                    ids["account"],
-                    ids["bill"],
-                    ids["rule"],
+                records=(
+                    ("prepaid.apportionment.bill", ids["bill"]),
+                    ("prepaid.apportionment.rule", ids["rule"]),
                 ),
-                SQL("DELETE FROM prepaid_account WHERE id = %s", ids["account"]),
-                SQL("DELETE FROM prepaid_property WHERE id IN %s", (ids["unit"], ids["building"])),
-            ):
-                cr.execute(query)
-            api.Environment(cr, SUPERUSER_ID, {})["res.partner"].browse(ids["partner"]).unlink()
+            )
 
     def _dispatch(self, env):
         return env["prepaid.apportionment.bill"].browse(self.ids["bill"])._dispatch()

@@ -81,6 +81,7 @@ CRUD = {
 NOT_RECORDS = {
     "prepaid.guard.mixin": "abstract: the guarded-write mixin of the suite's models",
     "prepaid.settlement": "abstract: the set-based settlement service (its methods are private)",
+    "prepaid.monthly.ledger.figures": "abstract: the figure fields of a monthly ledger and of its lines",
 }
 
 # (model, public method) -> the groups that may call it. A call is refused when it raises AccessError (a

@@ -4,7 +4,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from odoo import SUPERUSER_ID, api
-from odoo.addons.prepaid_base.tests.test_concurrency import _retrying, wait_until_blocked
+from odoo.addons.prepaid_base.tests.test_concurrency import (
+    _retrying,
+    create_committed_account,
+    remove_committed_account,
+    wait_until_blocked,
+)
 from odoo.addons.prepaid_billing.models.prepaid_settlement import settlement_savepoint
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL, mute_logger
@@ -34,32 +39,10 @@ class TestSettlementConcurrency(TransactionCase):
                     "price": 1.0,
                 }
             )
-            building = env["prepaid.property"].create(
-                {
-                    "name": f"Conc {self.tag}",
-                    "code": f"CB-{self.tag}",
-                    "kind": "building",
-                    "electricity_tariff_id": tariff.id,
-                }
+            self.ids = create_committed_account(
+                env, self.tag, "Conc", {"electricity_tariff_id": tariff.id}, opening=500.0
             )
-            unit = env["prepaid.property"].create(
-                {"name": "U", "code": f"CU-{self.tag}", "kind": "unit", "parent_id": building.id}
-            )
-            partner = env["res.partner"].create({"name": f"Concurrent tenant {self.tag}"})
-            account = env["prepaid.account"].create(
-                {"partner_id": partner.id, "unit_ids": [(6, 0, unit.ids)]}
-            )
-            account.action_open()
-            env["prepaid.account"]._post_ledger(
-                [
-                    {
-                        "account_id": account.id,
-                        "kind": "opening",
-                        "amount": 500.0,
-                        "idempotency_key": f"c:{self.tag}",
-                    }
-                ]
-            )
+            unit = env["prepaid.property"].browse(self.ids["unit"])
             meter = env["prepaid.meter"].create(
                 {
                     "name": f"M {self.tag}",
@@ -70,36 +53,21 @@ class TestSettlementConcurrency(TransactionCase):
                 }
             )
             env["prepaid.meter.reading"]._ingest([Reading(str(meter.id), T0, total=Decimal(100))])
-            self.ids = {
-                "tariff": tariff.id,
-                "building": building.id,
-                "unit": unit.id,
-                "partner": partner.id,
-                "account": account.id,
-                "meter": meter.id,
-            }
+            self.ids.update(tariff=tariff.id, meter=meter.id)
         self.addCleanup(self._remove_committed_data)
 
     def _remove_committed_data(self):
         ids = self.ids
         with self.registry.cursor() as cr:
-            for query in (
-                SQL("DELETE FROM prepaid_ledger WHERE account_id = %s", ids["account"]),
-                SQL("DELETE FROM prepaid_meter_command WHERE meter_id = %s", ids["meter"]),
-                SQL("DELETE FROM prepaid_meter WHERE id = %s", ids["meter"]),
-                SQL(
-                    "DELETE FROM mail_message WHERE model = 'prepaid.account' AND res_id = %s", ids["account"]
+            remove_committed_account(
+                cr,
+                ids,
+                before=(
+                    SQL("DELETE FROM prepaid_meter_command WHERE meter_id = %s", ids["meter"]),
+                    SQL("DELETE FROM prepaid_meter WHERE id = %s", ids["meter"]),
                 ),
-                SQL(
-                    "DELETE FROM mail_followers WHERE res_model = 'prepaid.account' AND res_id = %s",
-                    ids["account"],
-                ),
-                SQL("DELETE FROM prepaid_account WHERE id = %s", ids["account"]),
-                SQL("DELETE FROM prepaid_property WHERE id IN %s", (ids["unit"], ids["building"])),
-                SQL("DELETE FROM prepaid_tariff WHERE id = %s", ids["tariff"]),
-            ):
-                cr.execute(query)
-            api.Environment(cr, SUPERUSER_ID, {})["res.partner"].browse(ids["partner"]).unlink()
+            )
+            cr.execute(SQL("DELETE FROM prepaid_tariff WHERE id = %s", ids["tariff"]))
 
     def _topup_line(self, env, amount, key):
         return env["prepaid.account"]._post_ledger(

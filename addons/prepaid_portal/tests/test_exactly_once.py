@@ -2,7 +2,11 @@ import threading
 import uuid
 
 from odoo import SUPERUSER_ID, Command, api
-from odoo.addons.prepaid_base.tests.test_concurrency import _retrying
+from odoo.addons.prepaid_base.tests.test_concurrency import (
+    _retrying,
+    create_committed_account,
+    remove_committed_account,
+)
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL, mute_logger
 
@@ -27,22 +31,9 @@ class TestPostProcessingExactlyOnce(TransactionCase):
             provider = env.ref("payment.payment_provider_demo")
             self.provider_state = (provider.state, provider.is_published)
             provider.write({"state": "test", "is_published": True, "company_id": company.id})
-            building = env["prepaid.property"].create(
-                {
-                    "name": f"Once {self.tag}",
-                    "code": f"OB-{self.tag}",
-                    "kind": "building",
-                    "company_id": company.id,
-                }
-            )
-            unit = env["prepaid.property"].create(
-                {"name": "U", "code": f"OU-{self.tag}", "kind": "unit", "parent_id": building.id}
-            )
-            partner = env["res.partner"].create({"name": f"Once tenant {self.tag}"})
-            account = env["prepaid.account"].create(
-                {"partner_id": partner.id, "unit_ids": [Command.set(unit.ids)], "company_id": company.id}
-            )
-            account.action_open()
+            self.ids = create_committed_account(env, self.tag, "Once", {"company_id": company.id})
+            account = env["prepaid.account"].browse(self.ids["account"])
+            partner = account.partner_id
             topup = env["prepaid.topup"]._prepaid_portal_create(account, 80.0)
             tx = env["payment.transaction"].create(
                 {
@@ -57,16 +48,7 @@ class TestPostProcessingExactlyOnce(TransactionCase):
                 }
             )
             tx._set_done()
-            self.ids = {
-                "building": building.id,
-                "unit": unit.id,
-                "partner": partner.id,
-                "account": account.id,
-                "topup": topup.id,
-                "invoice": topup.invoice_id.id,
-                "tx": tx.id,
-                "provider": provider.id,
-            }
+            self.ids.update(topup=topup.id, invoice=topup.invoice_id.id, tx=tx.id, provider=provider.id)
         self.addCleanup(self._remove_committed_data)
 
     def _remove_committed_data(self):
@@ -82,37 +64,30 @@ class TestPostProcessingExactlyOnce(TransactionCase):
                 )
             )
             moves = tuple(row[0] for row in cr.fetchall())
-            for query in (
-                SQL("DELETE FROM prepaid_ledger WHERE account_id = %s", ids["account"]),
-                SQL("DELETE FROM prepaid_topup WHERE account_id = %s", ids["account"]),
-                SQL("DELETE FROM prepaid_portal_binding WHERE account_id = %s", ids["account"]),
-                SQL(
-                    "DELETE FROM account_partial_reconcile WHERE debit_move_id IN "
-                    "(SELECT id FROM account_move_line WHERE move_id IN %s) OR credit_move_id IN "
-                    "(SELECT id FROM account_move_line WHERE move_id IN %s)",
-                    moves,
-                    moves,
+            remove_committed_account(
+                cr,
+                ids,
+                before=(
+                    SQL("DELETE FROM prepaid_topup WHERE account_id = %s", ids["account"]),
+                    SQL("DELETE FROM prepaid_portal_binding WHERE account_id = %s", ids["account"]),
+                    SQL(
+                        "DELETE FROM account_partial_reconcile WHERE debit_move_id IN "
+                        "(SELECT id FROM account_move_line WHERE move_id IN %s) OR credit_move_id IN "
+                        "(SELECT id FROM account_move_line WHERE move_id IN %s)",
+                        moves,
+                        moves,
+                    ),
+                    SQL(
+                        "DELETE FROM account_full_reconcile WHERE id NOT IN (SELECT full_reconcile_id "
+                        "FROM account_move_line WHERE full_reconcile_id IS NOT NULL)"
+                    ),
+                    SQL("UPDATE payment_transaction SET payment_id = NULL WHERE id = %s", ids["tx"]),
+                    SQL("DELETE FROM account_payment WHERE id = ANY(%s)", payments),
+                    SQL("DELETE FROM account_move_line WHERE move_id IN %s", moves),
+                    SQL("DELETE FROM account_move WHERE id IN %s", moves),
+                    SQL("DELETE FROM payment_transaction WHERE id = %s", ids["tx"]),
                 ),
-                SQL(
-                    "DELETE FROM account_full_reconcile WHERE id NOT IN (SELECT full_reconcile_id "
-                    "FROM account_move_line WHERE full_reconcile_id IS NOT NULL)"
-                ),
-                SQL("UPDATE payment_transaction SET payment_id = NULL WHERE id = %s", ids["tx"]),
-                SQL("DELETE FROM account_payment WHERE id = ANY(%s)", payments),
-                SQL("DELETE FROM account_move_line WHERE move_id IN %s", moves),
-                SQL("DELETE FROM account_move WHERE id IN %s", moves),
-                SQL("DELETE FROM payment_transaction WHERE id = %s", ids["tx"]),
-                SQL(
-                    "DELETE FROM mail_message WHERE model = 'prepaid.account' AND res_id = %s", ids["account"]
-                ),
-                SQL(
-                    "DELETE FROM mail_followers WHERE res_model = 'prepaid.account' AND res_id = %s",
-                    ids["account"],
-                ),
-                SQL("DELETE FROM prepaid_account WHERE id = %s", ids["account"]),
-                SQL("DELETE FROM prepaid_property WHERE id IN %s", (ids["unit"], ids["building"])),
-            ):
-                cr.execute(query)
+            )
             env = api.Environment(cr, SUPERUSER_ID, {})
             state, published = self.provider_state
             env["payment.provider"].browse(ids["provider"]).write({"state": state, "is_published": published})

@@ -39,6 +39,7 @@
         "wizards/prepaid_monthly_ledger_wizard_views.xml",
         "views/prepaid_monthly_ledger_views.xml",
         "views/prepaid_statement_views.xml",
+        "views/prepaid_fee_views.xml",
     ],
     "demo": ["demo/prepaid_billing_demo.xml"],
     "assets": {

@@ -8,6 +8,8 @@ from . import (
     prepaid_apportionment_rule,
     prepaid_apportionment_rule_line,
     prepaid_consumption,
+    prepaid_fee_charge,
+    prepaid_fee_item,
     prepaid_meter,
     prepaid_meter_command,
     prepaid_meter_reading,

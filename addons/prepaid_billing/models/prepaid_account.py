@@ -1,5 +1,5 @@
 from collections import defaultdict
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_account import LEVEL_SELECTION, PROTECTED_FIELDS
@@ -24,6 +24,7 @@ SUPERVISION_FIELDS = (
     "supply_cut",
 )
 SUPERVISE_BATCH = 2000  # accounts per call of the supervision cron
+FEE_EXEMPTION_LOOKBACK_DAYS = 40  # longer than any settlement cycle: fees older than it are never exempt
 # Accounts whose alerts or supply do not match their level: the level differs from the alerted one, or the
 # supply is (or is not) held cut while it should (not) be. A superset of what supervise() acts on (it also
 # weighs whether the platform bills any of the account's meters), cheap to screen thousands of accounts.
@@ -240,10 +241,14 @@ class PrepaidAccount(models.Model):
             )
         }
         now = fields.Datetime.now()
+        exempt = accounts._prepaid_fee_exemptions(now)
         writes, notify, cut, restore = defaultdict(list), defaultdict(list), [], []
         for account in accounts:
+            level = account.level or "normal"
+            if account.id in exempt:
+                level = account._get_level(account.balance + exempt[account.id])
             action = supervise(
-                account.level or "normal",
+                level,
                 account.alert_level,
                 account.supply_cut,
                 keep_power=account.keep_power,
@@ -272,6 +277,34 @@ class PrepaidAccount(models.Model):
         if restore:
             self.browse(restore).sudo()._prepaid_queue_supply(RESTORE_COMMAND, urgent=True)
         return accounts
+
+    def _prepaid_fee_exemptions(self, now):
+        """``{account id: amount}``: for accounts at the cut-off level whose company exempts fees from it
+        (``prepaid_fee_no_cutoff``), the fees deducted since the start of the current settlement cycle of
+        the charge's building. Their level for the supply (and the alerts) is the balance's without them."""
+        at_cutoff = self.filtered(lambda a: a.level == "cutoff" and a.company_id.prepaid_fee_no_cutoff)
+        if not at_cutoff:
+            return {}
+        rows = self.env.execute_query(
+            SQL(
+                """SELECT account_id, property_id, charged_at, amount::text FROM prepaid_fee_charge
+                    WHERE account_id = ANY(%s) AND state = 'posted' AND charged_at >= %s""",
+                at_cutoff.ids,
+                now - timedelta(days=FEE_EXEMPTION_LOOKBACK_DAYS),
+            )
+        )
+        Property = self.env["prepaid.property"].sudo()
+        starts, exempt = {}, defaultdict(float)
+        for account_id, property_id, charged_at, amount in rows:
+            if property_id not in starts:
+                starts[property_id] = (
+                    Property.browse(property_id)._prepaid_current_cycle_start(now.replace(tzinfo=UTC))
+                    if property_id
+                    else now.replace(day=1, hour=0, minute=0, second=0, microsecond=0, tzinfo=UTC)
+                )
+            if charged_at.replace(tzinfo=UTC) >= starts[property_id]:
+                exempt[account_id] += float(amount)
+        return dict(exempt)
 
     @api.model
     def _cron_supervise(self):

@@ -126,13 +126,15 @@ class PrepaidSummary(models.Model):
         rows = self.env.execute_query(
             SQL(
                 """SELECT (l.date AT TIME ZONE 'UTC' AT TIME ZONE %s)::date AS day,
-                          COALESCE(p.commercial_partner_id, p.id), l.kind, l.utility,
+                          COALESCE(p.commercial_partner_id, p.id), l.kind, l.utility, c.income_account_id,
                           SUM(l.amount)::text, COUNT(*), MIN(l.id), MAX(l.id)
                      FROM prepaid_ledger l
                      JOIN res_partner p ON p.id = l.partner_id
+                LEFT JOIN prepaid_fee_charge c
+                       ON l.kind = 'fee' AND l.res_model = 'prepaid.fee.charge' AND c.id = l.res_id
                     WHERE l.company_id = %s AND l.id > %s AND l.id <= %s AND l.kind IN %s
-                 GROUP BY 1, 2, 3, 4
-                 ORDER BY 1, 2, 3, 4""",
+                 GROUP BY 1, 2, 3, 4, 5
+                 ORDER BY 1, 2, 3, 4, 5""",
                 tz,
                 company.id,
                 watermark,
@@ -149,7 +151,11 @@ class PrepaidSummary(models.Model):
         company.prepaid_summary_ledger_id = upto
         return summaries
 
-    def _target_account(self, company, kind, utility):
+    def _target_account(self, company, kind, utility, income_account_id=None):
+        """The account a group of ledger lines is booked against: a fee charge's own income account (its
+        fee item's product), else the kind's company account, else the utility's revenue."""
+        if income_account_id:
+            return self.env["account.account"].browse(income_account_id)
         fname = SUMMARY_KINDS[kind]
         if fname is None:
             fname = (
@@ -165,9 +171,9 @@ class PrepaidSummary(models.Model):
         per_partner = defaultdict(Decimal)
         per_account = defaultdict(Decimal)
         count, first, last = 0, None, None
-        for partner_id, kind, utility, amount, lines, min_id, max_id in rows:
+        for partner_id, kind, utility, income_account_id, amount, lines, min_id, max_id in rows:
             per_partner[partner_id] += Decimal(amount)
-            per_account[self._target_account(company, kind, utility)] += Decimal(amount)
+            per_account[self._target_account(company, kind, utility, income_account_id)] += Decimal(amount)
             count += lines
             first = min_id if first is None else min(first, min_id)
             last = max_id if last is None else max(last, max_id)

@@ -97,6 +97,12 @@ class ResCompany(models.Model):
         help="What the cashier's top-up prints: an 80 mm ticket for receipt printers, or an A4 page. Both "
         "can be printed from the top-up at any time.",
     )
+    prepaid_fee_no_cutoff = fields.Boolean(
+        string="Fees Never Cut the Supply",
+        help="Fees deducted in the current settlement cycle do not count towards the cut-off: the tenant "
+        "still gets the low-balance alerts, but the supply is cut only when consumption takes the balance "
+        "below the cut-off level without them (from the next cycle on, unpaid fees count as any debt).",
+    )
     prepaid_summary_ledger_id = fields.Integer(
         string="Summarised up to Ledger Line",
         readonly=True,

@@ -32,6 +32,7 @@ class ResConfigSettings(models.TransientModel):
         related="company_id.prepaid_topup_product_id", readonly=False, check_company=True
     )
     prepaid_receipt_layout = fields.Selection(related="company_id.prepaid_receipt_layout", readonly=False)
+    prepaid_fee_no_cutoff = fields.Boolean(related="company_id.prepaid_fee_no_cutoff", readonly=False)
 
     @api.depends("company_id")
     def _compute_prepaid_enabled(self):

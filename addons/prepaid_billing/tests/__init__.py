@@ -5,6 +5,7 @@ from . import (
     test_concurrency,
     test_consumption,
     test_end_to_end,
+    test_fees,
     test_monthly_ledger,
     test_plausibility,
     test_receipt,

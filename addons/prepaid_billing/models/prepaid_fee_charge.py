@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from odoo import Command, api, fields, models
-from odoo.exceptions import UserError, ValidationError
+from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
 from prepaid_engine.billing.fees import fee_charges
@@ -97,10 +97,12 @@ class PrepaidFeeCharge(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        raise UserError(self.env._("Fee charges are made by the fee run only."))
+        raise AccessError(self.env._("Fee charges are made by the fee run only."))
 
     def write(self, vals):
-        raise UserError(self.env._("Fee charges cannot be changed: reverse them with a ledger adjustment."))
+        raise AccessError(
+            self.env._("Fee charges cannot be changed: correct a wrong one with a ledger adjustment.")
+        )
 
     # ------------------------------------------------------------------ the run
 
@@ -279,6 +281,8 @@ class PrepaidFeeCharge(models.Model):
                 counts["invoiced"] += self._invoice(item, charges.filtered(lambda c: c.id in todo))
             else:
                 counts["posted"] += self._deduct(item, todo, now)
+        # The rows came by SQL: what the ORM had cached of the item's charges is stale.
+        item.invalidate_recordset(["charge_ids", "charge_count"])
         return counts
 
     def _insert(self, item, rows, income, now):

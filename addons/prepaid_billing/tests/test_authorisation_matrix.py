@@ -76,6 +76,7 @@ CRUD = {
     "prepaid.monthly.ledger.wizard": {"manager": "rwc"},
     "prepaid.statement": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
     "prepaid.statement.line": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
+    "prepaid.fee.charge": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},  # by the fee run
 }
 # Models that hold no records of their own: nobody reads or writes them as such.
 NOT_RECORDS = {
@@ -206,6 +207,13 @@ METHODS = {
     ("prepaid.statement.line", "action_view_ledger"): (*OPS, "accountant"),
     ("prepaid.statement.line", "create"): NOBODY,
     ("prepaid.statement.line", "write"): NOBODY,
+    # Fees: managers charge now (what the hourly run does); charges are the run's own.
+    ("prepaid.fee.item", "action_charge_now"): MGR,
+    ("prepaid.fee.item", "action_view_charges"): OPS,
+    ("prepaid.fee.charge", "action_view_ledger"): (*OPS, "accountant"),
+    ("prepaid.fee.charge", "action_view_invoice"): (*OPS, "accountant"),
+    ("prepaid.fee.charge", "create"): NOBODY,
+    ("prepaid.fee.charge", "write"): NOBODY,
 }
 # Methods that hold by themselves and need no record (called on the empty recordset).
 MODEL_METHODS = {"get_import_templates", "create", "action_post_now"}
@@ -291,6 +299,7 @@ PROTECTED_WRITES = {
     ],
     "prepaid.monthly.ledger.line": [{"fees": 1.0}, {"total": 1.0}, {"electricity_quantity": 1.0}],
     "prepaid.statement": [{"state": "settled"}, {"closing_balance": 0.0}, {"account_id": 1}],
+    "prepaid.fee.charge": [{"amount": 0.01}, {"state": "nothing"}, {"ledger_id": False}, {"account_id": 1}],
 }
 # Writes for managers only (operators are refused even inside their scope).
 MANAGER_WRITES = {
@@ -412,6 +421,19 @@ class TestAuthorisationMatrix(BillingCommon):
             }
         )
         cls.fee_item = env["prepaid.fee.item"].create({"name": "MX fee"})
+        fee_tenancy = env["prepaid.tenancy"].create(
+            {
+                "partner_id": cls.tenant_2.id,
+                "unit_ids": [Command.set(cls.unit_2.ids)],
+                "account_id": cls.account_2.id,
+            }
+        )
+        fee_tenancy.action_activate()
+        fee_charged = env["prepaid.fee.item"].create(
+            {"name": "MX fee charged", "amount": 1.0, "tenancy_ids": [Command.set(fee_tenancy.ids)]}
+        )
+        env["prepaid.fee.charge"]._charge_fees(items=fee_charged)
+        cls.fee_charge = fee_charged.charge_ids
         cls.tier = cls.tariff_water.tier_ids[:1]
         cls.period = env["prepaid.tariff.period"].create(
             {"tariff_id": cls.tariff_flat.id, "start": 0.0, "band": "flat"}
@@ -507,6 +529,7 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.monthly.ledger.line": self.monthly_ledger.line_ids[:1],
             "prepaid.statement": self.statement,
             "prepaid.statement.line": self.statement.line_ids[:1],
+            "prepaid.fee.charge": self.fee_charge,
             **self.wizards,
             **self.portal_records,
         }
@@ -548,6 +571,7 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.monthly.ledger.wizard": {"month": "2026-02-01"},
             "prepaid.statement": {"closing_balance": 1000.0},
             "prepaid.statement.line": {"amount": 1000.0},
+            "prepaid.fee.charge": {"name": "mx"},
             "prepaid.topup.wizard": {"memo": "mx"},
             "prepaid.reverse.wizard": {"reason": "mx2"},
             "prepaid.refund.wizard": {"reason": "mx2"},
@@ -619,6 +643,17 @@ class TestAuthorisationMatrix(BillingCommon):
                 "cycle_end": "2030-02-01 00:00:00",
             },
             "prepaid.statement.line": {"statement_id": self.statement.id, "kind": "topup", "amount": 1000.0},
+            "prepaid.fee.charge": {
+                "name": "forged",
+                "fee_item_id": self.fee_item.id,
+                "tenancy_id": self.tenancy.id,
+                "partner_id": self.tenant_1.id,
+                "company_id": self.company.id,
+                "period_key": "2030-01",
+                "collection": "deduct",
+                "state": "posted",
+                "amount": -1000.0,
+            },
             "prepaid.topup.wizard": {"account_id": self.account_1.id, "amount": 1.0},
             "prepaid.monthly.ledger": {
                 "building_id": self.building.id,

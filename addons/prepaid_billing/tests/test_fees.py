@@ -10,7 +10,7 @@ from odoo.addons.prepaid_base.tests.test_concurrency import (
     wait_until_blocked,
 )
 from odoo.addons.prepaid_billing.models.prepaid_fee_charge import ledger_key
-from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import TransactionCase, tagged
 from odoo.tools import SQL, mute_logger
 
@@ -243,9 +243,9 @@ class TestFees(BillingCommon):
         item = self.item()
         self.charge(item)
         charge = self.charges(item)[:1]
-        with self.assertRaises(UserError):
+        with self.assertRaises(AccessError):
             self.env["prepaid.fee.charge"].create({"name": "x"})
-        with self.assertRaises(UserError):
+        with self.assertRaises(AccessError):
             charge.write({"amount": 0.01})
         operator = self.new_operator("fee_operator")
         with self.assertRaises(AccessError):

@@ -1,7 +1,12 @@
+import math
+
 from odoo import api, fields, models
 from odoo.exceptions import ValidationError
 
 from .prepaid_tariff import PRICE_DIGITS
+
+NUMBER_FIELDS = ("amount", "unit_price", "quantity")
+MAX_NUMBER = 1e9  # no fee, price or quantity of a fee item comes near it
 
 
 class PrepaidFeeItem(models.Model):
@@ -35,7 +40,7 @@ class PrepaidFeeItem(models.Model):
     )
     amount = fields.Monetary(help="Amount charged to each tenancy per period (fixed calculation).")
     unit_price = fields.Float(
-        string="Unit Price", digits=PRICE_DIGITS, help="Price per m² or per unit of the quantity, per period."
+        digits=PRICE_DIGITS, help="Price per m² or per unit of the quantity, per period."
     )
     quantity = fields.Float(digits=(16, 3), default=1.0, help="Per quantity calculation: units charged.")
     recurrence = fields.Selection(
@@ -82,7 +87,7 @@ class PrepaidFeeItem(models.Model):
         "property_id",
         string="Properties",
         check_company=True,
-        help="The fee applies to the tenancies of the units of these properties and of everything below them.",
+        help="The fee applies to the tenancies of the units in these properties and everything below them.",
     )
     tenancy_ids = fields.Many2many(
         "prepaid.tenancy",
@@ -111,12 +116,35 @@ class PrepaidFeeItem(models.Model):
         ),
     ]
 
-    @api.constrains("amount", "unit_price", "quantity")
-    def _check_finite(self):
-        for item in self:
-            for value in (item.amount, item.unit_price, item.quantity):
-                if value != value or value in (float("inf"), float("-inf")) or abs(value) >= 1e9:
-                    raise ValidationError(self.env._("%(fee)s: amounts must be finite numbers.", fee=item.name))
+    @api.model_create_multi
+    def create(self, vals_list):
+        for vals in vals_list:
+            self._check_numbers(vals)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        self._check_numbers(vals)
+        return super().write(vals)
+
+    def _check_numbers(self, vals):
+        """Refuse what no fee can be (NaN, infinities, absurd sizes) before the ORM rounds it: a clear
+        error instead of a server error."""
+        for fname in NUMBER_FIELDS:
+            if fname not in vals or vals[fname] in (None, False):
+                continue
+            try:
+                value = float(vals[fname])
+            except (TypeError, ValueError):
+                value = math.nan
+            if not math.isfinite(value) or abs(value) >= MAX_NUMBER:
+                raise ValidationError(
+                    self.env._(
+                        "%(field)s of a fee item must be a number below %(max)s, not %(value)s.",
+                        field=self._fields[fname]._description_string(self.env),
+                        max=f"{MAX_NUMBER:,.0f}",
+                        value=vals[fname],
+                    )
+                )
 
     def _get_units(self):
         """The units the fee items apply to: units in their properties or below them."""

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from odoo import Command, api, fields, models
+from odoo.addons.prepaid_base.models.prepaid_guard import is_internal
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
@@ -43,7 +44,7 @@ class PrepaidFeeCharge(models.Model):
 
     name = fields.Char(required=True, readonly=True)
     fee_item_id = fields.Many2one(
-        "prepaid.fee.item", string="Fee Item", required=True, readonly=True, index=True, ondelete="restrict"
+        "prepaid.fee.item", required=True, readonly=True, index=True, ondelete="restrict"
     )
     kind = fields.Selection(selection="_kind_selection", readonly=True, index=True)
     tenancy_id = fields.Many2one(
@@ -77,7 +78,7 @@ class PrepaidFeeCharge(models.Model):
     )
     state = fields.Selection(CHARGE_STATES, required=True, readonly=True, index=True)
     income_account_id = fields.Many2one(
-        "account.account", string="Income Account", readonly=True, help="Where the deduction is booked."
+        "account.account", readonly=True, help="Where the deduction is booked."
     )
     ledger_id = fields.Many2one("prepaid.ledger", string="Ledger Line", readonly=True)
     move_id = fields.Many2one("account.move", string="Invoice", readonly=True, index="btree_not_null")
@@ -97,19 +98,25 @@ class PrepaidFeeCharge(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        raise AccessError(self.env._("Fee charges are made by the fee run only."))
+        # The fee run inserts its charges with SQL (ON CONFLICT DO NOTHING); nobody creates them otherwise.
+        if not is_internal(self.env):
+            raise AccessError(self.env._("Fee charges are made by the fee run only."))
+        return super().create(vals_list)
 
     def write(self, vals):
-        raise AccessError(
-            self.env._("Fee charges cannot be changed: correct a wrong one with a ledger adjustment.")
-        )
+        if not is_internal(self.env):
+            raise AccessError(
+                self.env._("Fee charges cannot be changed: correct a wrong one with a ledger adjustment.")
+            )
+        return super().write(vals)
 
     # ------------------------------------------------------------------ the run
 
     @api.model
     def _cron_charge_fees(self):
         """Hourly: charge every active fee item of the prepaid companies for the periods due up to today (in
-        each building's zone). Each fee item runs in a savepoint: one that fails is logged, the others go on."""
+        each building's zone). Each fee item runs in a savepoint: one that fails is logged, the others go
+        on."""
         companies = self.env["res.company"].sudo().search([("prepaid_enabled", "=", True)])
         result = self._charge_fees(companies=companies)
         self.env["ir.cron"]._notify_progress(done=result["items"], remaining=0)
@@ -134,7 +141,9 @@ class PrepaidFeeCharge(models.Model):
             if companies is not None:
                 domain.append(("company_id", "in", companies.ids))
             items = self.env["prepaid.fee.item"].sudo().search(domain, order="id")
-        result = dict.fromkeys(("items", "charged", "posted", "invoiced", "nothing", "no_account", "errors"), 0)
+        result = dict.fromkeys(
+            ("items", "charged", "posted", "invoiced", "nothing", "no_account", "errors"), 0
+        )
         for item in items.sudo():
             result["items"] += 1
             try:
@@ -202,7 +211,11 @@ class PrepaidFeeCharge(models.Model):
             calendars[building.id] = calendar
         default = self.env["prepaid.property"]._prepaid_default_calendar(self.env.company)
         return {
-            unit_id: (building_id or False, calendars.get(building_id, default), Decimal(f"{area or 0.0:.2f}"))
+            unit_id: (
+                building_id or False,
+                calendars.get(building_id, default),
+                Decimal(f"{area or 0.0:.2f}"),
+            )
             for unit_id, building_id, area in rows
         }
 
@@ -273,12 +286,11 @@ class PrepaidFeeCharge(models.Model):
             counts["charged"] += len(inserted)
             if not inserted:
                 continue
-            charges = self.browse(sorted(inserted))
             zero = [cid for cid, (amount, _a) in inserted.items() if not amount]
             counts["nothing"] += len(zero)
             todo = {cid: values for cid, values in inserted.items() if values[0]}
             if item.charge_mode == "invoice":
-                counts["invoiced"] += self._invoice(item, charges.filtered(lambda c: c.id in todo))
+                counts["invoiced"] += self._invoice(item, self.browse(sorted(todo)))
             else:
                 counts["posted"] += self._deduct(item, todo, now)
         # The rows came by SQL: what the ORM had cached of the item's charges is stale.
@@ -387,7 +399,8 @@ class PrepaidFeeCharge(models.Model):
                 """UPDATE prepaid_fee_charge c SET ledger_id = l.id
                      FROM prepaid_ledger l
                     WHERE c.id = ANY(%s)
-                      AND l.idempotency_key = 'fee:' || c.fee_item_id || ':' || c.tenancy_id || ':' || c.period_key""",
+                      AND l.idempotency_key
+                          = 'fee:' || c.fee_item_id || ':' || c.tenancy_id || ':' || c.period_key""",
                 ids,
             )
         )

@@ -15,7 +15,6 @@ class PrepaidFeeItem(models.Model):
 
     product_id = fields.Many2one(
         "product.product",
-        string="Product",
         check_company=True,
         help="Service product of the fee: deductions are booked against its income account in the daily "
         "summary entry (else the company's fee revenue account); invoices use it with its taxes.",

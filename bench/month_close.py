@@ -3,7 +3,10 @@
 
 Needs Odoo 18 importable by ``python3`` (or ``--odoo-path``) and a local PostgreSQL the current user can
 create databases in. The database (``--db``, default ``prepaid_bench_month``) is created with
-``prepaid_billing`` (no demo data) when it does not exist, and reused afterwards.
+``prepaid_billing`` (no demo data) when it does not exist, and reused afterwards: the cycle measured is
+always the same one, so a later run first undoes the previous run's month close with SQL (statements,
+apportionment bills, fee charges, the fleet's apportionment and fee ledger lines; balances back to the sum
+of the ledger) and says so.
 
 Set-up (not timed, once per database; SQL for the bulk, as ``bench/settlement.py`` does): ``--buildings``
 buildings on a monthly settlement calendar (cycle day 1, Asia/Shanghai) of ``--accounts`` / ``--buildings``
@@ -27,6 +30,11 @@ then the same three again with nothing new (target: <= 5 s in all), and a **naiv
 ``_post_ledger`` call of its own; per unit share a ``_post_ledger`` call; per account an ORM search of its
 ledger lines, the engine's statement and an ORM ``create`` of the statement and its lines), scaled to the
 fleet. Targets: the month close <= 60 s for 10,000 accounts on a 2-core machine, >= 5 x the naive loop.
+
+After the first and the second run it counts (SQL, printed against what the fleet should give) the cycle's
+bills, dispatched bills, bill lines and posted lines, the apportionment ledger lines, the statements of the
+cycle (settled) and of the next one, statements with a check error and statement lines, and prints what the
+second run added (nothing, when it is idempotent).
 
 It prints, it never asserts. Exit status 0 unless the run itself broke.
 

@@ -3,6 +3,8 @@ thousands of rows per statement with COPY and array parameters instead of the OR
 
 - :func:`copy_text` / :func:`copy_line`: values in PostgreSQL's COPY text format;
 - :func:`id_array`: ids as one array literal for ``= ANY(%s::int[])``;
+- :func:`insert_rows` / :func:`update_rows`: thousands of rows of an Odoo model's table inserted or updated by
+  one statement over ``unnest`` of one array literal per column (the caller invalidates the ORM's cache);
 - :func:`copy_to_temp`: COPY lines into a session temporary table (one statement moves them into place);
 - :func:`batch_planner`: the planner settings of the bulk statements;
 - :func:`gc_paused`: Python's cyclic garbage collector paused during a batch.
@@ -62,6 +64,66 @@ def id_array(ids):
     thousands of ids at once, where a Python list becomes an ``ARRAY[..]`` expression of one constant per
     id (several microseconds each to parse)."""
     return "{" + ",".join(map(str, ids)) + "}"
+
+
+def array_literal(values):
+    """``values`` as one PostgreSQL array literal (cast by the caller: ``%s::numeric[]``): every element
+    quoted and escaped, None as NULL."""
+    return (
+        "{"
+        + ",".join(
+            "NULL" if value is None else '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for value in values
+        )
+        + "}"
+    )
+
+
+def _unnest(model, fnames, rows):
+    """``unnest(<one typed array per column>) AS u(<fnames>)`` of ``rows`` (tuples in ``fnames`` order)."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in fnames]
+    arrays = SQL(", ").join(
+        SQL("%s::%s[]", array_literal(column), SQL(model._fields[fname].column_type[1]))
+        for fname, column in zip(fnames, columns, strict=True)
+    )
+    return SQL("unnest(%s) AS u(%s)", arrays, SQL(", ").join(SQL.identifier(f) for f in fnames))
+
+
+def insert_rows(model, fnames, rows, on_conflict=None, returning=("id",)):
+    """Insert ``rows`` (tuples in ``fnames`` order; False means NULL) into ``model``'s table in one
+    statement; ``on_conflict`` an SQL clause (``ON CONFLICT (...) DO NOTHING``). Returns the rows of
+    ``returning``. No ORM: no defaults, computes or access checks; the caller fills what the table needs."""
+    if not rows:
+        return []
+    rows = [tuple(None if value is False else value for value in row) for row in rows]
+    names = SQL(", ").join(SQL.identifier(f) for f in fnames)
+    return model.env.execute_query(
+        SQL(
+            "INSERT INTO %s (%s) SELECT %s FROM %s %s RETURNING %s",
+            SQL.identifier(model._table),
+            names,
+            names,
+            _unnest(model, fnames, rows),
+            on_conflict or SQL(),
+            SQL(", ").join(SQL.identifier(f) for f in returning),
+        )
+    )
+
+
+def update_rows(model, fnames, rows):
+    """Update ``fnames`` of the records whose id is each row's first value (rows: ``(id, *values)``) in one
+    statement. The caller invalidates the ORM's cache of those fields."""
+    if not rows:
+        return
+    rows = [tuple(None if value is False else value for value in row) for row in rows]
+    model.env.cr.execute(
+        SQL(
+            "UPDATE %s t SET %s FROM %s WHERE t.id = u.id",
+            SQL.identifier(model._table),
+            SQL(", ").join(SQL("%s = u.%s", SQL.identifier(f), SQL.identifier(f)) for f in fnames),
+            _unnest(model, ["id", *fnames], rows),
+        )
+    )
 
 
 # Planner settings for the bulk statements of ingestion and settlement (see batch_planner).

@@ -29,8 +29,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from odoo import api, fields, models
-from odoo.addons.prepaid_base.models.prepaid_guard import internal, is_internal
-from odoo.addons.prepaid_base.tools.bulk_sql import id_array
+from odoo.addons.prepaid_base.models.prepaid_guard import is_internal
+from odoo.addons.prepaid_base.tools.bulk_sql import id_array, insert_rows, update_rows
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
 
@@ -332,14 +332,26 @@ class PrepaidStatement(models.Model):
                     previous.get(account_id),
                 )
             )
-        created = (
-            internal(self)
-            .with_context(mail_create_nolog=True, mail_create_nosubscribe=True, tracking_disable=True)
-            .create(vals_list)
-        )
+        created = self._insert_statements(vals_list)
         statements = created | self.union(*existing.values())
         self._refresh(statements, now, settle=False)
         return statements
+
+    def _insert_statements(self, vals_list):
+        """Insert new statements in one statement (no chatter: nothing happened to them yet); a statement of
+        the same account and cycle made meanwhile by another run is kept (``ON CONFLICT DO NOTHING``)."""
+        if not vals_list:
+            return self.browse()
+        now = fields.Datetime.now()
+        fnames = [*vals_list[0], "create_uid", "create_date", "write_uid", "write_date", "state"]
+        rows = [
+            (*(vals[fname] for fname in vals_list[0]), self.env.uid, now, self.env.uid, now, "unsettled")
+            for vals in vals_list
+        ]
+        ids = insert_rows(
+            self, fnames, rows, on_conflict=SQL("ON CONFLICT (account_id, cycle_start) DO NOTHING")
+        )
+        return self.browse(sorted(row[0] for row in ids))
 
     def _previous_statements(self, account_ids):
         """``{account_id: (last_ledger_id, next_from_id, cycle_end, closing_balance)}`` of each account's
@@ -427,6 +439,7 @@ class PrepaidStatement(models.Model):
             )
         )
         line_vals, stale, unchanged, failed = [], self.browse(), self.browse(), {}
+        writes = defaultdict(list)  # the fields written -> [(statement id, *values)]
         now_naive = _naive(now)
         for st in statements:
             found = groups.get(st.id, {})
@@ -455,13 +468,17 @@ class PrepaidStatement(models.Model):
                         "next_from_id": found.get("next_from_id") or 0,
                     }
                 )
-            internal(st).write(vals)
+            fnames = tuple(sorted(vals))
+            writes[fnames].append((st.id, *(vals[fname] for fname in fnames)))
             stale |= st
             line_vals += [dict(line, statement_id=st.id) for line in lines]
-        if unchanged:
-            internal(unchanged).write({"refreshed_at": now_naive})
-        for st, error in failed.items():
-            internal(st).write({"refreshed_at": now_naive, "check_error": error})
+        writes[("refreshed_at",)] += [(st.id, now_naive) for st in unchanged]
+        writes[("check_error", "refreshed_at")] += [(st.id, error, now_naive) for st, error in failed.items()]
+        # One UPDATE per set of fields written and one INSERT of the lines, whatever the batch's size.
+        for fnames, rows in writes.items():
+            update_rows(self, fnames, rows)
+        self.invalidate_model([fname for fnames in writes for fname in fnames])
+        Line = self.env["prepaid.statement.line"]
         if stale:
             self.env.execute_query(
                 SQL(
@@ -469,9 +486,9 @@ class PrepaidStatement(models.Model):
                     id_array(stale.ids),
                 )
             )
-            self.env["prepaid.statement.line"].invalidate_model()
             stale.invalidate_recordset(["line_ids"])
-        internal(self.env["prepaid.statement.line"]).create(line_vals)
+        Line._insert_lines(line_vals)
+        Line.invalidate_model()
 
     def _ledger_groups(self, params):
         """Per statement: the lines in it (consumption summed per utility, the other kinds one per line),

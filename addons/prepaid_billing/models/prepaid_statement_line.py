@@ -2,11 +2,31 @@ from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import is_internal
 from odoo.addons.prepaid_base.models.prepaid_ledger import LEDGER_KINDS
 from odoo.addons.prepaid_base.models.prepaid_tariff import UTILITY_SELECTION
+from odoo.addons.prepaid_base.tools.bulk_sql import insert_rows
 from odoo.exceptions import AccessError
 
 from prepaid_engine.billing.statement import EntryKind
 
 from .prepaid_statement import BAND_SELECTION
+
+LINE_FIELDS = (
+    "statement_id",
+    "kind",
+    "utility",
+    "band",
+    "date",
+    "ledger_id",
+    "ledger_count",
+    "quantity",
+    "amount",
+)
+_KIND_ORDER = {kind: index for index, kind in enumerate(EntryKind)}
+_UTILITY_ORDER = {"electricity": 1, "water": 2}
+
+
+def line_sequence(kind, utility, band):
+    """Sections in the engine's order; a utility's band rows right after its total."""
+    return _KIND_ORDER.get(kind, 99) * 100 + _UTILITY_ORDER.get(utility, 0) * 10 + (1 if band else 0)
 
 
 class PrepaidStatementLine(models.Model):
@@ -39,13 +59,25 @@ class PrepaidStatementLine(models.Model):
 
     @api.depends("kind", "utility", "band")
     def _compute_sequence(self):
-        """Sections in the engine's order; a utility's band rows right after its total."""
-        order = {kind: index for index, kind in enumerate(EntryKind)}
-        utilities = {"electricity": 1, "water": 2}
         for line in self:
-            line.sequence = (
-                order.get(line.kind, 99) * 100 + utilities.get(line.utility, 0) * 10 + (1 if line.band else 0)
-            )
+            line.sequence = line_sequence(line.kind, line.utility, line.band)
+
+    @api.model
+    @api.private
+    def _insert_lines(self, vals_list):
+        """Insert the lines of refreshed statements in one statement (what ``create`` would store)."""
+        insert_rows(
+            self,
+            (*LINE_FIELDS, "sequence"),
+            [
+                (
+                    *(vals.get(fname) for fname in LINE_FIELDS),
+                    line_sequence(vals.get("kind"), vals.get("utility"), vals.get("band")),
+                )
+                for vals in vals_list
+            ],
+            returning=("id",),
+        )
 
     @api.depends("quantity", "amount", "band")
     def _compute_price(self):

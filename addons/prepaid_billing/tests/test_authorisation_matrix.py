@@ -208,6 +208,8 @@ METHODS = {
     ("prepaid.statement.line", "create"): NOBODY,
     ("prepaid.statement.line", "write"): NOBODY,
     # Fees: managers charge now (what the hourly run does); charges are the run's own.
+    ("prepaid.fee.item", "create"): MGR,
+    ("prepaid.fee.item", "write"): MGR,
     ("prepaid.fee.item", "action_charge_now"): MGR,
     ("prepaid.fee.item", "action_view_charges"): OPS,
     ("prepaid.fee.charge", "action_view_ledger"): (*OPS, "accountant"),

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from odoo import Command, api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import internal, is_internal, is_manager
+from odoo.addons.prepaid_base.tools.bulk_sql import insert_rows, update_rows
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
 
@@ -309,13 +310,45 @@ class PrepaidApportionmentBill(models.Model):
                 negative_loss=ANOMALY_NEGATIVE_LOSS in result.anomalies,
             )
             by_key = result.by_key()
-            line_vals = [
-                Command.create(bill._prepare_line_vals(unit, by_key[str(unit.id)])) for unit in units
-            ]
             bill.line_ids.sudo().unlink()  # draft lines hold nothing collected
-            writer.write({**vals, "line_ids": line_vals})
+            writer.write(vals)
+            bill._insert_lines([bill._prepare_line_vals(unit, by_key[str(unit.id)]) for unit in units])
             if bill.negative_loss:
                 bill._raise_negative_loss()
+
+    def _insert_lines(self, vals_list):
+        """Insert this bill's share lines in one statement (the related columns copied from the bill)."""
+        self.ensure_one()
+        Line = self.env["prepaid.apportionment.bill.line"]
+        now = fields.Datetime.now()
+        own = list(vals_list[0]) if vals_list else []
+        fnames = [
+            *own,
+            "bill_id",
+            "company_id",
+            "rule_id",
+            "property_id",
+            "utility",
+            "date_from",
+            "create_uid",
+            "create_date",
+            "write_uid",
+            "write_date",
+        ]
+        common = (
+            self.id,
+            self.company_id.id,
+            self.rule_id.id,
+            self.property_id.id,
+            self.utility,
+            self.date_from,
+            self.env.uid,
+            now,
+            self.env.uid,
+            now,
+        )
+        insert_rows(Line, fnames, [(*(vals[f] for f in own), *common) for vals in vals_list])
+        self.invalidate_recordset(["line_ids"])
 
     def _prepare_line_vals(self, unit, line):
         return {
@@ -466,8 +499,8 @@ class PrepaidApportionmentBill(models.Model):
         without = lines.filtered(lambda li: li.unit_id.id not in accounts)
         internal(without).write({"state": "no_account", "account_id": False})
         lines -= without
-        for line in lines:
-            internal(line).write({"account_id": accounts[line.unit_id.id].id})
+        update_rows(lines, ("account_id",), [(line.id, accounts[line.unit_id.id].id) for line in lines])
+        lines.invalidate_recordset(["account_id", "partner_id"])
         if self.collection == "invoice":
             self._dispatch_invoices(lines)
         else:
@@ -511,8 +544,12 @@ class PrepaidApportionmentBill(models.Model):
         self.env["prepaid.account"].sudo()._post_ledger(vals_list)
         keys = {ledger_key(self.id, line.unit_id.id): line for line in lines}
         ledger = self.env["prepaid.ledger"].sudo().search([("idempotency_key", "in", list(keys))])
-        for entry in ledger:
-            internal(keys[entry.idempotency_key]).write({"state": "posted", "ledger_id": entry.id})
+        update_rows(
+            lines,
+            ("state", "ledger_id"),
+            [(keys[entry.idempotency_key].id, "posted", entry.id) for entry in ledger],
+        )
+        lines.invalidate_recordset(["state", "ledger_id"])
 
     def _dispatch_invoices(self, lines):
         """One posted customer invoice per tenant, a line per unit, on the rule's product."""

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from odoo import Command, api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import is_internal
+from odoo.addons.prepaid_base.tools.bulk_sql import insert_rows
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
@@ -299,74 +300,58 @@ class PrepaidFeeCharge(models.Model):
 
     def _insert(self, item, rows, income, now):
         """Insert the charges (``ON CONFLICT DO NOTHING``): ``{new charge id: (amount, account id)}``."""
-        columns = defaultdict(list)
-        for tenancy_id, partner_id, account_id, building_id, charge in rows:
-            columns["tenancy_id"].append(tenancy_id)
-            columns["partner_id"].append(partner_id)
-            columns["account_id"].append(account_id if item.charge_mode == "deduct" else None)
-            columns["property_id"].append(building_id or None)
-            columns["name"].append(f"{item.name} {charge.period.key}")
-            columns["period_key"].append(charge.period.key)
-            columns["period_start"].append(charge.period.start)
-            columns["period_end"].append(charge.period.end - timedelta(days=1))
-            columns["date_from"].append(charge.start)
-            columns["date_to"].append(charge.end - timedelta(days=1))
-            columns["due"].append(charge.due)
-            columns["days"].append(charge.days)
-            columns["period_days"].append(charge.period_days)
-            columns["basis"].append(float(charge.basis) if charge.basis is not None else 0.0)
-            columns["full_amount"].append(str(charge.full))
-            columns["amount"].append(str(charge.amount))
-            columns["prorated"].append(charge.prorated)
-            columns["state"].append(
-                "nothing" if not charge.amount else "posted" if item.charge_mode == "deduct" else "invoiced"
-            )
-        types = {
-            "tenancy_id": "int",
-            "partner_id": "int",
-            "account_id": "int",
-            "property_id": "int",
-            "name": "varchar",
-            "period_key": "varchar",
-            "period_start": "date",
-            "period_end": "date",
-            "date_from": "date",
-            "date_to": "date",
-            "due": "date",
-            "days": "int",
-            "period_days": "int",
-            "basis": "float8",
-            "full_amount": "numeric",
-            "amount": "numeric",
-            "prorated": "bool",
-            "state": "varchar",
-        }
-        names = list(types)
-        inserted = self.env.execute_query(
-            SQL(
-                """INSERT INTO prepaid_fee_charge (
-                       fee_item_id, kind, company_id, collection, income_account_id, charged_at,
-                       create_uid, create_date, write_uid, write_date, %s)
-                   SELECT %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, u.*
-                     FROM unnest(%s) AS u(%s)
-                   ON CONFLICT (fee_item_id, tenancy_id, period_key) DO NOTHING
-                   RETURNING id, amount::text, account_id""",
-                SQL(", ").join(SQL.identifier(name) for name in names),
-                item.id,
-                item.kind,
-                item.company_id.id,
-                item.charge_mode,
-                income.id or None,
-                now,
-                self.env.uid,
-                now,
-                self.env.uid,
-                now,
-                SQL(", ").join(SQL("%s::" + types[name] + "[]", columns[name]) for name in names),
-                SQL(", ").join(SQL.identifier(name) for name in names),
-            )
+        fnames = (
+            "fee_item_id", "kind", "company_id", "collection", "income_account_id", "charged_at",
+            "create_uid", "create_date", "write_uid", "write_date",
+            "tenancy_id", "partner_id", "account_id", "property_id", "name", "period_key", "period_start",
+            "period_end", "date_from", "date_to", "due", "days", "period_days", "basis", "full_amount",
+            "amount", "prorated", "state",
+        )  # fmt: skip
+        common = (
+            item.id,
+            item.kind,
+            item.company_id.id,
+            item.charge_mode,
+            income.id or None,
+            now,
+            self.env.uid,
+            now,
+            self.env.uid,
+            now,
         )
-        return {cid: (Decimal(amount), account_id) for cid, amount, account_id in inserted}
+        deduct = item.charge_mode == "deduct"
+        values = [
+            (
+                *common,
+                tenancy_id,
+                partner_id,
+                account_id if deduct else None,
+                building_id or None,
+                f"{item.name} {charge.period.key}",
+                charge.period.key,
+                charge.period.start,
+                charge.period.end - timedelta(days=1),
+                charge.start,
+                charge.end - timedelta(days=1),
+                charge.due,
+                charge.days,
+                charge.period_days,
+                charge.basis if charge.basis is not None else 0,
+                charge.full,
+                charge.amount,
+                charge.prorated,
+                "nothing" if not charge.amount else "posted" if deduct else "invoiced",
+            )
+            for tenancy_id, partner_id, account_id, building_id, charge in rows
+        ]
+        inserted = insert_rows(
+            self,
+            fnames,
+            values,
+            on_conflict=SQL("ON CONFLICT (fee_item_id, tenancy_id, period_key) DO NOTHING"),
+            returning=("id", "amount", "account_id"),
+        )
+        return {cid: (Decimal(str(amount)), account_id) for cid, amount, account_id in inserted}
 
     def _deduct(self, item, todo, now):
         """One ledger deduction per charge (kind ``fee``), then the charges point at their lines."""

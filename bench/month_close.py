@@ -20,8 +20,8 @@ deducted from the balance.
 
 Measured (one process, each phase one call of the product's own cron or action, committed):
 
-1. **fees**: ``prepaid.fee.charge._cron_charge_fees`` (one charge and one ledger line per fee item and
-   tenancy: 2 x accounts);
+1. **fees**: ``prepaid.fee.charge._charge_fees(until=2026-11-30)``, what the hourly cron runs (one charge
+   and one ledger line per fee item and tenancy: 2 x accounts);
 2. **apportionment**: the rules' draft bills for the cycle, then their dispatch (one ledger line per unit);
 3. **statements**: ``prepaid.statement`` generation for the cycle (one statement per account);
 
@@ -509,24 +509,74 @@ def close_month(registry):
 
 
 def naive_loop(registry, sample):
-    """The apportionment dispatch and the statements for ``sample`` accounts one record at a time through the
-    ORM, rolled back: per account its share posted by a ``_post_ledger`` call of its own, then an ORM search
-    of its cycle's ledger lines, the engine's statement of them, and an ORM ``create`` of the statement and
-    of each of its lines (one per ledger line but consumption, one per utility for consumption)."""
+    """The fee charges, the apportionment dispatch and the statements for ``sample`` accounts one record at a
+    time through the ORM, rolled back: per account and fee item the engine's charges, an ORM ``create`` of
+    each and a ``_post_ledger`` call of its own; its share posted by a ``_post_ledger`` call, then an ORM
+    search of its cycle's ledger lines, the engine's statement of them, and an ORM ``create`` of the statement
+    and of each of its lines (one per ledger line but consumption, one per utility for consumption)."""
     from decimal import Decimal
 
     from odoo.addons.prepaid_base.models.prepaid_guard import internal
 
     from prepaid_engine.billing import EntryKind, StatementEntry, statement
+    from prepaid_engine.billing.fees import fee_charges
 
     started = time.perf_counter()
     with registry.cursor() as cr:
         env = environment(cr)
         accounts = env["prepaid.account"].search([("name", "like", f"{TAG}-A")], limit=sample, order="id")
         Ledger = env["prepaid.ledger"]
+        has_fees = "prepaid.fee.charge" in env
+        items = (
+            env["prepaid.fee.item"].search([("name", "in", ("Property fee", "Service fee"))])
+            if has_fees
+            else []
+        )
+        Charge = internal(env["prepaid.fee.charge"]) if has_fees else None
+        calendar = (
+            env["prepaid.property"]
+            .search([("kind", "=", "building")], limit=1)
+            ._prepaid_settlement_calendar()
+        )
         Statement = internal(env["prepaid.statement"])
         Line = internal(env["prepaid.statement.line"])
         for account in accounts:
+            tenancy = env["prepaid.tenancy"].search([("account_id", "=", account.id)], limit=1)
+            for item in items:  # per fee item: the engine's charges, an ORM create and a posting of each
+                for charge in fee_charges(
+                    item._prepaid_engine_item(),
+                    calendar,
+                    tenancy.date_start,
+                    tenancy.date_end or None,
+                    date(2026, 11, 30),
+                    area=Decimal(str(sum(tenancy.unit_ids.mapped("area")))),
+                ):
+                    record = Charge.create(
+                        {
+                            "name": f"{item.name} {charge.period.key} naive",
+                            "fee_item_id": item.id,
+                            "tenancy_id": tenancy.id,
+                            "partner_id": account.partner_id.id,
+                            "account_id": account.id,
+                            "company_id": account.company_id.id,
+                            "period_key": f"{charge.period.key}-naive",
+                            "collection": "deduct",
+                            "state": "posted",
+                            "amount": float(charge.amount),
+                        }
+                    )
+                    account._post_ledger(
+                        [
+                            {
+                                "account_id": account.id,
+                                "kind": "fee",
+                                "amount": -charge.amount,
+                                "idempotency_key": f"{TAG}:naive:fee:{record.id}",
+                                "res_model": "prepaid.fee.charge",
+                                "res_id": record.id,
+                            }
+                        ]
+                    )
             account._post_ledger(
                 [
                     {

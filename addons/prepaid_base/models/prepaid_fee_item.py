@@ -7,6 +7,7 @@ from .prepaid_tariff import PRICE_DIGITS
 
 NUMBER_FIELDS = ("amount", "unit_price", "quantity")
 MAX_NUMBER = 1e9  # no fee, price or quantity of a fee item comes near it
+MAX_TEXT = "1,000,000,000"
 
 
 class PrepaidFeeItem(models.Model):
@@ -141,7 +142,7 @@ class PrepaidFeeItem(models.Model):
                     self.env._(
                         "%(field)s of a fee item must be a number below %(max)s, not %(value)s.",
                         field=self._fields[fname]._description_string(self.env),
-                        max=f"{MAX_NUMBER:,.0f}",
+                        max=MAX_TEXT,
                         value=vals[fname],
                     )
                 )

@@ -79,7 +79,10 @@ class PrepaidFeeCharge(models.Model):
     )
     state = fields.Selection(CHARGE_STATES, required=True, readonly=True, index=True)
     income_account_id = fields.Many2one(
-        "account.account", readonly=True, help="Where the deduction is booked."
+        "account.account",
+        readonly=True,
+        help="Where the deduction is booked: the fee item's product's income account, else the company's fee "
+        "revenue account.",
     )
     ledger_id = fields.Many2one("prepaid.ledger", string="Ledger Line", readonly=True)
     move_id = fields.Many2one("account.move", string="Invoice", readonly=True, index="btree_not_null")

@@ -58,12 +58,14 @@ class PrepaidFeeItem(models.Model):
         )
 
     def _prepaid_income_account(self):
-        """The income account the item's deductions are booked against (False: the company's fee account)."""
+        """The income account the item's deductions are booked against: its product's, else the company's
+        fee revenue account (written on each charge: the daily summary entry books the charge there)."""
         self.ensure_one()
+        fallback = self.company_id.sudo().prepaid_fee_revenue_account_id
         if not self.product_id:
-            return self.env["account.account"]
+            return fallback
         accounts = self.product_id.product_tmpl_id.with_company(self.company_id)._get_product_accounts()
-        return accounts["income"] or self.env["account.account"]
+        return accounts["income"] or fallback
 
     def action_charge_now(self):
         """Managers: charge these fee items for every period due up to today (what the hourly cron does)."""

@@ -34,6 +34,16 @@ NEEDS_SUPERVISION = SQL(
             OR (a.level = 'cutoff' AND NOT COALESCE(a.keep_power, FALSE)) <> COALESCE(a.supply_cut, FALSE))"""
 )
 
+# The account's home building (alias ``u.building_id``, NULL without units) joined to ``prepaid_account a``:
+# the building of its first unit by id. Statements (their calendar) and the monthly ledger (where fees and
+# shares count) read the account's building by this one rule.
+HOME_BUILDING_JOIN = SQL(
+    """LEFT JOIN LATERAL (
+            SELECT p.building_id FROM prepaid_account_unit_rel r
+              JOIN prepaid_property p ON p.id = r.unit_id
+             WHERE r.account_id = a.id ORDER BY p.id LIMIT 1) u ON TRUE"""
+)
+
 # Alert templates per kind of level.
 SMS_TEMPLATES = {
     "warning": "prepaid_billing.sms_template_low_balance",
@@ -277,6 +287,19 @@ class PrepaidAccount(models.Model):
         if restore:
             self.browse(restore).sudo()._prepaid_queue_supply(RESTORE_COMMAND, urgent=True)
         return accounts
+
+    @api.model
+    def _prepaid_home_buildings(self, account_ids):
+        """``{account id: building id or None}`` (:data:`HOME_BUILDING_JOIN`)."""
+        return dict(
+            self.env.execute_query(
+                SQL(
+                    "SELECT a.id, u.building_id FROM prepaid_account a %s WHERE a.id = ANY(%s::int[])",
+                    HOME_BUILDING_JOIN,
+                    id_array(account_ids),
+                )
+            )
+        )
 
     def _prepaid_fee_exemptions(self, now):
         """``{account id: amount}``: for accounts at the cut-off level whose company exempts fees from it

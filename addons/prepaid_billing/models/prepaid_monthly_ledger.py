@@ -233,8 +233,10 @@ class PrepaidMonthlyLedger(models.Model):
             )
         )
         accounts = {}  # id -> [partner, state, home building, {building: [unit names]}]
-        for account_id, partner_id, state, _unit_id, unit_name, unit_building in cr.fetchall():
-            found = accounts.setdefault(account_id, [partner_id, state, unit_building, defaultdict(list)])
+        rows = cr.fetchall()
+        homes = self.env["prepaid.account"]._prepaid_home_buildings(sorted({row[0] for row in rows}))
+        for account_id, partner_id, state, _unit_id, unit_name, unit_building in rows:
+            found = accounts.setdefault(account_id, [partner_id, state, homes[account_id], defaultdict(list)])
             found[3][unit_building].append(unit_name)
         missing = sorted({row[1] for row in consumption} - accounts.keys())
         if missing:  # accounts without units, billed through meters

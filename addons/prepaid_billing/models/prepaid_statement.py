@@ -38,6 +38,8 @@ from prepaid_engine.billing.statement import EntryKind, StatementEntry, statemen
 from prepaid_engine.calendar import cycle_bounds
 from prepaid_engine.errors import ConfigError
 
+from .prepaid_account import HOME_BUILDING_JOIN
+
 _logger = logging.getLogger(__name__)
 
 STATE_SELECTION = [("unsettled", "Unsettled"), ("settled", "Settled"), ("dispatched", "Dispatched")]
@@ -257,11 +259,9 @@ class PrepaidStatement(models.Model):
             SQL(
                 """SELECT DISTINCT COALESCE(u.building_id, 0), a.company_id
                    FROM prepaid_account a
-                   LEFT JOIN LATERAL (
-                        SELECT p.building_id FROM prepaid_account_unit_rel r
-                        JOIN prepaid_property p ON p.id = r.unit_id
-                        WHERE r.account_id = a.id ORDER BY p.id LIMIT 1) u ON TRUE
-                   WHERE a.state IN ('open', 'suspended')"""
+                   %(home)s
+                   WHERE a.state IN ('open', 'suspended')""",
+                home=HOME_BUILDING_JOIN,
             )
         )
         Property = self.env["prepaid.property"].sudo()
@@ -290,10 +290,7 @@ class PrepaidStatement(models.Model):
                 """WITH cyc(building_id, company_id, cycle_start, cycle_end) AS (VALUES %(values)s)
                    SELECT a.id, NULLIF(COALESCE(u.building_id, 0), 0), a.company_id, a.partner_id, a.name
                    FROM prepaid_account a
-                   LEFT JOIN LATERAL (
-                        SELECT p.building_id FROM prepaid_account_unit_rel r
-                        JOIN prepaid_property p ON p.id = r.unit_id
-                        WHERE r.account_id = a.id ORDER BY p.id LIMIT 1) u ON TRUE
+                   %(home)s
                    JOIN cyc ON cyc.building_id = COALESCE(u.building_id, 0) AND cyc.company_id = a.company_id
                    WHERE a.state IN ('open', 'suspended')
                      AND NOT EXISTS (
@@ -307,6 +304,7 @@ class PrepaidStatement(models.Model):
                    ORDER BY a.id""",
                 values=values,
                 today=today,
+                home=HOME_BUILDING_JOIN,
             )
         )
 

@@ -419,6 +419,24 @@ class TestApportionment(BillingCommon):
         self.assertEqual(lines.unit_id, self.unit_1 | self.unit_2)
         self.assertIn(unit_3, bill.line_ids.unit_id)
 
+    def test_operators_see_the_bills_of_their_buildings_only(self):
+        bill = self.bill_of(self.rule())
+        other_building = self.env["prepaid.property"].create({"name": "C", "code": "C", "kind": "building"})
+        other_floor = self.env["prepaid.property"].create(
+            {"name": "C1", "code": "C1", "kind": "floor", "parent_id": other_building.id}
+        )
+        Bill = self.env["prepaid.apportionment.bill"]
+        floor_operator = self.new_operator("appt_floor_b1")
+        floor_operator.prepaid_property_ids = [Command.set(self.floor.ids)]
+        self.assertEqual(Bill.with_user(floor_operator).search([("id", "=", bill.id)]), bill)
+        outsider = self.new_operator("appt_floor_c1")
+        outsider.prepaid_property_ids = [Command.set(other_floor.ids)]
+        self.assertFalse(Bill.with_user(outsider).search([("id", "=", bill.id)]))
+        with self.assertRaises(AccessError):
+            bill.with_user(outsider).read(["cost"])
+        everywhere = self.new_operator("appt_everywhere")
+        self.assertEqual(Bill.with_user(everywhere).search([("id", "=", bill.id)]), bill)
+
     def test_a_common_meter_belongs_to_no_unit_and_to_its_building(self):
         self.assertEqual(self.common.building_id, self.building)
         self.assertFalse(self.common.account_id)

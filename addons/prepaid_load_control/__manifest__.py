@@ -1,0 +1,27 @@
+{
+    "name": "Prepaid Utilities: Load Control",
+    "summary": "Power limits, malicious-load detection, appliance whitelist, automatic restore policy and "
+    "load events for dormitories, rental rooms and markets",
+    "version": "18.0.1.0.0",
+    "category": "Services/Prepaid Utilities",
+    "author": "Prepaid Utilities Suite",
+    "license": "LGPL-3",
+    "depends": ["prepaid_billing"],
+    "external_dependencies": {"python": ["prepaid-engine"]},
+    "data": [
+        "security/prepaid_load_control_security.xml",
+        "security/ir.model.access.csv",
+        "data/prepaid_appliance_data.xml",
+        "data/ir_cron_data.xml",
+        "data/mail_activity_data.xml",
+        "wizards/prepaid_load_restore_wizard_views.xml",
+        "views/prepaid_appliance_views.xml",
+        "views/prepaid_load_profile_views.xml",
+        "views/prepaid_load_event_views.xml",
+        "views/prepaid_meter_views.xml",
+        "views/prepaid_property_views.xml",
+        "views/prepaid_load_control_menus.xml",
+    ],
+    "demo": ["demo/prepaid_load_control_demo.xml"],
+    "installable": True,
+}

@@ -1,0 +1,9 @@
+from . import (
+    prepaid_account,
+    prepaid_appliance,
+    prepaid_load_event,
+    prepaid_load_profile,
+    prepaid_meter,
+    prepaid_meter_reading,
+    prepaid_property,
+)

@@ -1,0 +1,272 @@
+import logging
+from datetime import UTC, timedelta
+from decimal import Decimal
+
+from odoo import api, fields, models
+from odoo.addons.prepaid_base.models.prepaid_guard import internal, is_manager
+from odoo.addons.prepaid_metering.models.prepaid_meter import PrepaidMeter as MeteringMeter
+from odoo.exceptions import AccessError, UserError
+from odoo.tools import SQL
+
+from prepaid_engine.load import Action, Detection, Sample, classify
+from prepaid_engine.load.restore import day_bounds
+
+_logger = logging.getLogger(__name__)
+
+LOAD_STATES = [
+    ("normal", "Normal"),
+    ("tripped", "Tripped for Load"),
+    ("locked", "Locked: Manager Restores"),
+]
+# Power samples looked at per detection: the last ones of this window (enough for a plateau before the step).
+DETECTION_WINDOW = timedelta(minutes=30)
+# Poll data is a sample a minute or so: one agreeing sample after an excursion makes it a step.
+POLL_DETECTION = Detection(settle=1)
+RECORDED = ("malicious", "overload")  # what becomes a load event (the others are ordinary use)
+RESTORE_BATCH = 500
+
+
+def _aware(value):
+    return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value
+
+
+def _naive(value):
+    return value.astimezone(UTC).replace(tzinfo=None) if value and value.tzinfo else value
+
+
+class PrepaidMeter(models.Model):
+    _inherit = "prepaid.meter"
+    _prepaid_protected_fields = (*MeteringMeter._prepaid_protected_fields, "load_state", "load_restore_at")
+
+    load_state = fields.Selection(
+        LOAD_STATES, required=True, default="normal", readonly=True, copy=False, tracking=True, index=True
+    )
+    load_restore_at = fields.Datetime(string="Load Restore At", readonly=True, copy=False)
+    load_profile_id = fields.Many2one(
+        "prepaid.load.profile", compute="_compute_load_profile", string="Load Profile"
+    )
+    load_event_ids = fields.One2many("prepaid.load.event", "meter_id", string="Load Events")
+    load_event_count = fields.Integer(compute="_compute_load_event_count")
+
+    def _compute_load_profile(self):
+        profiles = self.env["prepaid.load.profile"]._profiles_of(self.filtered("id"))
+        for meter in self:
+            meter.load_profile_id = profiles.get(meter.id, False)
+
+    def _compute_load_event_count(self):
+        counts = dict(
+            self.env["prepaid.load.event"]._read_group(
+                [("meter_id", "in", self.ids)], ["meter_id"], ["__count"]
+            )
+        )
+        for meter in self:
+            meter.load_event_count = counts.get(meter, 0)
+
+    # ------------------------------------------------------------------ detection (platform side)
+
+    @api.model
+    def _prepaid_detect_loads(self, meter_ids):
+        """Classify the recent power samples of these meters against their load profiles (the engine's
+        :func:`classify`) and act on what is malicious or over the limit: a load event (once per step:
+        ``UNIQUE(meter, at, classification)``), a trip where the profile says so, the tenant told, a
+        manager's activity."""
+        meters = (
+            self.sudo()
+            .browse(meter_ids)
+            .filtered(lambda m: m.utility == "electricity" and m.billing_mode == "platform")
+        )
+        profiles = self.env["prepaid.load.profile"]._profiles_of(meters)
+        meters = meters.filtered(lambda m: m.id in profiles)
+        if not meters:
+            return self.env["prepaid.load.event"]
+        rows = self.env.execute_query(
+            SQL(
+                """SELECT r.meter_id, r.read_at, r.power, r.power_factor
+                     FROM prepaid_meter_reading r
+                     JOIN prepaid_meter m ON m.id = r.meter_id
+                    WHERE r.meter_id = ANY(%s) AND r.power IS NOT NULL
+                      AND r.read_at >= m.last_reading_at - %s * interval '1 second'
+                      AND r.state IS DISTINCT FROM 'quarantined'
+                 ORDER BY r.meter_id, r.read_at""",
+                meters.ids,
+                int(DETECTION_WINDOW.total_seconds()),
+            )
+        )
+        samples = {}
+        for meter_id, read_at, power, power_factor in rows:
+            samples.setdefault(meter_id, []).append(
+                Sample(
+                    at=read_at.replace(tzinfo=UTC),
+                    power_w=Decimal(f"{power:.4f}") * 1000,
+                    power_factor=Decimal(f"{abs(power_factor):.3f}") if power_factor else None,
+                )
+            )
+        catalogue = {a.code: a for a in self.env["prepaid.appliance"].sudo().search([])}
+        engine_catalogue = {code: a._prepaid_engine_appliance() for code, a in catalogue.items()}
+        created = self.env["prepaid.load.event"]
+        for meter in meters:
+            profile = profiles[meter.id]
+            events = classify(
+                samples.get(meter.id, ()),
+                profile._prepaid_engine_profile(),
+                POLL_DETECTION,
+                engine_catalogue,
+            )
+            for event in events:
+                if str(event.classification) not in RECORDED:
+                    continue
+                created |= meter._prepaid_record_load_event(event, profile, catalogue)
+        return created
+
+    def _prepaid_record_load_event(self, event, profile, catalogue):
+        """Record one engine :class:`LoadEvent` (nothing if the step is recorded already) and act on it."""
+        self.ensure_one()
+        at = _naive(event.at)
+        Event = internal(self.env["prepaid.load.event"].sudo())
+        self.env.cr.execute(
+            SQL(
+                "SELECT 1 FROM prepaid_load_event WHERE meter_id = %s AND at = %s AND classification = %s",
+                self.id,
+                at,
+                str(event.classification),
+            )
+        )
+        if self.env.cr.fetchone():
+            return Event.browse()
+        appliance = catalogue.get(event.appliance) if event.appliance else None
+        vals = {
+            "meter_id": self.id,
+            "unit_id": self.unit_id.id,
+            "building_id": (self.building_id or self.unit_id.building_id).id,
+            "account_id": self.account_id.id,
+            "partner_id": self.account_id.partner_id.id,
+            "company_id": self.company_id.id,
+            "profile_id": profile.id,
+            "at": at,
+            "step_w": float(event.step_w),
+            "level_w": float(event.level_w),
+            "power_factor": float(event.power_factor) if event.power_factor is not None else 0.0,
+            "classification": str(event.classification),
+            "appliance_id": appliance.id if appliance else False,
+            "action": str(event.action),
+            "source": "platform",
+        }
+        with self.env.cr.savepoint():
+            record = Event.with_context(mail_create_nolog=True).create([vals])
+        if event.action == Action.TRIP and self.load_state == "normal":
+            record._prepaid_trip(profile)
+        record._prepaid_notify()
+        return record
+
+    # ------------------------------------------------------------------ restore
+
+    def _prepaid_load_trip_times(self, until):
+        """The times of this meter's load trips (events with action trip) of ``until``'s local day."""
+        self.ensure_one()
+        tz = (self.building_id or self.unit_id).effective_tz or "UTC"
+        start, end = day_bounds(_aware(until), tz)
+        events = (
+            self.env["prepaid.load.event"]
+            .sudo()
+            .search(
+                [
+                    ("meter_id", "=", self.id),
+                    ("action", "=", "trip"),
+                    ("at", ">=", _naive(start)),
+                    ("at", "<", _naive(end)),
+                ]
+            )
+        )
+        return [_aware(e.at) for e in events], tz
+
+    @api.model
+    def _cron_load_restore(self, batch=RESTORE_BATCH):
+        """Every minute: close the meters whose automatic load restore is due, unless their account is cut
+        off for its balance (the balance rule restores them; load control never hands out unpaid power)."""
+        now = fields.Datetime.now()
+        meters = self.sudo().search(
+            [
+                ("load_state", "=", "tripped"),
+                ("load_restore_at", "!=", False),
+                ("load_restore_at", "<=", now),
+            ],
+            limit=batch,
+            order="load_restore_at, id",
+        )
+        restored = self.browse()
+        for meter in meters:
+            if meter.account_id.supply_cut:
+                continue
+            meter._prepaid_load_close(self.env._("Automatic restore after a load trip."))
+            restored |= meter
+        return len(restored)
+
+    def _prepaid_load_close(self, reason, user=None):
+        """Close this meter's relay again after a load trip, and mark its open events restored."""
+        self.ensure_one()
+        self.env["prepaid.meter.command"].sudo()._enqueue(
+            [
+                {
+                    "meter_id": self.id,
+                    "kind": "close",
+                    "reason": "manual" if user else "automatic",
+                    "origin": self.env._("Load control"),
+                }
+            ],
+            urgent=True,
+        )
+        internal(self.sudo()).write({"load_state": "normal", "load_restore_at": False})
+        events = (
+            self.env["prepaid.load.event"]
+            .sudo()
+            .search([("meter_id", "=", self.id), ("restore", "in", ("auto", "manager", "balance"))])
+        )
+        internal(events).write(
+            {
+                "restore": "restored",
+                "restored_at": fields.Datetime.now(),
+                "restored_by_id": user.id if user else False,
+                "restore_reason": reason,
+            }
+        )
+        self.sudo().message_post(body=reason)
+
+    def action_load_restore(self):
+        """Managers: restore a meter tripped for its load (with a reason, in the wizard)."""
+        self.ensure_one()
+        if not is_manager(self.env):
+            raise AccessError(self.env._("Only prepaid managers restore a meter tripped for its load."))
+        self.check_access("write")
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Restore After a Load Trip"),
+            "res_model": "prepaid.load.restore.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_meter_id": self.id},
+        }
+
+    def _prepaid_manager_restore(self, reason):
+        self.ensure_one()
+        if self.load_state == "normal":
+            raise UserError(self.env._("%(meter)s is not tripped for its load.", meter=self.display_name))
+        if self.account_id.supply_cut:
+            raise UserError(
+                self.env._(
+                    "%(meter)s is also cut off for its balance: it comes back once the account is topped up.",
+                    meter=self.display_name,
+                )
+            )
+        self._prepaid_load_close(
+            self.env._("Restored by %(user)s: %(reason)s", user=self.env.user.name, reason=reason),
+            user=self.env.user,
+        )
+
+    def action_view_load_events(self):
+        self.ensure_one()
+        self.check_access("read")
+        action = self.env["ir.actions.act_window"]._for_xml_id(
+            "prepaid_load_control.prepaid_load_event_action"
+        )
+        action["domain"] = [("meter_id", "=", self.id)]
+        return action

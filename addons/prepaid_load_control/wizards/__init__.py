@@ -1,0 +1,1 @@
+from . import prepaid_load_restore_wizard

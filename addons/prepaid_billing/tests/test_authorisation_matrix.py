@@ -262,6 +262,27 @@ PORTAL_ADDON_PROTECTED = {
     "prepaid.portal.binding": [{"state": "active"}, {"user_id": 1}, {"role": "holder"}, {"account_id": 1}],
 }
 
+# Load control (prepaid_load_control), when installed.
+LOAD_ADDON_CRUD = {
+    "prepaid.appliance": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.load.profile": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.load.profile.range": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.load.event": {"op_one": "r", "op_all": "r", "manager": "r"},  # recorded by load control
+    "prepaid.load.restore.wizard": {"manager": "rwc"},
+}
+LOAD_ADDON_METHODS = {
+    ("prepaid.meter", "action_load_restore"): MGR,
+    ("prepaid.meter", "action_view_load_events"): OPS,
+    ("prepaid.load.event", "action_restore"): MGR,
+    ("prepaid.load.event", "create"): NOBODY,
+    ("prepaid.load.event", "write"): NOBODY,
+    ("prepaid.load.restore.wizard", "action_restore"): MGR,
+}
+LOAD_ADDON_PROTECTED = {
+    "prepaid.meter": [{"load_state": "locked"}, {"load_restore_at": "2026-01-01 00:00:00"}],
+    "prepaid.load.event": [{"action": "none"}, {"restore": "restored"}, {"meter_id": 1}],
+}
+
 # Context keys an RPC caller may send, hoping to switch a check off.
 HOSTILE_CONTEXT = {
     "prepaid_account_internal_write": True,
@@ -353,6 +374,12 @@ class TestAuthorisationMatrix(BillingCommon):
             cls.crud.update(PORTAL_ADDON_CRUD)
             cls.methods.update(PORTAL_ADDON_METHODS)
             for model, writes in PORTAL_ADDON_PROTECTED.items():
+                cls.protected[model] = [*cls.protected.get(model, []), *writes]
+        cls.has_load_control = "prepaid.load.event" in env.registry
+        if cls.has_load_control:
+            cls.crud.update(LOAD_ADDON_CRUD)
+            cls.methods.update(LOAD_ADDON_METHODS)
+            for model, writes in LOAD_ADDON_PROTECTED.items():
                 cls.protected[model] = [*cls.protected.get(model, []), *writes]
         cls.account_1.portal_partner_ids = [Command.link(cls.users["portal"].partner_id.id)]
         cls.post(cls, cls.account_1, 100.0, "mx:opening", kind="opening")
@@ -456,6 +483,34 @@ class TestAuthorisationMatrix(BillingCommon):
         env["prepaid.statement"]._generate_all()
         cls.statement = env["prepaid.statement"].search([("account_id", "=", cls.account_1.id)], limit=1)
         internal(cls.statement.sudo()).write({"state": "dispatched"})
+        cls.load_records = {}
+        if cls.has_load_control:
+            profile = env["prepaid.load.profile"].create(
+                {
+                    "name": "MX load",
+                    "range_ids": [Command.create({"low_w": 300, "high_w": 6000})],
+                    "property_ids": [Command.set(cls.floor.ids)],
+                }
+            )
+            cls.load_records = {
+                "prepaid.appliance": env["prepaid.appliance"].search([("code", "=", "kettle")]),
+                "prepaid.load.profile": profile,
+                "prepaid.load.profile.range": profile.range_ids,
+                "prepaid.load.event": internal(env["prepaid.load.event"].sudo()).create(
+                    {
+                        "meter_id": cls.meter_1.id,
+                        "unit_id": cls.unit_1.id,
+                        "building_id": cls.building.id,
+                        "company_id": cls.company.id,
+                        "at": "2026-03-02 02:00:00",
+                        "classification": "malicious",
+                        "action": "alarm",
+                    }
+                ),
+                "prepaid.load.restore.wizard": env["prepaid.load.restore.wizard"].create(
+                    {"meter_id": cls.meter_1.id, "reason": "mx"}
+                ),
+            }
         cls.portal_records = {}
         if cls.has_portal:
             binding = env["prepaid.portal.binding"]._bind(
@@ -534,6 +589,7 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.fee.charge": self.fee_charge,
             **self.wizards,
             **self.portal_records,
+            **self.load_records,
         }
         record = records[model]
         self.assertTrue(record, f"no fixture record of {model}")
@@ -581,6 +637,11 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.portal.binding": {"revoked_date": "2026-01-01 00:00:00"},
             "prepaid.portal.invitation": {"expires": "2030-01-01 00:00:00"},
             "prepaid.portal.attempt": {"success": True},
+            "prepaid.appliance": {"note": "mx"},
+            "prepaid.load.profile": {"note": "mx"},
+            "prepaid.load.profile.range": {"high_w": 5000},
+            "prepaid.load.event": {"restore_reason": "mx"},
+            "prepaid.load.restore.wizard": {"reason": "mx2"},
         }[model]
 
     def create_vals(self, model):
@@ -680,6 +741,22 @@ class TestAuthorisationMatrix(BillingCommon):
                 "expires": "2030-01-01",
             },
             "prepaid.portal.attempt": {"account_number": "x"},
+            "prepaid.appliance": {
+                "name": "MX heater",
+                "code": "mx_heater",
+                "power_min": 800,
+                "power_max": 2000,
+            },
+            "prepaid.load.profile": {"name": "MX profile", "malicious_mode": "off"},
+            "prepaid.load.profile.range": {"profile_id": self.load_records["prepaid.load.profile"].id},
+            "prepaid.load.event": {
+                "meter_id": self.meter_1.id,
+                "company_id": self.company.id,
+                "at": "2026-03-02 03:00:00",
+                "classification": "malicious",
+                "action": "trip",
+            },
+            "prepaid.load.restore.wizard": {"meter_id": self.meter_1.id, "reason": "x"},
         }[model]
 
     # ------------------------------------------------------------------ RPC

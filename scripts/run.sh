@@ -27,7 +27,7 @@ if ! addons_path=$($PY scripts/odoo_paths.py); then
     echo "No Odoo 18 here: make it importable by $PY or set ODOO_PATH, or use 'docker compose up --build'." >&2
     exit 2
 fi
-modules=prepaid_base,prepaid_metering,prepaid_billing,prepaid_portal,payment_demo
+modules=prepaid_base,prepaid_metering,prepaid_billing,prepaid_portal,prepaid_load_control,payment_demo
 
 statedir=${PREPAID_STATE_DIR:-$root/.state}
 mkdir -p "$statedir"

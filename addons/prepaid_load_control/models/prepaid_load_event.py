@@ -1,4 +1,5 @@
 from datetime import UTC
+from zoneinfo import ZoneInfo
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import internal, is_internal
@@ -154,26 +155,23 @@ class PrepaidLoadEvent(models.Model):
                 partner = account.partner_id
                 env = event.with_context(lang=partner.lang or event.env.lang).env
                 labels = dict(event._fields["classification"]._description_selection(env))
+                zone = ZoneInfo((event.building_id or event.unit_id).effective_tz or "UTC")
+                power = format(event.step_w, ".0f")  # not an f-string in the call: Babel reads the call
+                when = event.at.replace(tzinfo=UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M")
                 body = env._(
                     "%(meter)s: %(kind)s of %(power)s W detected at %(time)s.",
                     meter=event.meter_id.display_name,
                     kind=labels[event.classification],
-                    power=f"{event.step_w:.0f}",
-                    time=fields.Datetime.context_timestamp(event.with_env(env), event.at).strftime(
-                        "%Y-%m-%d %H:%M"
-                    ),
+                    power=power,
+                    time=when,
                 )
-                if event.action == "trip":
-                    body += " " + (
-                        env._(
-                            "The supply is cut; it comes back automatically at %(time)s.",
-                            time=fields.Datetime.context_timestamp(
-                                event.with_env(env), event.restore_at
-                            ).strftime("%H:%M"),
-                        )
-                        if event.restore == "auto" and event.restore_at
-                        else env._("The supply is cut until the property office restores it.")
+                if event.action == "trip" and event.restore == "auto" and event.restore_at:
+                    back = event.restore_at.replace(tzinfo=UTC).astimezone(zone).strftime("%H:%M")
+                    body += " " + env._(
+                        "The supply is cut; it comes back automatically at %(time)s.", time=back
                     )
+                elif event.action == "trip":
+                    body += " " + env._("The supply is cut until the property office restores it.")
                 account._message_sms(body, partner_ids=partner.ids, put_in_queue=True)
                 account.with_context(mail_notify_force_send=False).message_post(
                     author_id=account.company_id.partner_id.id,

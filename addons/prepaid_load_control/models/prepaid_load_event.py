@@ -59,7 +59,7 @@ class PrepaidLoadEvent(models.Model):
     restore = fields.Selection(RESTORE_SELECTION, required=True, readonly=True, default="none", tracking=True)
     restore_at = fields.Datetime(string="Restore Planned At", readonly=True)
     restored_at = fields.Datetime(readonly=True)
-    restored_by_id = fields.Many2one("res.users", string="Restored By", readonly=True)
+    restored_by_id = fields.Many2one("res.users", readonly=True)
     restore_reason = fields.Text(readonly=True)
     command_id = fields.Many2one("prepaid.meter.command", string="Trip Command", readonly=True)
     month = fields.Char(

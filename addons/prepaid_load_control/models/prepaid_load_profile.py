@@ -53,7 +53,6 @@ class PrepaidLoadProfile(models.Model):
         "prepaid_load_profile_appliance_rel",
         "profile_id",
         "appliance_id",
-        string="Whitelist",
         default=lambda self: self.env["prepaid.appliance"].search([("category", "=", "allowed")]),
         help="Appliances that are never malicious in this profile.",
     )

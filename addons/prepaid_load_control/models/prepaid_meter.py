@@ -41,10 +41,8 @@ class PrepaidMeter(models.Model):
     load_state = fields.Selection(
         LOAD_STATES, required=True, default="normal", readonly=True, copy=False, tracking=True, index=True
     )
-    load_restore_at = fields.Datetime(string="Load Restore At", readonly=True, copy=False)
-    load_profile_id = fields.Many2one(
-        "prepaid.load.profile", compute="_compute_load_profile", string="Load Profile"
-    )
+    load_restore_at = fields.Datetime(readonly=True, copy=False)
+    load_profile_id = fields.Many2one("prepaid.load.profile", compute="_compute_load_profile")
     load_event_ids = fields.One2many("prepaid.load.event", "meter_id", string="Load Events")
     load_event_count = fields.Integer(compute="_compute_load_event_count")
 

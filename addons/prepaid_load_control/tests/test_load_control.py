@@ -2,8 +2,11 @@ from datetime import timedelta
 
 from odoo import Command
 from odoo.addons.prepaid_billing.tests.common import T0, BillingCommon
+from odoo.addons.prepaid_billing.tests.test_end_to_end import SIM_KEY, SimulatedMeterCase
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
+
+from prepaid_engine.types import Supply
 
 
 @tagged("post_install", "-at_install")
@@ -202,3 +205,55 @@ class TestLoadControl(BillingCommon):
         self.kettle()
         self.assertEqual(self.unit_1.board_load_state, "tripped")
         self.assertEqual(self.unit_2.board_load_state, "normal")
+
+
+@tagged("post_install", "-at_install")
+class TestLoadControlEndToEnd(SimulatedMeterCase):
+    """Against the simulator running in the test process: the tenant switches a kettle on, the next poll
+    reads the room's power, the platform classifies the step, trips the meter through the command queue and
+    the simulated relay opens; after the delay the restore cron closes it again."""
+
+    def setUp(self):
+        super().setUp()
+        self.env["prepaid.load.profile"].create(
+            {
+                "name": "Dormitory",
+                "malicious_mode": "trip",
+                "pf_threshold": 0.90,
+                "restore_delay": 0,
+                "restores_per_day": 3,
+                "range_ids": [Command.create({"low_w": 300, "high_w": 6000})],
+                "property_ids": [Command.set(self.building.ids)],
+            }
+        )
+
+    def tick_and_poll(self):
+        self.now += timedelta(minutes=1)
+        return self.poll()
+
+    def test_a_kettle_on_the_simulator_trips_within_one_poll(self):
+        self.topup(self.account_1, 100.0)
+        self.execute_commands()
+        self.assertEqual(self.relay(), Supply.ON)
+        for _ in range(3):
+            self.tick_and_poll()
+        self.assertFalse(self.env["prepaid.load.event"].search([("meter_id", "=", self.meter_1.id)]))
+        self.sim.call(lambda site: site.meter(SIM_KEY).appliance_on("kettle"))
+        result = self.tick_and_poll()
+        self.assertTrue(result.readings)
+        event = self.env["prepaid.load.event"].search([("meter_id", "=", self.meter_1.id)])
+        self.assertEqual(len(event), 1, "the poll that read the kettle recorded it")
+        self.assertEqual((event.classification, event.action), ("malicious", "trip"))
+        kettle = self.env["prepaid.appliance"].search([("code", "=", "kettle")])
+        self.assertTrue(kettle.power_min <= event.step_w <= kettle.power_max, event.step_w)
+        self.assertGreaterEqual(event.power_factor, 0.95)
+        # Matched to a resistive forbidden appliance of that power (a kettle and a heater look alike).
+        self.assertEqual((event.appliance_id.category, event.appliance_id.resistive), ("forbidden", True))
+        self.execute_commands()
+        self.assertEqual(self.relay(), Supply.OFF)
+        self.assertEqual(self.meter_1.load_state, "tripped")
+        self.sim.call(lambda site: site.meter(SIM_KEY).appliance_off("kettle"))
+        self.assertEqual(self.env["prepaid.meter"]._cron_load_restore(), 1)
+        self.execute_commands()
+        self.assertEqual(self.relay(), Supply.ON)
+        self.assertEqual(self.meter_1.load_state, "normal")

@@ -15,6 +15,7 @@
         "data/ir_cron_data.xml",
         "data/mail_activity_data.xml",
         "wizards/prepaid_load_restore_wizard_views.xml",
+        "wizards/prepaid_load_learn_wizard_views.xml",
         "views/prepaid_appliance_views.xml",
         "views/prepaid_load_profile_views.xml",
         "views/prepaid_load_event_views.xml",

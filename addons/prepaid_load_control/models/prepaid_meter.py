@@ -36,13 +36,23 @@ def _naive(value):
 
 class PrepaidMeter(models.Model):
     _inherit = "prepaid.meter"
-    _prepaid_protected_fields = (*MeteringMeter._prepaid_protected_fields, "load_state", "load_restore_at")
+    _prepaid_protected_fields = (
+        *MeteringMeter._prepaid_protected_fields,
+        "load_state",
+        "load_restore_at",
+        "load_learning_since",
+    )
 
     load_state = fields.Selection(
         LOAD_STATES, required=True, default="normal", readonly=True, copy=False, tracking=True, index=True
     )
     load_restore_at = fields.Datetime(readonly=True, copy=False)
     load_profile_id = fields.Many2one("prepaid.load.profile", compute="_compute_load_profile")
+    load_learning_since = fields.Datetime(
+        readonly=True,
+        copy=False,
+        help="Learning since then: the samples since are the appliance's signature (no load trip meanwhile).",
+    )
     load_event_ids = fields.One2many("prepaid.load.event", "meter_id", string="Load Events")
     load_event_count = fields.Integer(compute="_compute_load_event_count")
 
@@ -74,7 +84,7 @@ class PrepaidMeter(models.Model):
             .filtered(lambda m: m.utility == "electricity" and m.billing_mode == "platform")
         )
         profiles = self.env["prepaid.load.profile"]._profiles_of(meters)
-        meters = meters.filtered(lambda m: m.id in profiles)
+        meters = meters.filtered(lambda m: m.id in profiles and not m.load_learning_since)
         if not meters:
             return self.env["prepaid.load.event"]
         rows = self.env.execute_query(
@@ -259,6 +269,70 @@ class PrepaidMeter(models.Model):
             self.env._("Restored by %(user)s: %(reason)s", user=self.env.user.name, reason=reason),
             user=self.env.user,
         )
+
+    # ------------------------------------------------------------------ learning an appliance
+
+    def action_load_learn_start(self):
+        """Managers: start learning an appliance on this meter (switch it on after this; finish when a few
+        polls have read it). Load trips wait meanwhile."""
+        self.ensure_one()
+        if not is_manager(self.env):
+            raise AccessError(self.env._("Only prepaid managers learn appliances."))
+        self.check_access("write")
+        if self.utility != "electricity":
+            raise UserError(self.env._("Only electricity meters learn appliances."))
+        internal(self.sudo()).write({"load_learning_since": fields.Datetime.now()})
+        self.sudo().message_post(body=self.env._("Learning an appliance: switch it on now."))
+        return True
+
+    def action_load_learn_finish(self):
+        """Managers: name the appliance learnt since the start and add it to the catalogue (wizard)."""
+        self.ensure_one()
+        if not is_manager(self.env):
+            raise AccessError(self.env._("Only prepaid managers learn appliances."))
+        self.check_access("write")
+        if not self.load_learning_since:
+            raise UserError(self.env._("%(meter)s is not learning an appliance.", meter=self.display_name))
+        return {
+            "type": "ir.actions.act_window",
+            "name": self.env._("Learn an Appliance"),
+            "res_model": "prepaid.load.learn.wizard",
+            "view_mode": "form",
+            "target": "new",
+            "context": {"default_meter_id": self.id},
+        }
+
+    def action_load_learn_cancel(self):
+        self.ensure_one()
+        if not is_manager(self.env):
+            raise AccessError(self.env._("Only prepaid managers learn appliances."))
+        self.check_access("write")
+        internal(self.sudo()).write({"load_learning_since": False})
+        return True
+
+    def _prepaid_learning_samples(self, baseline_window=timedelta(minutes=15)):
+        """(baseline, samples) of the learning: the meter's power samples before and since the start."""
+        self.ensure_one()
+        since = self.load_learning_since
+        rows = self.env.execute_query(
+            SQL(
+                """SELECT read_at, power, power_factor FROM prepaid_meter_reading
+                    WHERE meter_id = %s AND power IS NOT NULL AND read_at >= %s
+                      AND state IS DISTINCT FROM 'quarantined'
+                 ORDER BY read_at""",
+                self.id,
+                since - baseline_window,
+            )
+        )
+        baseline, samples = [], []
+        for read_at, power, power_factor in rows:
+            sample = Sample(
+                at=read_at.replace(tzinfo=UTC),
+                power_w=Decimal(f"{power:.4f}") * 1000,
+                power_factor=Decimal(f"{abs(power_factor):.3f}") if power_factor else None,
+            )
+            (samples if read_at > since else baseline).append(sample)
+        return baseline, samples
 
     def action_view_load_events(self):
         self.ensure_one()

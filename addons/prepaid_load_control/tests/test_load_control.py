@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 from odoo import Command
+from odoo.addons.prepaid_base.models.prepaid_guard import internal
 from odoo.addons.prepaid_billing.tests.common import T0, BillingCommon
 from odoo.addons.prepaid_billing.tests.test_end_to_end import SIM_KEY, SimulatedMeterCase
 from odoo.exceptions import AccessError, UserError, ValidationError
@@ -199,6 +200,44 @@ class TestLoadControl(BillingCommon):
         profiles = self.env["prepaid.load.profile"]._profiles_of(self.meter_1 | self.meter_2)
         self.assertEqual(profiles[self.meter_1.id], room)
         self.assertEqual(profiles[self.meter_2.id], own)
+
+    def test_a_learned_appliance_is_recognised_afterwards(self):
+        """A 700 W hot plate (resistive, PF 1.0) is malicious in this profile; learnt as allowed on the meter,
+        it goes on the profile's whitelist and is recognised (no trip) the next time."""
+        Meter = self.env["prepaid.meter"]
+        self.base()
+        self.sample(760, 0.995)
+        self.assertEqual(self.events()[-1].classification, "malicious")
+        Meter._cron_load_restore()
+        self.sample(60, 0.6)
+        # Learning: the baseline, then a few polls with the hot plate on; no trip meanwhile.
+        self.base()
+        self.meter_1.action_load_learn_start()
+        self.assertTrue(self.meter_1.load_learning_since)
+        # The readings of the learning come after its start (the test's clock is the readings' own).
+        internal(self.meter_1.sudo()).write({"load_learning_since": self.at.replace(tzinfo=None)})
+        events_before = len(self.events())
+        for _ in range(4):
+            self.sample(760, 0.995)
+        self.assertEqual(len(self.events()), events_before, "no trip while learning")
+        action = self.meter_1.action_load_learn_finish()
+        wizard = (
+            self.env[action["res_model"]].with_context(action["context"]).create({"name": "Lab hot plate"})
+        )
+        wizard.action_learn()
+        appliance = self.env["prepaid.appliance"].search([("learned_meter_id", "=", self.meter_1.id)])
+        self.assertEqual(len(appliance), 1)
+        self.assertTrue(
+            appliance.power_min <= 700 <= appliance.power_max, (appliance.power_min, appliance.power_max)
+        )
+        self.assertGreaterEqual(appliance.pf_min, 0.95)
+        self.assertIn(appliance, self.profile.whitelist_ids)
+        self.assertFalse(self.meter_1.load_learning_since)
+        # Switched off, then on again: recognised, no event, no trip.
+        self.base()
+        self.sample(760, 0.995)
+        self.assertEqual(len(self.events()), events_before)
+        self.assertEqual(self.meter_1.load_state, "normal")
 
     def test_the_room_status_board_shows_a_load_trip(self):
         self.base()

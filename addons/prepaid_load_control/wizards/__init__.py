@@ -1,1 +1,1 @@
-from . import prepaid_load_restore_wizard
+from . import prepaid_load_learn_wizard, prepaid_load_restore_wizard

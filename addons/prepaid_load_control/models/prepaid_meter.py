@@ -36,12 +36,25 @@ def _naive(value):
 
 class PrepaidMeter(models.Model):
     _inherit = "prepaid.meter"
-    _prepaid_protected_fields = (*MeteringMeter._prepaid_protected_fields, "load_state", "load_restore_at")
+    _prepaid_protected_fields = (
+        *MeteringMeter._prepaid_protected_fields,
+        "load_state",
+        "load_restore_at",
+        "time_control_off",
+    )
 
     load_state = fields.Selection(
         LOAD_STATES, required=True, default="normal", readonly=True, copy=False, tracking=True, index=True
     )
     load_restore_at = fields.Datetime(string="Load Restore At", readonly=True, copy=False)
+    time_control_off = fields.Boolean(
+        string="Off by Time Control",
+        readonly=True,
+        copy=False,
+        index=True,
+        help="Time control tripped this meter: it closes it again when its schedules want the supply on "
+        "(a meter tripped by hand, for its balance or for its load is never closed by time control).",
+    )
     load_profile_id = fields.Many2one(
         "prepaid.load.profile", compute="_compute_load_profile", string="Load Profile"
     )

@@ -46,7 +46,7 @@ class PrepaidMeter(models.Model):
     load_state = fields.Selection(
         LOAD_STATES, required=True, default="normal", readonly=True, copy=False, tracking=True, index=True
     )
-    load_restore_at = fields.Datetime(string="Load Restore At", readonly=True, copy=False)
+    load_restore_at = fields.Datetime(readonly=True, copy=False)
     time_control_off = fields.Boolean(
         string="Off by Time Control",
         readonly=True,
@@ -55,9 +55,7 @@ class PrepaidMeter(models.Model):
         help="Time control tripped this meter: it closes it again when its schedules want the supply on "
         "(a meter tripped by hand, for its balance or for its load is never closed by time control).",
     )
-    load_profile_id = fields.Many2one(
-        "prepaid.load.profile", compute="_compute_load_profile", string="Load Profile"
-    )
+    load_profile_id = fields.Many2one("prepaid.load.profile", compute="_compute_load_profile")
     load_event_ids = fields.One2many("prepaid.load.event", "meter_id", string="Load Events")
     load_event_count = fields.Integer(compute="_compute_load_event_count")
 

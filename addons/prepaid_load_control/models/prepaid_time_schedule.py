@@ -344,13 +344,13 @@ class PrepaidTimeScheduleWindow(models.Model):
     supply = fields.Selection(
         SUPPLY_SELECTION, required=True, default=str(Supply.OFF), help="The supply during the window."
     )
-    mon = fields.Boolean(string="Mon", default=True)
-    tue = fields.Boolean(string="Tue", default=True)
-    wed = fields.Boolean(string="Wed", default=True)
-    thu = fields.Boolean(string="Thu", default=True)
-    fri = fields.Boolean(string="Fri", default=True)
-    sat = fields.Boolean(string="Sat", default=True)
-    sun = fields.Boolean(string="Sun", default=True)
+    mon = fields.Boolean(default=True)
+    tue = fields.Boolean(default=True)
+    wed = fields.Boolean(default=True)
+    thu = fields.Boolean(default=True)
+    fri = fields.Boolean(default=True)
+    sat = fields.Boolean(default=True)
+    sun = fields.Boolean(default=True)
 
     @api.constrains("start", "end", "supply", "holiday", *WEEKDAY_FIELDS)
     def _check_window(self):

@@ -6,7 +6,7 @@
     "category": "Services/Prepaid Utilities",
     "author": "Prepaid Utilities Suite",
     "license": "LGPL-3",
-    "depends": ["prepaid_billing"],
+    "depends": ["prepaid_billing", "resource"],
     "external_dependencies": {"python": ["prepaid-engine"]},
     "data": [
         "security/prepaid_load_control_security.xml",
@@ -21,6 +21,7 @@
         "views/prepaid_load_event_views.xml",
         "views/prepaid_meter_views.xml",
         "views/prepaid_property_views.xml",
+        "views/prepaid_time_schedule_views.xml",
         "views/prepaid_load_control_menus.xml",
     ],
     "demo": ["demo/prepaid_load_control_demo.xml"],

@@ -6,4 +6,5 @@ from . import (
     prepaid_meter,
     prepaid_meter_reading,
     prepaid_property,
+    prepaid_time_schedule,
 )

@@ -41,18 +41,27 @@ class PrepaidMeter(models.Model):
         "load_state",
         "load_restore_at",
         "load_learning_since",
+        "time_control_off",
     )
 
     load_state = fields.Selection(
         LOAD_STATES, required=True, default="normal", readonly=True, copy=False, tracking=True, index=True
     )
     load_restore_at = fields.Datetime(readonly=True, copy=False)
-    load_profile_id = fields.Many2one("prepaid.load.profile", compute="_compute_load_profile")
     load_learning_since = fields.Datetime(
         readonly=True,
         copy=False,
         help="Learning since then: the samples since are the appliance's signature (no load trip meanwhile).",
     )
+    time_control_off = fields.Boolean(
+        string="Off by Time Control",
+        readonly=True,
+        copy=False,
+        index=True,
+        help="Time control tripped this meter: it closes it again when its schedules want the supply on "
+        "(a meter tripped by hand, for its balance or for its load is never closed by time control).",
+    )
+    load_profile_id = fields.Many2one("prepaid.load.profile", compute="_compute_load_profile")
     load_event_ids = fields.One2many("prepaid.load.event", "meter_id", string="Load Events")
     load_event_count = fields.Integer(compute="_compute_load_event_count")
 

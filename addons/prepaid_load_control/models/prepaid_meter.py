@@ -219,8 +219,18 @@ class PrepaidMeter(models.Model):
         return len(restored)
 
     def _prepaid_load_close(self, reason, user=None):
-        """Close this meter's relay again after a load trip, and mark its open events restored."""
+        """Close this meter's relay again after a load trip, and mark its open events restored. During a
+        time-control window that wants it off, it is only flagged: time control closes it when the window
+        ends."""
         self.ensure_one()
+        held = self.id in self.env["prepaid.time.schedule"]._prepaid_wanted_off(self)
+        if held:
+            internal(self.sudo()).write({"time_control_off": True})
+        else:
+            self._prepaid_queue_load_close(user)
+        self._prepaid_mark_restored(reason, user)
+
+    def _prepaid_queue_load_close(self, user=None):
         self.env["prepaid.meter.command"].sudo()._enqueue(
             [
                 {
@@ -232,6 +242,8 @@ class PrepaidMeter(models.Model):
             ],
             urgent=True,
         )
+
+    def _prepaid_mark_restored(self, reason, user=None):
         internal(self.sudo()).write({"load_state": "normal", "load_restore_at": False})
         events = (
             self.env["prepaid.load.event"]

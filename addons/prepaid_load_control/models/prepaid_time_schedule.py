@@ -246,6 +246,28 @@ class PrepaidTimeSchedule(models.Model):
         return found
 
     @api.model
+    def _prepaid_wanted_off(self, meters, now=None):
+        """The ids of ``meters`` that an active schedule wants off at ``now`` (in each meter's building zone):
+        what a load restore or a top-up must not close (time control closes them when the window ends)."""
+        now = _aware(now) or datetime.now(UTC)
+        schedules = self.sudo().search([])
+        if not schedules or not meters:
+            return set()
+        covering = schedules._prepaid_covering(meters)
+        off = set()
+        for meter in meters:
+            tz = (meter.building_id or meter.unit_id).effective_tz or meter.company_id.partner_id.tz or "UTC"
+            for schedule in covering[meter.id]:
+                try:
+                    engine = schedule._prepaid_engine_schedule()
+                except ConfigError:
+                    continue
+                if supply_at(engine, now, tz) == Supply.OFF:
+                    off.add(meter.id)
+                    break
+        return off
+
+    @api.model
     def _cron_apply(self, now=None):
         """Every minute: the supply every active schedule wants now for each meter it covers (in the meter's
         building time zone; off wins where schedules disagree), and one batch of trip / close commands for the

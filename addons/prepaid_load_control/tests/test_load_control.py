@@ -239,6 +239,36 @@ class TestLoadControl(BillingCommon):
         self.assertEqual(len(self.events()), events_before)
         self.assertEqual(self.meter_1.load_state, "normal")
 
+    def _lights_out_all_day(self):
+        days = dict.fromkeys(("mon", "tue", "wed", "thu", "fri", "sat", "sun"), True)
+        return self.env["prepaid.time.schedule"].create(
+            {
+                "name": "Always off",
+                "property_ids": [Command.set(self.building.ids)],
+                "window_ids": [Command.create({"start": 0.0, "end": 0.0, "supply": "off", **days})],
+            }
+        )
+
+    def test_a_load_restore_never_closes_a_meter_during_a_time_control_window(self):
+        self.base()
+        self.kettle()
+        self._lights_out_all_day()
+        closes = self.commands("close")
+        self.assertEqual(self.env["prepaid.meter"]._cron_load_restore(), 1)
+        self.assertEqual(self.meter_1.load_state, "normal")
+        self.assertTrue(self.meter_1.time_control_off, "time control closes it when its window ends")
+        self.assertEqual(self.commands("close"), closes)
+
+    def test_a_top_up_never_closes_a_meter_during_a_time_control_window(self):
+        self.post(self.account_1, -self.account_1.balance - 5.0, "drain")
+        self.assertTrue(self.account_1.supply_cut)
+        self._lights_out_all_day()
+        closes = self.commands("close")
+        self.topup(self.account_1, 100.0)
+        self.assertFalse(self.account_1.supply_cut)
+        self.assertEqual(self.commands("close"), closes)
+        self.assertTrue(self.meter_1.time_control_off)
+
     def test_the_room_status_board_shows_a_load_trip(self):
         self.base()
         self.kettle()

@@ -269,6 +269,10 @@ LOAD_ADDON_CRUD = {
     "prepaid.load.profile.range": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
     "prepaid.load.event": {"op_one": "r", "op_all": "r", "manager": "r"},  # recorded by load control
     "prepaid.load.restore.wizard": {"manager": "rwc"},
+    "prepaid.load.learn.wizard": {"manager": "rwc"},
+    "prepaid.time.schedule": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.time.schedule.window": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    "prepaid.time.schedule.holiday": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
 }
 LOAD_ADDON_METHODS = {
     ("prepaid.meter", "action_load_restore"): MGR,
@@ -277,9 +281,21 @@ LOAD_ADDON_METHODS = {
     ("prepaid.load.event", "create"): NOBODY,
     ("prepaid.load.event", "write"): NOBODY,
     ("prepaid.load.restore.wizard", "action_restore"): MGR,
+    ("prepaid.meter", "action_load_learn_start"): MGR,
+    ("prepaid.meter", "action_load_learn_finish"): MGR,
+    ("prepaid.meter", "action_load_learn_cancel"): MGR,
+    ("prepaid.load.learn.wizard", "action_learn"): MGR,
+    ("prepaid.time.schedule", "create"): MGR,
+    ("prepaid.time.schedule", "write"): MGR,
 }
 LOAD_ADDON_PROTECTED = {
-    "prepaid.meter": [{"load_state": "locked"}, {"load_restore_at": "2026-01-01 00:00:00"}],
+    "prepaid.meter": [
+        {"load_state": "locked"},
+        {"load_restore_at": "2026-01-01 00:00:00"},
+        {"load_learning_since": "2026-01-01 00:00:00"},
+        {"time_control_off": True},
+    ],
+    "prepaid.time.schedule": [{"last_run_at": "2026-01-01 00:00:00"}, {"last_command_count": 9}],
     "prepaid.load.event": [{"action": "none"}, {"restore": "restored"}, {"meter_id": 1}],
 }
 
@@ -510,7 +526,25 @@ class TestAuthorisationMatrix(BillingCommon):
                 "prepaid.load.restore.wizard": env["prepaid.load.restore.wizard"].create(
                     {"meter_id": cls.meter_1.id, "reason": "mx"}
                 ),
+                "prepaid.load.learn.wizard": env["prepaid.load.learn.wizard"].create(
+                    {"meter_id": cls.meter_1.id, "name": "mx"}
+                ),
             }
+            schedule = env["prepaid.time.schedule"].create(
+                {
+                    "name": "MX lights-out",
+                    "property_ids": [Command.set(cls.floor.ids)],
+                    "window_ids": [Command.create({"start": 23.5, "end": 6.0, "supply": "off"})],
+                    "holiday_ids": [Command.create({"date": "2026-03-05", "name": "mx"})],
+                }
+            )
+            cls.load_records.update(
+                {
+                    "prepaid.time.schedule": schedule,
+                    "prepaid.time.schedule.window": schedule.window_ids[:1],
+                    "prepaid.time.schedule.holiday": schedule.holiday_ids[:1],
+                }
+            )
         cls.portal_records = {}
         if cls.has_portal:
             binding = env["prepaid.portal.binding"]._bind(
@@ -642,6 +676,10 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.load.profile.range": {"high_w": 5000},
             "prepaid.load.event": {"restore_reason": "mx"},
             "prepaid.load.restore.wizard": {"reason": "mx2"},
+            "prepaid.load.learn.wizard": {"name": "mx2"},
+            "prepaid.time.schedule": {"note": "mx"},
+            "prepaid.time.schedule.window": {"end": 6.5},
+            "prepaid.time.schedule.holiday": {"name": "mx2"},
         }[model]
 
     def create_vals(self, model):
@@ -757,6 +795,18 @@ class TestAuthorisationMatrix(BillingCommon):
                 "action": "trip",
             },
             "prepaid.load.restore.wizard": {"meter_id": self.meter_1.id, "reason": "x"},
+            "prepaid.load.learn.wizard": {"meter_id": self.meter_1.id, "name": "x"},
+            "prepaid.time.schedule": {"name": "MX new schedule"},
+            "prepaid.time.schedule.window": {
+                "schedule_id": self.load_records["prepaid.time.schedule"].id,
+                "start": 1.0,
+                "end": 2.0,
+            },
+            "prepaid.time.schedule.holiday": {
+                "schedule_id": self.load_records["prepaid.time.schedule"].id,
+                "date": "2026-03-06",
+                "name": "x",
+            },
         }[model]
 
     # ------------------------------------------------------------------ RPC

@@ -222,7 +222,7 @@ class TestLoadControl(BillingCommon):
         self.assertEqual(len(self.events()), events_before, "no trip while learning")
         action = self.meter_1.action_load_learn_finish()
         wizard = (
-            self.env[action["res_model"]].with_context(action["context"]).create({"name": "Lab hot plate"})
+            self.env[action["res_model"]].with_context(**action["context"]).create({"name": "Lab hot plate"})
         )
         wizard.action_learn()
         appliance = self.env["prepaid.appliance"].search([("learned_meter_id", "=", self.meter_1.id)])

@@ -356,7 +356,10 @@ class PrepaidMeter(models.Model):
         return baseline, samples
 
     def action_view_load_events(self):
+        """Staff: the meter's load events (tenants read their notices on the account, not the events)."""
         self.ensure_one()
+        if not self.env.user.has_group("prepaid_base.group_prepaid_user"):
+            raise AccessError(self.env._("Load events are for the property's staff."))
         self.check_access("read")
         action = self.env["ir.actions.act_window"]._for_xml_id(
             "prepaid_load_control.prepaid_load_event_action"

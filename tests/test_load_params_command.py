@@ -20,9 +20,13 @@ from prepaid_engine.errors import ConfigError
 from prepaid_engine.load import LimitMode, LoadProfile, MaliciousMode, PowerRange, RestorePolicy
 from prepaid_engine.load.params import (
     DLT645_IDENTIFIERS,
+    PROFILE_PARAMETERS,
     builtin_parameters,
+    enforces_profiles,
     parameters_from_data,
+    parameters_from_json,
     parameters_to_data,
+    parameters_to_json,
     profile_parameters,
     read_plan,
     same_values,
@@ -125,6 +129,8 @@ def test_a_command_carrying_the_values_as_json_data_sets_the_same_values():
     assert data["power_limit"] == "2.2" and data["malicious_mode"] == "trip" and data["restore_delay"] == 120
     values = parameters_from_data(data)
     assert values == VALUES
+    text = parameters_to_json(VALUES)
+    assert parameters_from_json(text) == VALUES and text == parameters_to_json(dict(reversed(VALUES.items())))
 
     async def scenario(site, execute):
         [result] = await execute(load_command("p", ELECTRIC, values))
@@ -148,14 +154,19 @@ def test_values_as_data_refuse_unknown_read_only_and_garbled_entries():
             parameters_from_data(data)
     with pytest.raises(ConfigError):
         parameters_to_data({"event_count": 3})
+    for text in ("", "{", "null", '{"power_limit": null}'):
+        with pytest.raises(ConfigError):
+            parameters_from_json(text)
 
 
 def test_which_models_hold_the_parameters():
     models = builtin_models()
+    assert set(PROFILE_PARAMETERS) == set(VALUES)
     for code in ("dlt645_2007_prepaid", "dlt645_2007_basic", "acrel_ddsy1352", "acrel_dtsy1352"):
-        assert unsettable(models[code], VALUES) == (), code
+        assert unsettable(models[code], VALUES) == () and enforces_profiles(models[code]), code
     for code in ("dlt645_1997", "modbus_generic", "acrel_adf300", "cjt188_water"):
         assert unsettable(models[code], VALUES) == tuple(VALUES), code
+        assert not enforces_profiles(models[code]), code
     assert unsettable(models["dlt645_2007_prepaid"], ("power_limit", "trip_reason")) == ("trip_reason",)
 
 

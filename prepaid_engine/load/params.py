@@ -29,8 +29,9 @@ built-in models say so per parameter.
 :func:`read_plan` / :func:`write_steps` build the exchanges (the adapters' step types: DL/T 645 frames or
 Modbus block reads and FC16 writes), for a caller that owns a link: the poller's link (the adapters' plan of
 a ``SET_LOAD_PARAMETERS`` command, confirmed by :func:`same_values` on the read-back) or a test's.
-:func:`parameters_to_data` / :func:`parameters_from_data` carry the values as JSON-able data (a command queue
-stores them so), and :func:`unsettable` says which of them a model cannot hold.
+:func:`parameters_to_data` / :func:`parameters_from_data` (and their ``_json`` forms) carry the values as
+JSON-able data (a command queue stores them so), and :func:`unsettable` says which of them a model cannot
+hold.
 """
 
 from __future__ import annotations
@@ -408,6 +409,25 @@ def profile_from_parameters(values: Mapping[str, Any]) -> tuple[LoadProfile, Res
 # -- values as data ---------------------------------------------------------------------------------------
 
 
+# What :func:`profile_parameters` sets with a restore policy: the parameters a meter enforcing a profile
+# holds.
+PROFILE_PARAMETERS: tuple[str, ...] = (
+    "power_limit",
+    "power_limit_mode",
+    "malicious_mode",
+    "pf_threshold",
+    *(f"range_{n}_{end}" for n in range(1, RANGES + 1) for end in ("low", "high")),
+    "restore_delay",
+    "restore_count",
+)
+
+
+def enforces_profiles(model: MeterModel) -> bool:
+    """Whether ``model``'s meters can hold a whole load profile (:data:`PROFILE_PARAMETERS`) and so enforce it
+    themselves; the platform enforces it for the others (from their polled power)."""
+    return not unsettable(model, PROFILE_PARAMETERS)
+
+
 def unsettable(model: MeterModel, names: Iterable[str]) -> tuple[str, ...]:
     """The parameters of ``names`` that ``model`` cannot be set to (it has no such parameter, or only reads
     it), in order: ``()`` for a model whose meters hold them all (they enforce them themselves)."""
@@ -451,6 +471,20 @@ def parameters_from_data(data: Mapping[str, Any]) -> dict[str, Any]:
         values[meaning.name] = parsed = meaning.from_data(value)
         meaning.to_wire(parsed)
     return values
+
+
+def parameters_to_json(values: Mapping[str, Any]) -> str:
+    """:func:`parameters_to_data` as JSON text (keys sorted: the same values give the same text)."""
+    return json.dumps(parameters_to_data(values), sort_keys=True)
+
+
+def parameters_from_json(text: str) -> dict[str, Any]:
+    """The parameter values of :func:`parameters_to_json`'s text; :class:`ConfigError` for anything else."""
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"load parameters are not JSON: {exc}", kind="param.value") from exc
+    return parameters_from_data(data)
 
 
 def same_values(sent: Mapping[str, Any], read: Mapping[str, Any]) -> bool:

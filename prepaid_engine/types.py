@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from .errors import ConfigError
 
@@ -50,6 +51,7 @@ class CommandKind(enum.StrEnum):
     KEEP_POWER_ON = "keep_power_on"
     KEEP_POWER_OFF = "keep_power_off"
     SET_PRICES = "set_prices"
+    SET_LOAD_PARAMETERS = "set_load_parameters"
     RECHARGE = "recharge"
     VALVE_OPEN = "valve_open"
     VALVE_CLOSE = "valve_close"
@@ -553,6 +555,9 @@ class MeterCommand:
     meter_key: str
     kind: CommandKind
     prices: tuple[Decimal, ...] = ()  # SET_PRICES: sharp, peak, flat, valley (4 decimals)
+    # SET_LOAD_PARAMETERS: (name, value) pairs, a mapping's items: settable load-control parameters and their
+    # Python values (prepaid_engine.load.params: profile_parameters, parameters_from_data)
+    parameters: tuple[tuple[str, Any], ...] = ()
     amount: Decimal | None = None  # RECHARGE: money, 2 decimals
     purchase_count: int | None = None  # RECHARGE: the count this recharge carries (previous + 1)
     # (a DL/T 645 relay command's own validity is the poller's relay window on the meter's clock)

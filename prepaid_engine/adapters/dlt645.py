@@ -1,4 +1,4 @@
-"""DL/T 645-2007 meter session: reads, relay control, keep power, prices and recharge.
+"""DL/T 645-2007 meter session: reads, relay control, keep power, prices, load parameters and recharge.
 
 Reading: one read (C=11) per data identifier of the model's ``reads``; the replies' values are merged with
 ``dlt645.collect_reading`` (balance = remaining money, or minus the overdraft), then energies, current and
@@ -19,6 +19,9 @@ Commands and how each is confirmed:
   completes it (``confirmed=False``).
 - SET_PRICES: one write C=14 per price (04050101..04: sharp, peak, flat, valley); confirmed by reading the
   same identifiers back equal to the prices sent.
+- SET_LOAD_PARAMETERS: one write C=14 per load-control parameter of the command (the model's identifiers,
+  :mod:`prepaid_engine.load.params`); confirmed by reading the same identifiers back equal to the values
+  sent. A model without those parameters (or only reading one of them) cannot take it (unsupported).
 - RECHARGE: security command C=03, DI 070102FF, payload from ``security.build_recharge`` (the poller's master
   key, the meter number, amount, purchase count, customer number); confirmed by 03330201 (purchase count)
   at or past the count sent (counts are strictly sequential, so the meter applied it), with 00900200
@@ -337,6 +340,11 @@ class Dlt645Adapter:
             "prices " + " / ".join(str(p) for p in prices),
         )
 
+    def _load_parameters(self, meter: MeterSpec, command: MeterCommand, ctx: CommandContext) -> CommandPlan:
+        from ..load import params  # loaded with the first such command, not with every poll
+
+        return params.command_plan(meter, dict(command.parameters))
+
     def _recharge(self, meter: MeterSpec, command: MeterCommand, ctx: CommandContext) -> CommandPlan:
         if ctx.master_key is None:
             raise SecurityError("no master key: recharges cannot be signed")
@@ -386,6 +394,7 @@ Dlt645Adapter.builders = {
     CommandKind.KEEP_POWER_ON: Dlt645Adapter._relay,
     CommandKind.KEEP_POWER_OFF: Dlt645Adapter._relay,
     CommandKind.SET_PRICES: Dlt645Adapter._prices,
+    CommandKind.SET_LOAD_PARAMETERS: Dlt645Adapter._load_parameters,
     CommandKind.RECHARGE: Dlt645Adapter._recharge,
 }
 

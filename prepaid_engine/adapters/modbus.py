@@ -3,7 +3,10 @@
 The register map is the model's data (``codecs.modbus``): a poll reads the fewest blocks that cover the map's
 reading fields (``read_plan``) and decodes them (``decode``, energies x CT ratio). A command is the model's
 block write for its kind (``command_write``); trip/close are confirmed by reading the relay-state field back
-when the map has one, else the acknowledgement alone completes them (``confirmed=False``).
+when the map has one, else the acknowledgement alone completes them (``confirmed=False``). SET_LOAD_PARAMETERS
+writes the model's load-control parameter registers (FC16, neighbours in one write;
+:mod:`prepaid_engine.load.params`) and is confirmed by reading them back equal to the values sent; a model
+without them cannot take it (unsupported).
 
 Meters that lack registers: a block read answered with exception 02 ("illegal data address") is followed by
 one read per field of the block; a field the meter refuses is left out and the rest kept (the poller reports
@@ -73,6 +76,10 @@ class ModbusAdapter:
         return ReadPlan(steps, fold, lacks, parts if lacks is not None else None)
 
     def command_plan(self, meter: MeterSpec, command: MeterCommand, ctx: CommandContext) -> CommandPlan:
+        if command.kind == CommandKind.SET_LOAD_PARAMETERS:
+            from ..load import params  # loaded with the first such command, not with every poll
+
+            return params.command_plan(meter, dict(command.parameters))
         unit, circuit = mb.parse_address(meter.address)
         write = mb.command_write(
             meter.model, command.kind, circuit=circuit

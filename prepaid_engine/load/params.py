@@ -26,8 +26,12 @@ Trip reason codes (:class:`TripReason`) and the event record layout are our choi
 found for malicious-load meters): every DL/T 645 identifier here is marked uncertain in the DI table, and the
 built-in models say so per parameter.
 
-:func:`read_plan` / :func:`write_steps` build the DL/T 645 exchanges (the adapters' step types), for a caller
-that owns a link: the poller's link or a test's.
+:func:`read_plan` / :func:`write_steps` build the exchanges (the adapters' step types: DL/T 645 frames or
+Modbus block reads and FC16 writes), for a caller that owns a link: the poller's link (the adapters' plan of
+a ``SET_LOAD_PARAMETERS`` command, confirmed by :func:`same_values` on the read-back) or a test's.
+:func:`parameters_to_data` / :func:`parameters_from_data` (and their ``_json`` forms) carry the values as
+JSON-able data (a command queue stores them so), and :func:`unsettable` says which of them a model cannot
+hold.
 """
 
 from __future__ import annotations
@@ -140,30 +144,59 @@ _LIMIT = _enum_codec(LimitMode, (LimitMode.ALARM, LimitMode.TRIP))
 _MALICIOUS = _enum_codec(MaliciousMode, (MaliciousMode.OFF, MaliciousMode.ALARM, MaliciousMode.TRIP))
 
 
+def _enum_data(enum_type: type[enum.Enum]) -> Callable[[Any], Any]:
+    def load(value: Any) -> Any:
+        try:
+            return enum_type(value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{enum_type.__name__}: {value!r} is not one of its names", kind="param.value"
+            ) from exc
+
+    return load
+
+
+def _kw_data(value: Any) -> Decimal:
+    if isinstance(value, float):
+        raise ConfigError(f"kW as a decimal string, not the float {value!r}", kind="param.value")
+    try:
+        number = _kw(value)
+    except ArithmeticError as exc:
+        raise ConfigError(f"kW as a decimal string, not {value!r}", kind="param.value") from exc
+    if not number.is_finite():
+        raise ConfigError(f"kW as a decimal string, not {value!r}", kind="param.value")
+    return number
+
+
 @dataclass(frozen=True, slots=True)
 class Parameter:
-    """A parameter's meaning: its Python value <-> the codec's value (Decimal, int or digit string)."""
+    """A parameter's meaning: its Python value <-> the codec's value (Decimal, int or digit string), and
+    its Python value from JSON data (``from_data``: settable ones; :func:`parameters_from_data`)."""
 
     name: str
     to_wire: Callable[[Any], Any]
     from_wire: Callable[[Any], Any]
     access: str = "rw"
+    from_data: Callable[[Any], Any] = _same
 
 
 def _catalogue() -> dict[str, Parameter]:
     items = [
-        Parameter("power_limit", _kw, _same),
-        Parameter("power_limit_mode", *_LIMIT),
-        Parameter("malicious_mode", *_MALICIOUS),
-        Parameter("pf_threshold", _kw, _same),
-        Parameter("restore_delay", _int, _same),
-        Parameter("restore_count", _int, _same),
+        Parameter("power_limit", _kw, _same, from_data=_kw_data),
+        Parameter("power_limit_mode", *_LIMIT, from_data=_enum_data(LimitMode)),
+        Parameter("malicious_mode", *_MALICIOUS, from_data=_enum_data(MaliciousMode)),
+        Parameter("pf_threshold", _kw, _same, from_data=_kw_data),
+        Parameter("restore_delay", _int, _same, from_data=_int),
+        Parameter("restore_count", _int, _same, from_data=_int),
         Parameter("trip_reason", _reason, TripReason, "r"),
         Parameter("restores_today", _int, _same, "r"),
         Parameter("event_count", _int, _same, "r"),
     ]
     for n in range(1, RANGES + 1):
-        items += [Parameter(f"range_{n}_low", _kw, _same), Parameter(f"range_{n}_high", _kw, _same)]
+        items += [
+            Parameter(f"range_{n}_low", _kw, _same, from_data=_kw_data),
+            Parameter(f"range_{n}_high", _kw, _same, from_data=_kw_data),
+        ]
     items += [
         Parameter(f"event_{n}", _record_encode, EventRecord.from_digits, "r") for n in range(1, EVENTS + 1)
     ]
@@ -373,17 +406,116 @@ def profile_from_parameters(values: Mapping[str, Any]) -> tuple[LoadProfile, Res
     return profile, policy
 
 
-# -- DL/T 645 exchanges ----------------------------------------------------------------------------------
+# -- values as data ---------------------------------------------------------------------------------------
+
+
+# What :func:`profile_parameters` sets with a restore policy: the parameters a meter enforcing a profile
+# holds.
+PROFILE_PARAMETERS: tuple[str, ...] = (
+    "power_limit",
+    "power_limit_mode",
+    "malicious_mode",
+    "pf_threshold",
+    *(f"range_{n}_{end}" for n in range(1, RANGES + 1) for end in ("low", "high")),
+    "restore_delay",
+    "restore_count",
+)
+
+
+def enforces_profiles(model: MeterModel) -> bool:
+    """Whether ``model``'s meters can hold a whole load profile (:data:`PROFILE_PARAMETERS`) and so enforce it
+    themselves; the platform enforces it for the others (from their polled power)."""
+    return not unsettable(model, PROFILE_PARAMETERS)
+
+
+def unsettable(model: MeterModel, names: Iterable[str]) -> tuple[str, ...]:
+    """The parameters of ``names`` that ``model`` cannot be set to (it has no such parameter, or only reads
+    it), in order: ``()`` for a model whose meters hold them all (they enforce them themselves)."""
+    specs = {spec.name: spec for spec in model_parameters(model)}
+    return tuple(n for n in dict.fromkeys(names) if n not in specs or specs[n].access != "rw")
+
+
+def _settable(name: str) -> Parameter:
+    meaning = PARAMETERS.get(name)
+    if meaning is None or meaning.access != "rw":
+        raise ConfigError(
+            f"{name!r} is not a settable load-control parameter", kind="param.unknown", name=name
+        )
+    return meaning
+
+
+def parameters_to_data(values: Mapping[str, Any]) -> dict[str, str | int]:
+    """Settable parameter ``values`` as JSON-able data: kW and the power factor as decimal strings, modes by
+    name (``"trip"``), seconds and counts as integers; :class:`ConfigError` for a name or value that is not
+    one. :func:`parameters_from_data` reverses it."""
+    data: dict[str, str | int] = {}
+    for name, value in values.items():
+        _settable(name).to_wire(value)  # raises for a value it cannot carry
+        if isinstance(value, enum.Enum):
+            data[name] = value.value
+        elif isinstance(value, int):
+            data[name] = value
+        else:
+            data[name] = str(Decimal(value))
+    return data
+
+
+def parameters_from_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameter values (Python values, as :func:`profile_parameters` gives them) of
+    :func:`parameters_to_data`'s data; :class:`ConfigError` for anything else."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"load parameters are an object, not {data!r}", kind="param.value")
+    values = {}
+    for name, value in data.items():
+        meaning = _settable(str(name))
+        values[meaning.name] = parsed = meaning.from_data(value)
+        meaning.to_wire(parsed)
+    return values
+
+
+def parameters_to_json(values: Mapping[str, Any]) -> str:
+    """:func:`parameters_to_data` as JSON text (keys sorted: the same values give the same text)."""
+    return json.dumps(parameters_to_data(values), sort_keys=True)
+
+
+def parameters_from_json(text: str) -> dict[str, Any]:
+    """The parameter values of :func:`parameters_to_json`'s text; :class:`ConfigError` for anything else."""
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"load parameters are not JSON: {exc}", kind="param.value") from exc
+    return parameters_from_data(data)
+
+
+def same_values(sent: Mapping[str, Any], read: Mapping[str, Any]) -> bool:
+    """Whether ``read`` (a read-back) holds every parameter of ``sent`` at the value sent, compared as the
+    meter keeps them (2.2 kW is 2.2000 kW)."""
+    try:
+        return all(
+            name in read and PARAMETERS[name].to_wire(read[name]) == PARAMETERS[name].to_wire(value)
+            for name, value in sent.items()
+        )
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return False
+
+
+# -- exchanges -------------------------------------------------------------------------------------------
+
+MODBUS_READ_MAX = 125  # registers in one FC3/FC4 read
+MODBUS_WRITE_MAX = 123  # registers in one FC16 write
 
 
 def read_plan(meter, names: Iterable[str]):
-    """A :class:`~prepaid_engine.adapters.base.ReadPlan` reading ``names`` from a DL/T 645-2007 meter
-    (``MeterSpec``); its fold gives ``{name: value}``."""
+    """A :class:`~prepaid_engine.adapters.base.ReadPlan` reading ``names`` from a meter (``MeterSpec``):
+    one DL/T 645-2007 read per parameter, or Modbus block reads of their registers (neighbours in one);
+    its fold gives ``{name: value}``."""
     from ..adapters.base import ReadPlan
     from ..adapters.dlt645 import Dlt645Adapter, _pairs
 
     model = meter.model
-    names = tuple(names)
+    names = tuple(dict.fromkeys(names))
+    if model.protocol is Protocol.MODBUS:
+        return _modbus_read_plan(meter, names)
     specs = {parameter_spec(model, name).di: name for name in names}
     adapter = Dlt645Adapter()
     steps = tuple(adapter._read_step(meter.address, di) for di in specs)
@@ -395,18 +527,23 @@ def read_plan(meter, names: Iterable[str]):
 
 
 def write_steps(meter, values: Mapping[str, Any]) -> tuple:
-    """The DL/T 645-2007 writes (C=14, the model's password) that set ``values`` on a meter, one
-    :class:`~prepaid_engine.adapters.base.FrameStep` per parameter."""
+    """The writes that set ``values`` on a meter: DL/T 645-2007 writes (C=14, the model's password), one
+    :class:`~prepaid_engine.adapters.base.FrameStep` per parameter, or Modbus FC16 writes
+    (:class:`~prepaid_engine.adapters.base.BlockWrite`) of whole parameter registers, neighbours in one."""
     from ..adapters.base import FrameStep
     from ..adapters.dlt645 import WRITE, _ack_parser, _auth
     from ..codecs import dlt645
 
     model = meter.model
-    steps = []
-    for name, value in values.items():
+    for name in values:
         spec = parameter_spec(model, name)
         if spec.access != "rw":
             raise ConfigError(f"parameter {name} is read-only", kind="param.read_only", name=name)
+    if model.protocol is Protocol.MODBUS:
+        return _modbus_writes(meter, values)
+    steps = []
+    for name, value in values.items():
+        spec = parameter_spec(model, name)
         raw = encode_parameter(model, name, value)
         steps.append(
             FrameStep(
@@ -417,6 +554,102 @@ def write_steps(meter, values: Mapping[str, Any]) -> tuple:
                 dlt645.Deframer,
             )
         )
+    return tuple(steps)
+
+
+def command_plan(meter, values: Mapping[str, Any]):
+    """The :class:`~prepaid_engine.adapters.base.CommandPlan` of a ``SET_LOAD_PARAMETERS`` command (what the
+    DL/T 645-2007 and Modbus adapters return): :func:`write_steps`, confirmed by :func:`read_plan` of the
+    same parameters showing the values sent (:func:`same_values`). :class:`ConfigError` (the command is
+    unsupported) for no values, or a parameter the model does not hold or only reads."""
+    from ..adapters.base import CommandPlan
+    from ..types import CommandKind
+
+    values = dict(values)
+    if not values:
+        raise ConfigError("SET_LOAD_PARAMETERS carries no parameter values", kind="param.missing")
+    missing = unsettable(meter.model, values)
+    if missing:
+        raise ConfigError(
+            f"model {meter.model.code} cannot be set to {', '.join(missing)}", kind="param.missing"
+        )
+    actions = write_steps(meter, values)
+    return CommandPlan(
+        CommandKind.SET_LOAD_PARAMETERS,
+        actions,
+        read_plan(meter, values),
+        lambda read: same_values(values, read),
+        f"{len(values)} load parameters as sent",
+    )
+
+
+def _modbus_runs(meter, names: Sequence[str], limit: int):
+    """(unit, runs) of ``names`` on a Modbus meter: each run ``(table, address, count, specs)`` is parameters
+    of one table whose registers follow each other (at most ``limit`` registers), circuit offset applied."""
+    from ..codecs import modbus as mb
+
+    unit, circuit = mb.parse_address(meter.address)
+    offset = mb.circuit_offset(meter.model, circuit)
+    placed = sorted(
+        (spec.register.table, spec.register.address + offset, spec.name, spec)
+        for spec in (parameter_spec(meter.model, name) for name in names)
+    )
+    runs: list[list] = []
+    for table, address, _, spec in placed:
+        count = spec.register.count
+        last = runs[-1] if runs else None
+        if last and last[0] == table and last[1] + last[2] == address and last[2] + count <= limit:
+            last[2] += count
+            last[3].append(spec)
+        else:
+            runs.append([table, address, count, [spec]])
+    return unit, runs
+
+
+def _modbus_read_plan(meter, names: Sequence[str]):
+    from ..adapters.base import BlockRead, ReadPlan
+    from ..codecs import modbus as mb
+
+    model = meter.model
+    unit, runs = _modbus_runs(meter, names, MODBUS_READ_MAX)
+    steps = tuple(
+        BlockRead(
+            unit,
+            mb.ReadBlock(table, address, count),
+            f"{table} {address:#06x}+{count}",
+            tuple(spec.name for spec in specs),
+        )
+        for table, address, count, specs in runs
+    )
+
+    def fold(steps, replies) -> dict[str, Any]:
+        values = {}
+        for step, words in zip(steps, replies, strict=True):
+            at = 0
+            for name in step.names:
+                count = parameter_spec(model, name).register.count
+                values[name] = decode_parameter(model, name, tuple(words[at : at + count]))
+                at += count
+        return values
+
+    return ReadPlan(steps, fold)
+
+
+def _modbus_writes(meter, values: Mapping[str, Any]) -> tuple:
+    from ..adapters.base import BlockWrite
+
+    model = meter.model
+    unit, runs = _modbus_runs(meter, tuple(values), MODBUS_WRITE_MAX)
+    steps = []
+    for table, address, count, specs in runs:
+        if table != "holding":
+            raise ConfigError(
+                f"model {model.code}: {specs[0].name} is an input register (not writable)",
+                kind="param.register",
+            )
+        words = tuple(w for spec in specs for w in encode_parameter(model, spec.name, values[spec.name]))
+        names = ", ".join(spec.name for spec in specs)
+        steps.append(BlockWrite(unit, address, words, f"write {address:#06x}+{count} ({names})"))
     return tuple(steps)
 
 

@@ -287,6 +287,7 @@ LOAD_ADDON_METHODS = {
     ("prepaid.load.learn.wizard", "action_learn"): MGR,
     ("prepaid.time.schedule", "create"): MGR,
     ("prepaid.time.schedule", "write"): MGR,
+    ("prepaid.load.profile", "action_apply_to_meters"): MGR,
 }
 LOAD_ADDON_PROTECTED = {
     "prepaid.meter": [
@@ -323,7 +324,12 @@ PROTECTED_WRITES = {
         {"supply_cut": False},
     ],
     "prepaid.meter": [{"supply": "on"}, {"online": True}, {"purchase_count": 99}, {"last_total": 1.0}],
-    "prepaid.meter.command": [{"state": "done"}, {"kind": "close"}, {"amount": 1000.0}],
+    "prepaid.meter.command": [
+        {"state": "done"},
+        {"kind": "close"},
+        {"amount": 1000.0},
+        {"load_parameters": '{"power_limit": "99"}'},
+    ],
     "prepaid.topup": [{"state": "done"}, {"amount": 1.0}],
     "prepaid.ledger": [{"amount": 1000.0}],
     "prepaid.anomaly": [{"state": "resolved"}, {"resolution": "accepted"}, {"meter_id": 1}],

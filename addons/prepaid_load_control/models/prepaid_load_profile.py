@@ -2,10 +2,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 from odoo import api, fields, models
-from odoo.exceptions import ValidationError
+from odoo.addons.prepaid_base.models.prepaid_guard import is_manager
+from odoo.exceptions import AccessError, UserError, ValidationError
 
 from prepaid_engine.errors import ConfigError
 from prepaid_engine.load import MAX_RANGES, LoadProfile, PowerRange, RestorePolicy
+from prepaid_engine.load.params import parameters_to_json, profile_parameters
 
 MODE_SELECTION = [("off", "Off"), ("alarm", "Alarm Only"), ("trip", "Trip")]
 # Most specific wins: a profile on the meter, else on its unit, else its floor, else its building, else site.
@@ -16,7 +18,11 @@ class PrepaidLoadProfile(models.Model):
     """What a room may draw: a power limit, the malicious-load rule (controlled power ranges and a power
     factor threshold: resistive loads such as kettles and heaters sit near 1.0), the whitelist of appliances
     that are never malicious, and the restore policy after a load trip. Applied to sites, buildings, floors,
-    units or single meters; the most specific one applies to a meter."""
+    units or single meters; the most specific one applies to a meter.
+
+    Meters whose model holds the load-control parameters enforce the profile themselves once a manager applies
+    it (:meth:`action_apply_to_meters`: one set-load-parameters command each, confirmed by reading them
+    back); the platform enforces it for the others, from their polled power."""
 
     _name = "prepaid.load.profile"
     _description = "Load Profile"
@@ -91,6 +97,32 @@ class PrepaidLoadProfile(models.Model):
         help="Gets the activities of this profile's events where the building has no manager.",
     )
     note = fields.Text()
+    meter_side_count = fields.Integer(
+        string="Enforced by the Meters",
+        compute="_compute_enforcement",
+        help="Meters this profile applies to whose model holds its parameters: Apply to Meters writes them.",
+    )
+    platform_meter_ids = fields.Many2many(
+        "prepaid.meter",
+        string="Enforced by the Platform",
+        compute="_compute_enforcement",
+        help="Meters this profile applies to that cannot hold its parameters (their model has none, or they "
+        "are not behind a gateway): the platform enforces it from their polled power.",
+    )
+    platform_meter_count = fields.Integer(
+        string="Enforced by the Platform (Count)", compute="_compute_enforcement"
+    )
+
+    @api.depends("meter_ids", "property_ids")
+    def _compute_enforcement(self):
+        for profile in self:
+            meters = profile._prepaid_applied_meters() if profile.id else self.env["prepaid.meter"]
+            enforcement = meters._prepaid_load_enforcement()
+            platform = meters.filtered(lambda m, e=enforcement: e[m.id] == "platform")
+            # listed as far as the reader may see them (an operator's scope), counted all
+            profile.platform_meter_ids = platform.with_env(self.env)._filtered_access("read")
+            profile.platform_meter_count = len(platform)
+            profile.meter_side_count = len(meters) - len(platform)
 
     @api.constrains("power_limit_kw", "pf_threshold", "restore_delay", "restores_per_day", "range_ids")
     def _check_profile(self):
@@ -122,6 +154,74 @@ class PrepaidLoadProfile(models.Model):
     def _prepaid_restore_policy(self):
         self.ensure_one()
         return RestorePolicy(timedelta(seconds=max(self.restore_delay, 0)), max(self.restores_per_day, 0))
+
+    def _prepaid_parameter_values(self):
+        """The meter parameter values that enforce this profile (the engine's :func:`profile_parameters`)."""
+        self.ensure_one()
+        return profile_parameters(self._prepaid_engine_profile(), self._prepaid_restore_policy())
+
+    def _prepaid_applied_meters(self):
+        """The active electricity meters this profile applies to (it is their most specific profile)."""
+        self.ensure_one()
+        properties = self.property_ids.ids
+        domain = [("id", "in", self.meter_ids.ids)]
+        if properties:
+            domain = [
+                "|",
+                "|",
+                *domain,
+                ("unit_id", "child_of", properties),
+                ("building_id", "child_of", properties),
+            ]
+        candidates = (
+            self.env["prepaid.meter"]
+            .sudo()
+            .search([("utility", "=", "electricity"), ("company_id", "=", self.company_id.id), *domain])
+        )
+        profiles = self._profiles_of(candidates)
+        return candidates.filtered(lambda m: profiles.get(m.id) == self)
+
+    def action_apply_to_meters(self):
+        """Managers: write these profiles' parameters to the meters they apply to that can hold them (one
+        set-load-parameters command per meter, all queued at once; a meter's queued one is replaced). The
+        executor confirms each by reading the values back; the other meters stay with the platform."""
+        if not is_manager(self.env):
+            raise AccessError(self.env._("Only prepaid managers apply load profiles to meters."))
+        self.check_access("write")
+        vals_list, platform = [], self.env["prepaid.meter"]
+        for profile in self:
+            meters = profile._prepaid_applied_meters()
+            enforcement = meters._prepaid_load_enforcement()
+            platform |= meters.filtered(lambda m, e=enforcement: e[m.id] == "platform")
+            try:
+                values = parameters_to_json(profile._prepaid_parameter_values())
+            except ConfigError as exc:
+                raise UserError(
+                    self.env._("%(profile)s: %(error)s", profile=profile.display_name, error=exc)
+                ) from exc
+            vals_list += [
+                {
+                    "meter_id": meter.id,
+                    "kind": "set_load_parameters",
+                    "load_parameters": values,
+                    "reason": "batch" if len(meters) > 1 else "manual",
+                    "origin": profile.name,
+                    "res_model": self._name,
+                    "res_id": profile.id,
+                }
+                for meter in meters
+                if enforcement[meter.id] == "meter"
+            ]
+        Command = self.env["prepaid.meter.command"].sudo()
+        commands = Command._enqueue(vals_list, urgent=True) if vals_list else Command.browse()
+        message = self.env._(
+            "Load parameters queued for %(count)s meter(s); %(platform)s enforced by the platform.",
+            count=len(commands),
+            platform=len(platform),
+        )
+        return self.env["prepaid.gateway"]._notify(
+            self.env._("Apply to Meters"), message, "success" if commands else "warning"
+        )
 
     @api.model
     def _profiles_of(self, meters):

@@ -8,7 +8,9 @@ from odoo.addons.prepaid_metering.models.prepaid_meter import PrepaidMeter as Me
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
 
+from prepaid_engine.errors import ConfigError
 from prepaid_engine.load import Action, Detection, Sample, classify
+from prepaid_engine.load.params import enforces_profiles
 from prepaid_engine.load.restore import day_bounds
 
 _logger = logging.getLogger(__name__)
@@ -24,6 +26,7 @@ DETECTION_WINDOW = timedelta(minutes=30)
 POLL_DETECTION = Detection(settle=1)
 RECORDED = ("malicious", "overload")  # what becomes a load event (the others are ordinary use)
 RESTORE_BATCH = 500
+ENFORCEMENT_SELECTION = [("meter", "By the Meter"), ("platform", "By the Platform")]
 
 
 def _aware(value):
@@ -62,6 +65,14 @@ class PrepaidMeter(models.Model):
         "(a meter tripped by hand, for its balance or for its load is never closed by time control).",
     )
     load_profile_id = fields.Many2one("prepaid.load.profile", compute="_compute_load_profile")
+    load_enforcement = fields.Selection(
+        ENFORCEMENT_SELECTION,
+        string="Load Profile Enforced",
+        compute="_compute_load_enforcement",
+        help="By the meter: its model holds the profile's parameters (power limit, malicious-load rule, "
+        "restore) and it is behind a gateway, so Apply to Meters on the profile writes them to it. By the "
+        "platform: detected from its polled power.",
+    )
     load_event_ids = fields.One2many("prepaid.load.event", "meter_id", string="Load Events")
     load_event_count = fields.Integer(compute="_compute_load_event_count")
 
@@ -69,6 +80,34 @@ class PrepaidMeter(models.Model):
         profiles = self.env["prepaid.load.profile"]._profiles_of(self.filtered("id"))
         for meter in self:
             meter.load_profile_id = profiles.get(meter.id, False)
+
+    @api.depends("model_id", "gateway_id", "bus_id", "utility")
+    def _compute_load_enforcement(self):
+        profiles = self.env["prepaid.load.profile"]._profiles_of(self.filtered("id"))
+        with_profile = self.filtered(lambda m: m.id in profiles and m.utility == "electricity")
+        enforcement = with_profile._prepaid_load_enforcement()
+        for meter in self:
+            meter.load_enforcement = enforcement.get(meter.id, False)
+
+    def _prepaid_load_enforcement(self):
+        """``{meter id: "meter" | "platform"}``: whether each of these meters can enforce a load profile
+        itself (an electricity meter behind a gateway whose model holds the parameters,
+        :func:`~prepaid_engine.load.params.enforces_profiles`) or the platform does it for it."""
+        capable = {}
+        for model in self.sudo().model_id:
+            try:
+                capable[model.id] = enforces_profiles(model._get_engine_model())
+            except ConfigError:
+                capable[model.id] = False
+        return {
+            meter.id: "meter"
+            if meter.utility == "electricity"
+            and meter.gateway_id
+            and meter.bus_id
+            and capable.get(meter.sudo().model_id.id)
+            else "platform"
+            for meter in self
+        }
 
     def _compute_load_event_count(self):
         counts = dict(

@@ -26,6 +26,7 @@ COMMAND_UTILITY = {
     "keep_power_on": "electricity",
     "keep_power_off": "electricity",
     "set_prices": "electricity",
+    "set_load_parameters": "electricity",
     "valve_open": "water",
     "valve_close": "water",
 }

@@ -11,6 +11,7 @@ from odoo.tools import SQL
 from odoo.tools.translate import LazyTranslate
 
 from prepaid_engine.errors import EngineError
+from prepaid_engine.load.params import parameters_from_json
 from prepaid_engine.types import CommandKind, CommandOutcome, CommandStatus, MeterCommand
 
 from .prepaid_comm_log import KIND_SELECTION as ERROR_KIND_SELECTION
@@ -25,6 +26,7 @@ KIND_SELECTION = [
     (str(CommandKind.KEEP_POWER_ON), "Keep Power On"),
     (str(CommandKind.KEEP_POWER_OFF), "Keep Power Off"),
     (str(CommandKind.SET_PRICES), "Set Prices"),
+    (str(CommandKind.SET_LOAD_PARAMETERS), "Set Load Parameters"),
     (str(CommandKind.RECHARGE), "Recharge"),
     (str(CommandKind.VALVE_OPEN), "Open Valve"),
     (str(CommandKind.VALVE_CLOSE), "Close Valve"),
@@ -53,8 +55,8 @@ OPPOSITE_KINDS = {
     "valve_open": "valve_close",
     "valve_close": "valve_open",
 }
-# Kinds that set a state: queuing one twice returns the queued one. Set-prices replaces the queued prices;
-# recharges are money and are told apart by their purchase count.
+# Kinds that set a state: queuing one twice returns the queued one. Set-prices replaces the queued prices and
+# set-load-parameters the queued values; recharges are money and are told apart by their purchase count.
 STATE_KINDS = frozenset(OPPOSITE_KINDS)
 # What a done command means for the meter record when the meter reports nothing more precise.
 KIND_EFFECTS = {
@@ -170,6 +172,7 @@ class PrepaidMeterCommand(models.Model):
         "price_peak",
         "price_flat",
         "price_valley",
+        "load_parameters",
         "outcome",
         "error_kind",
         "refusal",
@@ -212,6 +215,11 @@ class PrepaidMeterCommand(models.Model):
     price_peak = fields.Float(digits=(16, 4))
     price_flat = fields.Float(digits=(16, 4))
     price_valley = fields.Float(digits=(16, 4))
+    load_parameters = fields.Text(
+        readonly=True,
+        help="Set load parameters: the values written to the meter, by parameter name (JSON, as the engine "
+        "writes it: kW, modes, seconds and counts).",
+    )
     outcome = fields.Selection(
         OUTCOME_SELECTION, readonly=True, copy=False, help="How the last attempt ended."
     )
@@ -322,8 +330,10 @@ class PrepaidMeterCommand(models.Model):
 
         A state command (trip, close, keep-power, valve) already queued for the meter is returned instead of
         a new one, and queuing it cancels a queued opposite (a close supersedes a queued trip). A set-prices
-        command replaces the prices of the queued one. A recharge is new unless a queued one has the same
-        purchase count, amount and origin record. With ``urgent`` the executor cron is triggered now.
+        command replaces the prices of the queued one, a set-load-parameters command its values
+        (``load_parameters``: :func:`~prepaid_engine.load.params.parameters_to_json` text). A recharge is new
+        unless a queued one has the same purchase count, amount and origin record. With ``urgent`` the
+        executor cron is triggered now.
 
         The queue is the suite's: callers check that the user may act on the meters (the meter buttons check
         write access on them); the commands are written under sudo, with the suite's sentinel.
@@ -367,6 +377,8 @@ class PrepaidMeterCommand(models.Model):
                 updates = {"urgent": True} if vals["urgent"] and not command.urgent else {}
                 if kind == "set_prices":
                     updates.update({f: vals[f] for f in PRICE_FIELDS if f in vals})
+                if kind == "set_load_parameters" and "load_parameters" in vals:
+                    updates["load_parameters"] = vals["load_parameters"]
                 if updates:
                     internal(command).write(updates)
             else:
@@ -465,14 +477,19 @@ class PrepaidMeterCommand(models.Model):
         return len(commands)
 
     def _prepare_engine_command(self):
-        """The engine's :class:`MeterCommand` (``key`` = the record id, ``meter_key`` = the meter id)."""
+        """The engine's :class:`MeterCommand` (``key`` = the record id, ``meter_key`` = the meter id);
+        :class:`~prepaid_engine.errors.ConfigError` for load parameters the engine cannot read."""
         self.ensure_one()
         prices = tuple(Decimal(str(self[f])) for f in PRICE_FIELDS) if self.kind == "set_prices" else ()
+        parameters = ()
+        if self.kind == "set_load_parameters":
+            parameters = tuple(parameters_from_json(self.load_parameters or "").items())
         return MeterCommand(
             key=str(self.id),
             meter_key=str(self.meter_id.id),
             kind=CommandKind(self.kind),
             prices=prices,
+            parameters=parameters,
             amount=Decimal(str(self.amount)).quantize(Decimal("0.01")) if self.kind == "recharge" else None,
             purchase_count=self.purchase_count if self.kind == "recharge" else None,
             # The queue's expiry is ours; a relay command's own validity is the engine's, on the meter's clock
@@ -500,9 +517,19 @@ class PrepaidMeterCommand(models.Model):
         by_gateway = todo.grouped(lambda c: c.meter_id.gateway_id)
         specs, engine_commands = [], []
         for gateway, commands in by_gateway.items():
+            prepared = []
+            for command in commands:  # a command the engine cannot read fails alone
+                try:
+                    prepared.append(command._prepare_engine_command())
+                except EngineError as exc:
+                    command._apply_failure(self._outcome_vals("engine_error", detail=str(exc)), final=True)
+                    todo -= command
+                    commands -= command
+            if not commands:
+                continue
             try:
                 specs.append(gateway._prepare_engine_gateway(commands.meter_id))
-                engine_commands += [c._prepare_engine_command() for c in commands]
+                engine_commands += prepared
             except EngineError as exc:
                 commands._apply_failure(self._outcome_vals("engine_error", detail=str(exc)), final=True)
                 todo -= commands

@@ -1,13 +1,9 @@
-import math
-
 from odoo import api, fields, models
-from odoo.exceptions import ValidationError
 
+from ..tools.numbers import check_numbers
 from .prepaid_tariff import PRICE_DIGITS
 
-NUMBER_FIELDS = ("amount", "unit_price", "quantity")
-MAX_NUMBER = 1e9  # no fee, price or quantity of a fee item comes near it
-MAX_TEXT = "1,000,000,000"
+NUMBER_FIELDS = ("amount", "unit_price", "quantity")  # judged before the ORM (tools.numbers)
 
 
 class PrepaidFeeItem(models.Model):
@@ -119,33 +115,12 @@ class PrepaidFeeItem(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        for vals in vals_list:
-            self._check_numbers(vals)
+        check_numbers(self, vals_list, NUMBER_FIELDS)
         return super().create(vals_list)
 
     def write(self, vals):
-        self._check_numbers(vals)
+        check_numbers(self, [vals], NUMBER_FIELDS)
         return super().write(vals)
-
-    def _check_numbers(self, vals):
-        """Refuse what no fee can be (NaN, infinities, absurd sizes) before the ORM rounds it: a clear
-        error instead of a server error."""
-        for fname in NUMBER_FIELDS:
-            if fname not in vals or vals[fname] in (None, False):
-                continue
-            try:
-                value = float(vals[fname])
-            except (TypeError, ValueError):
-                value = math.nan
-            if not math.isfinite(value) or abs(value) >= MAX_NUMBER:
-                raise ValidationError(
-                    self.env._(
-                        "%(field)s of a fee item must be a number below %(max)s, not %(value)s.",
-                        field=self._fields[fname]._description_string(self.env),
-                        max=MAX_TEXT,
-                        value=vals[fname],
-                    )
-                )
 
     def _get_units(self):
         """The units the fee items apply to: units in their properties or below them."""

@@ -1,12 +1,14 @@
 from decimal import Decimal
 
 from odoo import api, fields, models
+from odoo.addons.prepaid_base.tools.numbers import check_numbers
 from odoo.exceptions import ValidationError
 from odoo.tools import SQL
 
 from prepaid_engine.errors import ConfigError
 from prepaid_engine.load import Appliance, builtin_appliances
 
+APPLIANCE_NUMBERS = ("power_min", "power_max", "pf_min", "pf_max", "surge_ratio")
 CATEGORY_SELECTION = [("allowed", "Allowed"), ("forbidden", "Forbidden")]
 
 
@@ -40,6 +42,15 @@ class PrepaidAppliance(models.Model):
     note = fields.Text()
 
     _sql_constraints = [("code_uniq", "UNIQUE(code)", "An appliance code is unique.")]
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        check_numbers(self, vals_list, APPLIANCE_NUMBERS)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        check_numbers(self, [vals], APPLIANCE_NUMBERS)
+        return super().write(vals)
 
     @api.constrains("code", "power_min", "power_max", "pf_min", "pf_max", "resistive", "surge_ratio")
     def _check_signature(self):

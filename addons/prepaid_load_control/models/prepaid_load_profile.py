@@ -3,12 +3,14 @@ from decimal import Decimal
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import is_manager
+from odoo.addons.prepaid_base.tools.numbers import check_numbers
 from odoo.exceptions import AccessError, UserError, ValidationError
 
 from prepaid_engine.errors import ConfigError
 from prepaid_engine.load import MAX_RANGES, LoadProfile, PowerRange, RestorePolicy
 from prepaid_engine.load.params import parameters_to_json, profile_parameters
 
+PROFILE_NUMBERS = ("power_limit_kw", "pf_threshold", "restore_delay", "restores_per_day", "sequence")
 MODE_SELECTION = [("off", "Off"), ("alarm", "Alarm Only"), ("trip", "Trip")]
 # Most specific wins: a profile on the meter, else on its unit, else its floor, else its building, else site.
 SCOPE_ORDER = ("meter", "unit", "floor", "building", "site")
@@ -123,6 +125,20 @@ class PrepaidLoadProfile(models.Model):
             profile.platform_meter_ids = platform.with_env(self.env)._filtered_access("read")
             profile.platform_meter_count = len(platform)
             profile.meter_side_count = len(meters) - len(platform)
+
+    _sql_constraints = [
+        ("restore_delay_positive", "CHECK(restore_delay >= 0)", "A restore delay cannot be negative."),
+        ("restores_positive", "CHECK(restores_per_day >= 0)", "Restores per day cannot be negative."),
+    ]
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        check_numbers(self, vals_list, PROFILE_NUMBERS)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        check_numbers(self, [vals], PROFILE_NUMBERS)
+        return super().write(vals)
 
     @api.constrains("power_limit_kw", "pf_threshold", "restore_delay", "restores_per_day", "range_ids")
     def _check_profile(self):
@@ -255,6 +271,15 @@ class PrepaidLoadProfileRange(models.Model):
     profile_id = fields.Many2one("prepaid.load.profile", required=True, ondelete="cascade", index=True)
     low_w = fields.Integer(string="From (W)", required=True, default=300)
     high_w = fields.Integer(string="To (W)", required=True, default=6000)
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        check_numbers(self, vals_list, ("low_w", "high_w"))
+        return super().create(vals_list)
+
+    def write(self, vals):
+        check_numbers(self, [vals], ("low_w", "high_w"))
+        return super().write(vals)
 
     @api.constrains("low_w", "high_w")
     def _check_range(self):

@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import internal
+from odoo.addons.prepaid_base.tools.numbers import check_numbers
 from odoo.exceptions import ValidationError
 from odoo.osv import expression
 
@@ -373,6 +374,15 @@ class PrepaidTimeScheduleWindow(models.Model):
     fri = fields.Boolean(default=True)
     sat = fields.Boolean(default=True)
     sun = fields.Boolean(default=True)
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        check_numbers(self, vals_list, ("start", "end"))
+        return super().create(vals_list)
+
+    def write(self, vals):
+        check_numbers(self, [vals], ("start", "end"))
+        return super().write(vals)
 
     @api.constrains("start", "end", "supply", "holiday", *WEEKDAY_FIELDS)
     def _check_window(self):

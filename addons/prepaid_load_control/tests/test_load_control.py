@@ -185,6 +185,25 @@ class TestLoadControl(BillingCommon):
                 }
             )
 
+    def test_absurd_numbers_are_refused_with_a_reason(self):
+        Profile = self.env["prepaid.load.profile"]
+        for vals in (
+            {"power_limit_kw": float("nan")},
+            {"power_limit_kw": float("inf")},
+            {"pf_threshold": "abc"},
+            {"range_ids": [Command.create({"low_w": 10**12, "high_w": 10**13})]},
+        ):
+            with self.subTest(vals=vals), self.assertRaises(ValidationError):
+                Profile.create({"name": "Bad", "malicious_mode": "off", **vals})
+        with self.assertRaises(ValidationError):
+            self.env["prepaid.appliance"].create(
+                {"name": "Bad", "code": "bad_pf", "power_min": 1, "power_max": 2, "pf_min": float("nan")}
+            )
+        with self.assertRaises(ValidationError):
+            self.env["prepaid.time.schedule"].create(
+                {"name": "Bad", "window_ids": [Command.create({"start": float("nan"), "end": 6.0})]}
+            )
+
     def test_the_most_specific_profile_applies(self):
         room = self.env["prepaid.load.profile"].create(
             {

@@ -529,7 +529,9 @@ class Poller:
         self, run: _BusRun, link: Any, meter: MeterSpec, reading: Reading, timeout: float, tries: int
     ) -> Reading:
         """``reading`` with the meter's load status (``trip_reason``, ``event_count``) and the event records
-        since ``meter.load_events_seen``, for a model that holds them (else ``reading`` as it is: no request).
+        since ``meter.load_events_seen``, for a model that holds them (else ``reading`` as it is: no request);
+        a model without event records (Modbus maps) gets one record of its trip reason when the count moved
+        (:func:`~prepaid_engine.load.params.status_record`).
         Trouble reading them never loses the reading: it is kept without them."""
         model = meter.model
         if not load_params.reads_load_events(model):
@@ -538,19 +540,21 @@ class Poller:
             status = await self._read_values(
                 run, link, load_params.read_plan(meter, load_params.LOAD_STATUS), timeout, tries
             )
-            count = status.get("event_count")
-            names = load_params.new_event_names(model, meter.load_events_seen or 0, count)
+            count, reason = status.get("event_count"), status.get("trip_reason")
+            seen = meter.load_events_seen or 0
+            names = load_params.new_event_names(model, seen, count)
             records: tuple = ()
             if names:
-                found = await self._read_values(
-                    run, link, load_params.read_plan(meter, names), timeout, tries
-                )
+                plan = load_params.read_plan(meter, names)
+                found = await self._read_values(run, link, plan, timeout, tries)
                 records = tuple(found[name] for name in names if found.get(name) is not None)
+            else:  # a model without event records: the trip reason tells of a moved count
+                moved = count is not None and count != seen
+                record = load_params.status_record(model, reading.read_at, reason, moved)
+                records = (record,) if record is not None else ()
         except EngineError:
             return reading
-        return dataclasses.replace(
-            reading, trip_reason=status.get("trip_reason"), load_event_count=count, load_events=records
-        )
+        return dataclasses.replace(reading, trip_reason=reason, load_event_count=count, load_events=records)
 
     async def _step(self, run: _BusRun, link: Any, step: Any, timeout: float, tries: int) -> Any:
         """One request with its retries; returns the parsed values (frames) or registers (Modbus)."""

@@ -15,7 +15,7 @@ from prepaid_engine.load.params import event_time, new_event_names, profile_para
 from prepaid_engine.poller import Poller, default_link_factory
 from prepaid_engine.simulator import Site, default_site
 from prepaid_engine.simulator.control import ControlServer
-from prepaid_engine.types import Supply
+from prepaid_engine.types import CommandKind, MeterCommand, Supply
 
 ELECTRIC = "sim-tg-1/1/000000001101"
 START = datetime(2025, 3, 3, 2, 0, tzinfo=UTC)
@@ -130,3 +130,61 @@ def test_event_time_is_the_meters_clock_zone_in_utc():
         spec.model, options=(*spec.model.options, ("clock_timezone", "Asia/Shanghai"))
     )
     assert event_time(shanghai, record) == datetime(2025, 3, 3, 2, 0, tzinfo=UTC)
+
+
+def test_an_event_record_is_a_load_event_only_for_the_load():
+    from prepaid_engine.load import Action, Classification
+    from prepaid_engine.load.params import EventRecord, meter_load_event
+
+    model = default_site().site_map().gateway_specs()[0].buses[0].meters[0].model
+    at = datetime(2025, 3, 3, 10, 0)
+    event = meter_load_event(model, EventRecord(at, TripReason.MALICIOUS_LOAD, Decimal("2.1234")))
+    assert event.classification is Classification.MALICIOUS and event.action is Action.TRIP
+    assert event.at == at.replace(tzinfo=UTC) and event.level_w == Decimal("2123.4")
+    over = meter_load_event(model, EventRecord(at, TripReason.OVER_CURRENT, Decimal(1)))
+    assert over.classification is Classification.OVERLOAD
+    assert meter_load_event(model, EventRecord(at, TripReason.BALANCE, Decimal(1))) is None
+    assert meter_load_event(model, EventRecord(at, TripReason.REMOTE, Decimal(1))) is None
+
+
+def test_a_modbus_meter_without_event_records_reports_its_trip_as_one_record_of_the_poll():
+    async def scenario(b: Bench):
+        gateway = next(
+            dataclasses.replace(g, timeout=0.5)
+            for g in b.site.site_map().gateway_specs()
+            if g.key == "sim-mb-1"
+        )
+        bus = gateway.buses[0]
+        spec = dataclasses.replace(next(m for m in bus.meters if m.key == "sim-mb-1/1/1"), load_events_seen=0)
+        poller = Poller()
+        (done,) = await poller.execute(
+            [gateway],
+            [
+                MeterCommand(
+                    "c1",
+                    spec.key,
+                    CommandKind.SET_LOAD_PARAMETERS,
+                    parameters=tuple(profile_parameters(PROFILE, POLICY).items()),
+                )
+            ],
+        )
+        assert done.status == "done", done
+
+        async def poll():
+            one = dataclasses.replace(gateway, buses=(dataclasses.replace(bus, meters=(spec,)),))
+            result = await poller.poll([one])
+            assert not result.errors, result.errors
+            return result.readings[0]
+
+        await b.op("appliance_on", address=spec.key, appliance="kettle")
+        tripped = await poll()
+        spec = dataclasses.replace(spec, load_events_seen=tripped.load_event_count)
+        again = await poll()
+        return tripped, again
+
+    tripped, again = run(scenario)
+    assert tripped.supply is Supply.OFF and tripped.trip_reason is TripReason.MALICIOUS_LOAD
+    (record,) = tripped.load_events
+    assert record.reason is TripReason.MALICIOUS_LOAD and record.power_kw == 0
+    assert record.at == tripped.read_at.astimezone(UTC).replace(tzinfo=None, microsecond=0)
+    assert again.load_events == () and again.trip_reason is TripReason.MALICIOUS_LOAD

@@ -51,7 +51,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ..codecs import dlt645_di
 from ..errors import ConfigError, FrameError
 from ..types import MeterModel, ParameterSpec, Protocol
-from .classify import LimitMode, LoadProfile, MaliciousMode, PowerRange
+from .classify import Action, Classification, LimitMode, LoadEvent, LoadProfile, MaliciousMode, PowerRange
 from .restore import RestorePolicy
 
 RANGES = dlt645_di.LOAD_RANGES
@@ -450,6 +450,20 @@ def new_event_names(model: MeterModel, seen: int, count: int | None) -> tuple[st
     return tuple(name for n in range(1, min(new, EVENTS) + 1) if (name := f"event_{n}") in held)
 
 
+def status_record(
+    model: MeterModel, at: datetime, reason: TripReason, count_moved: bool
+) -> EventRecord | None:
+    """For a model that holds no event records (Modbus maps): the one record a poll can tell of a moved
+    event count, from the trip reason the meter reports (``at``: the poll's aware time, as the meter's wall
+    clock, :func:`clock_zone`; the power then unknown: 0). None when the count did not move, the meter
+    reports no trip, or the model holds records (they are read instead)."""
+    held = {spec.name for spec in model_parameters(model)}
+    if not count_moved or reason is None or reason is TripReason.NONE or "event_1" in held:
+        return None
+    wall = at.astimezone(clock_zone(model)).replace(tzinfo=None, microsecond=0)
+    return EventRecord(wall, TripReason(reason), _ZERO)
+
+
 def clock_zone(model: MeterModel) -> ZoneInfo:
     """The zone of a meter's own wall clock (model option ``clock_timezone``, default UTC: the codecs' and
     the relay validity's zone), for an event record's time."""
@@ -463,6 +477,32 @@ def clock_zone(model: MeterModel) -> ZoneInfo:
 def event_time(model: MeterModel, record: EventRecord) -> datetime:
     """``record``'s time (the meter's wall clock) as an aware UTC datetime (:func:`clock_zone`)."""
     return record.at.replace(tzinfo=clock_zone(model)).astimezone(UTC)
+
+
+# What a meter's event record is as a load event: the reasons that are not load (balance, remote) are none.
+EVENT_CLASSIFICATION: dict[TripReason, Classification] = {
+    TripReason.MALICIOUS_LOAD: Classification.MALICIOUS,
+    TripReason.OVER_POWER: Classification.OVERLOAD,
+    TripReason.OVER_CURRENT: Classification.OVERLOAD,
+}
+
+
+def meter_load_event(model: MeterModel, record: EventRecord) -> LoadEvent | None:
+    """The :class:`~.classify.LoadEvent` of a meter's event record (the meter tripped itself: action trip,
+    the time in UTC by :func:`event_time`, ``level_w`` the total power then, the step unknown: 0), or None
+    for a trip that is not for the load (balance, remote)."""
+    classification = EVENT_CLASSIFICATION.get(record.reason)
+    if classification is None:
+        return None
+    return LoadEvent(
+        at=event_time(model, record),
+        step_w=_ZERO,
+        level_w=Decimal(record.power_kw).scaleb(3),
+        power_factor=None,
+        classification=classification,
+        appliance=None,
+        action=Action.TRIP,
+    )
 
 
 def unsettable(model: MeterModel, names: Iterable[str]) -> tuple[str, ...]:

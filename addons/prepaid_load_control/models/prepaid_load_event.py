@@ -26,7 +26,8 @@ RESTORE_SELECTION = [
 
 class PrepaidLoadEvent(models.Model):
     """A load event: a step in a meter's power the engine judged malicious or over the limit (or any step
-    while the meter learns an appliance), what was done (alarm, trip) and how the supply came back."""
+    while the meter learns an appliance), or a trip the meter recorded itself (source meter, read by the
+    poll), what was done (alarm, trip) and how the supply came back."""
 
     _name = "prepaid.load.event"
     _description = "Load Event"

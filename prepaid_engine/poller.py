@@ -26,6 +26,10 @@ Rules it keeps:
   and closes every link before the ``CancelledError`` propagates.
 - ``Reading.read_at`` is the clock's time when the meter's last reply arrived (microseconds kept).
 - ``GatewayState.online``: at least one well-formed reply from any meter of the gateway this cycle.
+- Meter-side load events: a meter whose ``MeterSpec.load_events_seen`` is set (the event count last seen)
+  and whose model holds ``trip_reason`` and ``event_count`` has them read after its reading, and the event
+  records since that count (``Reading.trip_reason`` / ``load_event_count`` / ``load_events``); trouble
+  there keeps the reading without them. Other meters cost no extra request.
 
 Commands (``execute``) go to the bus of their meter (``MeterCommand.meter_key`` = ``MeterSpec.key``); each is
 sent up to ``attempts`` times with exponential backoff (``backoff`` x 2^n, capped at ``backoff_max``), never
@@ -42,6 +46,7 @@ Synchronous callers (the Odoo cron in a worker thread) use :meth:`Poller.poll_sy
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -72,6 +77,7 @@ from .errors import (
     SecurityError,
     UnexpectedReply,
 )
+from .load import params as load_params
 from .security import RechargeOutcome, interpret_recharge_reply
 from .types import (
     BusCheck,
@@ -503,7 +509,10 @@ class Poller:
             missing: list[str] = []
             try:
                 values = await self._read_values(run, link, plan, timeout, tries, missing)
-                readings.append(make_reading(meter.key, run.last_contact or clock(), values))
+                reading = make_reading(meter.key, run.last_contact or clock(), values)
+                if meter.load_events_seen is not None:
+                    reading = await self._read_load_events(run, link, meter, reading, timeout, tries)
+                readings.append(reading)
                 if missing:
                     run.warn(meter.key, missing)
             except EngineError as exc:
@@ -515,6 +524,37 @@ class Poller:
                     return
                 run.error(meter.key, error_kind(exc), _describe(exc))
             run.index += 1
+
+    async def _read_load_events(
+        self, run: _BusRun, link: Any, meter: MeterSpec, reading: Reading, timeout: float, tries: int
+    ) -> Reading:
+        """``reading`` with the meter's load status (``trip_reason``, ``event_count``) and the event records
+        since ``meter.load_events_seen``, for a model that holds them (else ``reading`` as it is: no request);
+        a model without event records (Modbus maps) gets one record of its trip reason when the count moved
+        (:func:`~prepaid_engine.load.params.status_record`).
+        Trouble reading them never loses the reading: it is kept without them."""
+        model = meter.model
+        if not load_params.reads_load_events(model):
+            return reading
+        try:
+            status = await self._read_values(
+                run, link, load_params.read_plan(meter, load_params.LOAD_STATUS), timeout, tries
+            )
+            count, reason = status.get("event_count"), status.get("trip_reason")
+            seen = meter.load_events_seen or 0
+            names = load_params.new_event_names(model, seen, count)
+            records: tuple = ()
+            if names:
+                plan = load_params.read_plan(meter, names)
+                found = await self._read_values(run, link, plan, timeout, tries)
+                records = tuple(found[name] for name in names if found.get(name) is not None)
+            else:  # a model without event records: the trip reason tells of a moved count
+                moved = count is not None and count != seen
+                record = load_params.status_record(model, reading.read_at, reason, moved)
+                records = (record,) if record is not None else ()
+        except EngineError:
+            return reading
+        return dataclasses.replace(reading, trip_reason=reason, load_event_count=count, load_events=records)
 
     async def _step(self, run: _BusRun, link: Any, step: Any, timeout: float, tries: int) -> Any:
         """One request with its retries; returns the parsed values (frames) or registers (Modbus)."""

@@ -14,9 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .load.params import EventRecord, TripReason
 
 
 class Utility(enum.StrEnum):
@@ -421,6 +424,10 @@ class MeterSpec:
     # names; from earlier polls' PollWarning.missing): the poller does not ask for them, and reads a block
     # it lacks as the block's single identifiers. Ignored when it would leave nothing to read.
     skip: frozenset[str] = frozenset()
+    # Meter-side load events: None (the default) reads none. A count (the ``event_count`` the caller last
+    # saw, 0 for none) makes a poll of a model holding ``trip_reason`` and ``event_count`` also read them,
+    # and the event records written since (``Reading.load_events``); other models read nothing more.
+    load_events_seen: int | None = None
 
     @property
     def protocol(self) -> Protocol:
@@ -472,6 +479,12 @@ class Reading:
     balance: Decimal | None = None  # money held by the meter (meter-side billing)
     purchase_count: int | None = None
     battery_low: bool | None = None
+    # Meter-side load events (only for a MeterSpec with ``load_events_seen``, on a model that holds them):
+    # the meter's last trip reason, its event count, and the event records since ``load_events_seen``
+    # (newest first, at most ``load.params.EVENTS``; the meter's wall clock, naive). Not stored columns.
+    trip_reason: TripReason | None = None
+    load_event_count: int | None = None
+    load_events: tuple[EventRecord, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,15 +42,16 @@ import functools
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..codecs import dlt645_di
 from ..errors import ConfigError, FrameError
 from ..types import MeterModel, ParameterSpec, Protocol
-from .classify import LimitMode, LoadProfile, MaliciousMode, PowerRange
+from .classify import Action, Classification, LimitMode, LoadEvent, LoadProfile, MaliciousMode, PowerRange
 from .restore import RestorePolicy
 
 RANGES = dlt645_di.LOAD_RANGES
@@ -426,6 +427,82 @@ def enforces_profiles(model: MeterModel) -> bool:
     """Whether ``model``'s meters can hold a whole load profile (:data:`PROFILE_PARAMETERS`) and so enforce it
     themselves; the platform enforces it for the others (from their polled power)."""
     return not unsettable(model, PROFILE_PARAMETERS)
+
+
+LOAD_STATUS: tuple[str, ...] = ("trip_reason", "event_count")
+
+
+def reads_load_events(model: MeterModel) -> bool:
+    """Whether a poll can follow ``model``'s meter-side load events: it holds ``trip_reason`` and
+    ``event_count`` (:data:`LOAD_STATUS`)."""
+    names = {spec.name for spec in model_parameters(model)}
+    return all(name in names for name in LOAD_STATUS)
+
+
+def new_event_names(model: MeterModel, seen: int, count: int | None) -> tuple[str, ...]:
+    """The event record parameters (``event_1`` the latest) holding the events a meter recorded since its
+    count was ``seen``, now ``count``: at most :data:`EVENTS`, only those ``model`` holds. A count below
+    ``seen`` (the meter was reset or replaced) counts from 0."""
+    if count is None or count == seen:
+        return ()
+    new = count - seen if count > seen else count
+    held = {spec.name for spec in model_parameters(model)}
+    return tuple(name for n in range(1, min(new, EVENTS) + 1) if (name := f"event_{n}") in held)
+
+
+def status_record(
+    model: MeterModel, at: datetime, reason: TripReason, count_moved: bool
+) -> EventRecord | None:
+    """For a model that holds no event records (Modbus maps): the one record a poll can tell of a moved
+    event count, from the trip reason the meter reports (``at``: the poll's aware time, as the meter's wall
+    clock, :func:`clock_zone`; the power then unknown: 0). None when the count did not move, the meter
+    reports no trip, or the model holds records (they are read instead)."""
+    held = {spec.name for spec in model_parameters(model)}
+    if not count_moved or reason is None or reason is TripReason.NONE or "event_1" in held:
+        return None
+    wall = at.astimezone(clock_zone(model)).replace(tzinfo=None, microsecond=0)
+    return EventRecord(wall, TripReason(reason), _ZERO)
+
+
+def clock_zone(model: MeterModel) -> ZoneInfo:
+    """The zone of a meter's own wall clock (model option ``clock_timezone``, default UTC: the codecs' and
+    the relay validity's zone), for an event record's time."""
+    name = model.option("clock_timezone", "UTC") or "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ConfigError(f"model {model.code}: unknown clock_timezone {name!r}") from exc
+
+
+def event_time(model: MeterModel, record: EventRecord) -> datetime:
+    """``record``'s time (the meter's wall clock) as an aware UTC datetime (:func:`clock_zone`)."""
+    return record.at.replace(tzinfo=clock_zone(model)).astimezone(UTC)
+
+
+# What a meter's event record is as a load event: the reasons that are not load (balance, remote) are none.
+EVENT_CLASSIFICATION: dict[TripReason, Classification] = {
+    TripReason.MALICIOUS_LOAD: Classification.MALICIOUS,
+    TripReason.OVER_POWER: Classification.OVERLOAD,
+    TripReason.OVER_CURRENT: Classification.OVERLOAD,
+}
+
+
+def meter_load_event(model: MeterModel, record: EventRecord) -> LoadEvent | None:
+    """The :class:`~.classify.LoadEvent` of a meter's event record (the meter tripped itself: action trip,
+    the time in UTC by :func:`event_time`, ``level_w`` the total power then, the step unknown: 0), or None
+    for a trip that is not for the load (balance, remote)."""
+    classification = EVENT_CLASSIFICATION.get(record.reason)
+    if classification is None:
+        return None
+    return LoadEvent(
+        at=event_time(model, record),
+        step_w=_ZERO,
+        level_w=Decimal(record.power_kw).scaleb(3),
+        power_factor=None,
+        classification=classification,
+        appliance=None,
+        action=Action.TRIP,
+    )
 
 
 def unsettable(model: MeterModel, names: Iterable[str]) -> tuple[str, ...]:

@@ -295,6 +295,8 @@ LOAD_ADDON_PROTECTED = {
         {"load_restore_at": "2026-01-01 00:00:00"},
         {"load_learning_since": "2026-01-01 00:00:00"},
         {"time_control_off": True},
+        {"load_trip_reason": "malicious_load"},
+        {"load_meter_event_count": 9},
     ],
     "prepaid.time.schedule": [{"last_run_at": "2026-01-01 00:00:00"}, {"last_command_count": 9}],
     "prepaid.load.event": [{"action": "none"}, {"restore": "restored"}, {"meter_id": 1}],

@@ -26,7 +26,8 @@ RESTORE_SELECTION = [
 
 class PrepaidLoadEvent(models.Model):
     """A load event: a step in a meter's power the engine judged malicious or over the limit (or any step
-    while the meter learns an appliance), what was done (alarm, trip) and how the supply came back."""
+    while the meter learns an appliance), or a trip the meter recorded itself (source meter, read by the
+    poll), what was done (alarm, trip) and how the supply came back."""
 
     _name = "prepaid.load.event"
     _description = "Load Event"
@@ -98,29 +99,32 @@ class PrepaidLoadEvent(models.Model):
 
     # ------------------------------------------------------------------ acting on an event
 
-    def _prepaid_trip(self, profile):
+    def _prepaid_trip(self, profile, queue=True):
         """Trip the meter for this event and decide, with the platform's count of the day's load trips
         (the engine's :func:`decide_restore`), when it comes back: after the profile's delay, or when a
-        manager restores it (the trip after the day's automatic restores), or when the balance allows."""
+        manager restores it (the trip after the day's automatic restores), or when the balance allows.
+        ``queue`` False: the meter tripped itself (a meter-side event): only the decision is kept."""
         self.ensure_one()
         meter = self.meter_id.sudo()
-        command = (
-            self.env["prepaid.meter.command"]
-            .sudo()
-            ._enqueue(
-                [
-                    {
-                        "meter_id": meter.id,
-                        "kind": "trip",
-                        "reason": "automatic",
-                        "origin": self.env._("Load control: %(event)s", event=self.name),
-                        "res_model": self._name,
-                        "res_id": self.id,
-                    }
-                ],
-                urgent=True,
+        command = self.env["prepaid.meter.command"]
+        if queue:
+            command = (
+                self.env["prepaid.meter.command"]
+                .sudo()
+                ._enqueue(
+                    [
+                        {
+                            "meter_id": meter.id,
+                            "kind": "trip",
+                            "reason": "automatic",
+                            "origin": self.env._("Load control: %(event)s", event=self.name),
+                            "res_model": self._name,
+                            "res_id": self.id,
+                        }
+                    ],
+                    urgent=True,
+                )
             )
-        )
         times, tz = meter._prepaid_load_trip_times(self.at)
         policy = profile._prepaid_restore_policy()
         cut = bool(meter.account_id.supply_cut)
@@ -156,7 +160,9 @@ class PrepaidLoadEvent(models.Model):
                 env = event.with_context(lang=partner.lang or event.env.lang).env
                 labels = dict(event._fields["classification"]._description_selection(env))
                 zone = ZoneInfo((event.building_id or event.unit_id).effective_tz or "UTC")
-                power = format(event.step_w, ".0f")  # not an f-string in the call: Babel reads the call
+                power = format(
+                    event.step_w or event.level_w, ".0f"
+                )  # not an f-string in the call: Babel reads the call
                 when = event.at.replace(tzinfo=UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M")
                 body = env._(
                     "%(meter)s: %(kind)s of %(power)s W detected at %(time)s.",

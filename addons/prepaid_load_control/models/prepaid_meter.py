@@ -1,3 +1,4 @@
+import dataclasses
 import logging
 from datetime import UTC, timedelta
 from decimal import Decimal
@@ -10,7 +11,7 @@ from odoo.tools import SQL
 
 from prepaid_engine.errors import ConfigError
 from prepaid_engine.load import Action, Detection, Sample, classify
-from prepaid_engine.load.params import enforces_profiles
+from prepaid_engine.load.params import enforces_profiles, meter_load_event, reads_load_events
 from prepaid_engine.load.restore import day_bounds
 
 _logger = logging.getLogger(__name__)
@@ -27,6 +28,15 @@ POLL_DETECTION = Detection(settle=1)
 RECORDED = ("malicious", "overload")  # what becomes a load event (the others are ordinary use)
 RESTORE_BATCH = 500
 ENFORCEMENT_SELECTION = [("meter", "By the Meter"), ("platform", "By the Platform")]
+# The meter's own trip reason (the engine's TripReason, by name).
+TRIP_REASON_SELECTION = [
+    ("none", "None"),
+    ("malicious_load", "Malicious Load"),
+    ("over_power", "Over Power"),
+    ("over_current", "Over Current"),
+    ("balance", "Balance"),
+    ("remote", "Remote"),
+]
 
 
 def _aware(value):
@@ -45,6 +55,8 @@ class PrepaidMeter(models.Model):
         "load_restore_at",
         "load_learning_since",
         "time_control_off",
+        "load_trip_reason",
+        "load_meter_event_count",
     )
 
     load_state = fields.Selection(
@@ -63,6 +75,20 @@ class PrepaidMeter(models.Model):
         index=True,
         help="Time control tripped this meter: it closes it again when its schedules want the supply on "
         "(a meter tripped by hand, for its balance or for its load is never closed by time control).",
+    )
+    load_trip_reason = fields.Selection(
+        TRIP_REASON_SELECTION,
+        string="Meter Trip Reason",
+        readonly=True,
+        copy=False,
+        help="Why the meter says it last opened its relay (read with each poll from meters whose model holds "
+        "the load-control parameters).",
+    )
+    load_meter_event_count = fields.Integer(
+        string="Meter Load Events Read",
+        readonly=True,
+        copy=False,
+        help="The meter's own count of load events when last read: the next poll reads the records after it.",
     )
     load_profile_id = fields.Many2one("prepaid.load.profile", compute="_compute_load_profile")
     load_enforcement = fields.Selection(
@@ -174,8 +200,73 @@ class PrepaidMeter(models.Model):
                 created |= meter._prepaid_record_load_event(event, profile, catalogue)
         return created
 
-    def _prepaid_record_load_event(self, event, profile, catalogue):
-        """Record one engine :class:`LoadEvent` (nothing if the step is recorded already) and act on it."""
+    # ------------------------------------------------------------------ detection (meter side)
+
+    def _prepare_engine_meter(self, models_cache=None):
+        """Electricity meters whose model holds the load status and event records are followed by the poll
+        (``MeterSpec.load_events_seen``: the meter's event count last read)."""
+        spec = super()._prepare_engine_meter(models_cache)
+        if self.utility == "electricity" and reads_load_events(spec.model):
+            spec = dataclasses.replace(spec, load_events_seen=self.sudo().load_meter_event_count)
+        return spec
+
+    @api.model
+    @api.private
+    def _prepaid_meter_load_data(self, items):
+        """Store each meter's trip reason and event count (its newest reading), and record its new event
+        records as load events (source meter). A failure never loses the readings: it is logged."""
+        super()._prepaid_meter_load_data(items)
+        by_meter = {}
+        for meter_id, reading in items:
+            by_meter.setdefault(meter_id, []).append(reading)
+        meters = self.sudo().browse(list(by_meter)).exists()
+        if not meters:
+            return
+        profiles = self.env["prepaid.load.profile"]._profiles_of(meters)
+        for meter in meters:
+            try:
+                with self.env.cr.savepoint():
+                    meter._prepaid_record_meter_events(by_meter[meter.id], profiles.get(meter.id))
+            except Exception:  # advisory next to storing the readings: log, never lose them
+                _logger.exception("meter-side load events of meter %s failed", meter.id)
+
+    def _prepaid_record_meter_events(self, readings, profile):
+        """Record the event records of ``readings`` (engine Readings of this meter) that are load events
+        (the engine's :func:`~prepaid_engine.load.params.meter_load_event`), oldest first, once each.
+
+        The meter tripped itself: no trip command is queued (its relay is open already, and by the time the
+        poll reads the record the meter may have restored itself after its delay: a trip then would cut it
+        again). The platform keeps its own restore bookkeeping by the profile's policy all the same (load
+        state, restore time, the day's count): its restore cron closes the meter when the policy says (a
+        close of a closed relay is harmless), and a meter the policy locks waits for a manager's restore,
+        so a meter is never left open by a disagreement with its own count."""
+        self.ensure_one()
+        readings = sorted(readings, key=lambda r: r.read_at)
+        latest = readings[-1]
+        vals = {}
+        if latest.trip_reason is not None:
+            vals["load_trip_reason"] = latest.trip_reason.name.lower()
+        if latest.load_event_count is not None:
+            vals["load_meter_event_count"] = latest.load_event_count
+        records = {}
+        for reading in readings:
+            for record in reading.load_events:
+                records.setdefault((record.at, record.reason), record)
+        created = self.env["prepaid.load.event"]
+        if records:
+            model = self.model_id.sudo()._get_engine_model()
+            for record in sorted(records.values(), key=lambda r: r.at):
+                event = meter_load_event(model, record)
+                if event is not None:
+                    created |= self._prepaid_record_load_event(event, profile, {}, source="meter")
+        if vals:
+            internal(self.sudo()).write(vals)
+        return created
+
+    def _prepaid_record_load_event(self, event, profile, catalogue, source="platform"):
+        """Record one engine :class:`LoadEvent` (nothing if the step is recorded already) and act on it.
+        ``source`` meter: the meter tripped itself (no trip command, see
+        :meth:`_prepaid_record_meter_events`); ``profile`` may then be none (no restore bookkeeping)."""
         self.ensure_one()
         at = _naive(event.at)
         Event = internal(self.env["prepaid.load.event"].sudo())
@@ -197,7 +288,7 @@ class PrepaidMeter(models.Model):
             "account_id": self.account_id.id,
             "partner_id": self.account_id.partner_id.id,
             "company_id": self.company_id.id,
-            "profile_id": profile.id,
+            "profile_id": profile.id if profile else False,
             "at": at,
             "step_w": float(event.step_w),
             "level_w": float(event.level_w),
@@ -205,11 +296,14 @@ class PrepaidMeter(models.Model):
             "classification": str(event.classification),
             "appliance_id": appliance.id if appliance else False,
             "action": str(event.action),
-            "source": "platform",
+            "source": source,
         }
         with self.env.cr.savepoint():
             record = Event.with_context(mail_create_nolog=True).create([vals])
-        if event.action == Action.TRIP and self.load_state == "normal":
+        if source == "meter":
+            if profile and event.action == Action.TRIP:
+                record._prepaid_trip(profile, queue=False)
+        elif event.action == Action.TRIP and self.load_state == "normal":
             record._prepaid_trip(profile)
         record._prepaid_notify()
         return record

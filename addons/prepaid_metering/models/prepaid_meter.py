@@ -416,6 +416,16 @@ class PrepaidMeter(models.Model):
             skip=self.sudo()._get_missing_identifiers(),
         )
 
+    @api.model
+    @api.private
+    def _prepaid_meter_load_data(self, items):
+        """Hook: what meters said of their own load control, as ingestion got it (``items``: ``(meter id,
+        engine Reading)`` whose ``trip_reason`` / ``load_event_count`` / ``load_events`` are set, for
+        meters whose ``MeterSpec.load_events_seen`` asked for them; ids may be of deleted meters). Called by
+        :meth:`~.prepaid_meter_reading.PrepaidMeterReading._ingest` after the readings are stored, whatever
+        their verdict. Nothing here: load control records them."""
+        return None
+
     def _get_missing_identifiers(self):
         """The identifiers this meter is known to lack, as a set (the engine's ``MeterSpec.skip``)."""
         self.ensure_one()

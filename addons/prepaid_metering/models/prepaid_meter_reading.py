@@ -321,6 +321,9 @@ class PrepaidMeterReading(models.Model):
         if quarantined:
             self._raise_anomalies(quarantined)
         self._after_ingest(valid_ids, sorted(new_meter_ids))
+        load_items = [(meter_id, r) for meter_id, r in items if r.trip_reason is not None or r.load_events]
+        if load_items:
+            self.env["prepaid.meter"].sudo()._prepaid_meter_load_data(load_items)
         return inserted
 
     def _prepare_lines(self, items, verdicts):

@@ -160,17 +160,24 @@ class PrepaidLoadEvent(models.Model):
                 env = event.with_context(lang=partner.lang or event.env.lang).env
                 labels = dict(event._fields["classification"]._description_selection(env))
                 zone = ZoneInfo((event.building_id or event.unit_id).effective_tz or "UTC")
-                power = format(
-                    event.step_w or event.level_w, ".0f"
-                )  # not an f-string in the call: Babel reads the call
+                watts = event.step_w or event.level_w
+                power = format(watts, ".0f")  # not an f-string in the call: Babel reads the call
                 when = event.at.replace(tzinfo=UTC).astimezone(zone).strftime("%Y-%m-%d %H:%M")
-                body = env._(
-                    "%(meter)s: %(kind)s of %(power)s W detected at %(time)s.",
-                    meter=event.meter_id.display_name,
-                    kind=labels[event.classification],
-                    power=power,
-                    time=when,
-                )
+                if watts:
+                    body = env._(
+                        "%(meter)s: %(kind)s of %(power)s W detected at %(time)s.",
+                        meter=event.meter_id.display_name,
+                        kind=labels[event.classification],
+                        power=power,
+                        time=when,
+                    )
+                else:  # a meter's own trip record without its power
+                    body = env._(
+                        "%(meter)s: %(kind)s detected at %(time)s.",
+                        meter=event.meter_id.display_name,
+                        kind=labels[event.classification],
+                        time=when,
+                    )
                 if event.action == "trip" and event.restore == "auto" and event.restore_at:
                     back = event.restore_at.replace(tzinfo=UTC).astimezone(zone).strftime("%H:%M")
                     body += " " + env._(

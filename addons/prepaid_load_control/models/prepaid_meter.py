@@ -255,10 +255,17 @@ class PrepaidMeter(models.Model):
         created = self.env["prepaid.load.event"]
         if records:
             model = self.model_id.sudo()._get_engine_model()
-            for record in sorted(records.values(), key=lambda r: r.at):
-                event = meter_load_event(model, record)
-                if event is not None:
-                    created |= self._prepaid_record_load_event(event, profile, {}, source="meter")
+            events = [
+                meter_load_event(model, record) for record in sorted(records.values(), key=lambda r: r.at)
+            ]
+            events = [event for event in events if event is not None]
+            # A meter clock ahead of the poll would date events in the future: they are shifted back by that
+            # skew (their spacing kept), never stored after the reading that brought them.
+            skew = max((event.at - latest.read_at for event in events), default=timedelta(0))
+            for event in events:
+                if skew > timedelta(0):
+                    event = dataclasses.replace(event, at=event.at - skew)
+                created |= self._prepaid_record_load_event(event, profile, {}, source="meter")
         if vals:
             internal(self.sudo()).write(vals)
         return created

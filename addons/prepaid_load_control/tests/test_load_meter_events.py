@@ -1,8 +1,12 @@
 from datetime import timedelta
+from decimal import Decimal
 
 from odoo import Command
 from odoo.addons.prepaid_billing.tests.test_end_to_end import SIM_KEY, SIM_START, SimulatedMeterCase
 from odoo.tests import tagged
+
+from prepaid_engine.load import EventRecord, TripReason
+from prepaid_engine.types import Reading
 
 
 @tagged("post_install", "-at_install")
@@ -88,3 +92,25 @@ class TestLoadMeterEvents(SimulatedMeterCase):
             address="9",
         )
         self.assertIsNone(plain._prepare_engine_meter().load_events_seen)
+
+    def test_a_meter_clock_ahead_of_the_poll_never_dates_events_in_the_future(self):
+        """Records stamped by a meter whose clock runs 3 hours fast are shifted back by that skew, their
+        spacing kept: never after the reading that brought them."""
+        read_at = SIM_START + timedelta(hours=1)
+        ahead = (read_at + timedelta(hours=3)).replace(tzinfo=None)  # the meter's wall clock (UTC model)
+        reading = Reading(
+            meter_key=str(self.meter_1.id),
+            read_at=read_at,
+            total=Decimal("1000.00"),
+            trip_reason=TripReason.MALICIOUS_LOAD,
+            load_event_count=2,
+            load_events=(
+                EventRecord(ahead, TripReason.MALICIOUS_LOAD, Decimal("2.2000")),
+                EventRecord(ahead - timedelta(minutes=10), TripReason.MALICIOUS_LOAD, Decimal("2.1000")),
+            ),
+        )
+        self.meter_1.sudo()._prepaid_record_meter_events([reading], self.profile)
+        events = self.events().sorted("at")
+        self.assertEqual(len(events), 2)
+        self.assertEqual(events[-1].at, read_at.replace(tzinfo=None))
+        self.assertEqual(events[-1].at - events[0].at, timedelta(minutes=10))

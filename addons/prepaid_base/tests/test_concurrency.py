@@ -46,6 +46,46 @@ def wait_until_blocked(cr, pid):
     return False
 
 
+def run_beside(registry, work, context=None):
+    """Run ``work(env)`` in two real transactions at once: the first in a cursor of its own, committed; the
+    second in a thread started once the first has done its work (and before it commits), retried as every
+    request is (:func:`_retrying`). Returns ``(first result, outcome, blocked)``: ``outcome`` holds the
+    second's ``result`` or ``error`` and its ``attempts``; ``blocked`` says whether the second came to wait
+    on a lock of the first."""
+    context = {"tracking_disable": True, **(context or {})}
+    outcome = {"attempts": 0}
+    cr2 = registry.cursor()
+    try:
+        env2 = api.Environment(cr2, SUPERUSER_ID, context)
+        cr2.execute("SELECT pg_backend_pid()")
+        pid = cr2.fetchone()[0]
+
+        def attempt():
+            outcome["attempts"] += 1
+            return work(env2)
+
+        def run():
+            try:
+                outcome["result"] = _retrying(attempt, env2)
+            except Exception as exc:  # reported to the caller, which asserts there was none
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run)
+        with registry.cursor() as cr1:
+            env1 = api.Environment(cr1, SUPERUSER_ID, context)
+            first = work(env1)
+            env1.flush_all()
+            thread.start()
+            with registry.cursor() as observer:
+                blocked = wait_until_blocked(observer, pid)
+        thread.join(60)
+        if thread.is_alive():
+            outcome["error"] = TimeoutError("the second transaction did not finish within 60 s")
+    finally:
+        cr2.close()
+    return first, outcome, blocked
+
+
 def create_committed_account(env, tag, prefix, building_vals=None, opening=None):
     """A building with one unit, a tenant and an open account of that unit (with an opening line of
     ``opening`` when given), created in ``env``: a cursor of its own that the caller commits, so that other

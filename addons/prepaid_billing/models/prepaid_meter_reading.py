@@ -26,16 +26,7 @@ class PrepaidMeterReading(models.Model):
         result = super()._after_ingest(new_reading_ids, meter_ids)
         if not new_reading_ids or self.env.context.get("prepaid_skip_settlement"):
             return result
-        if meter_ids is None:
-            meter_ids = [
-                row[0]
-                for row in self.env.execute_query(
-                    SQL(
-                        "SELECT DISTINCT meter_id FROM prepaid_meter_reading WHERE id = ANY(%s)",
-                        list(new_reading_ids),
-                    )
-                )
-            ]
+        meter_ids = self._meters_of_readings(new_reading_ids, meter_ids)
         with settlement_savepoint(self.env) as outcome:
             self.env["prepaid.settlement"].sudo()._settle_meters(meter_ids)
         if outcome.conflict:

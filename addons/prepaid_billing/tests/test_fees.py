@@ -1,13 +1,11 @@
-import threading
 import uuid
 from datetime import date
 
 from odoo import SUPERUSER_ID, Command, api, fields
 from odoo.addons.prepaid_base.tests.test_concurrency import (
-    _retrying,
     create_committed_account,
     remove_committed_account,
-    wait_until_blocked,
+    run_beside,
 )
 from odoo.addons.prepaid_billing.models.prepaid_fee_charge import ledger_key
 from odoo.exceptions import AccessError, ValidationError
@@ -351,33 +349,7 @@ class TestFeeConcurrency(TransactionCase):
 
     @mute_logger("odoo.sql_db", "odoo.service.model")
     def test_two_runs_at_the_same_time_charge_once(self):
-        outcome = {"attempts": 0}
-        cr2 = self.registry.cursor()
-        self.addCleanup(cr2.close)
-        env2 = api.Environment(cr2, SUPERUSER_ID, {"tracking_disable": True})
-        cr2.execute("SELECT pg_backend_pid()")
-        pid = cr2.fetchone()[0]
-
-        def attempt():
-            outcome["attempts"] += 1
-            return self._charge(env2)
-
-        def run():
-            try:
-                outcome["result"] = _retrying(attempt, env2)
-            except Exception as exc:  # reported to the main thread, which asserts there was none
-                outcome["error"] = exc
-
-        thread = threading.Thread(target=run)
-        with self.registry.cursor() as cr1:
-            env1 = api.Environment(cr1, SUPERUSER_ID, {"tracking_disable": True})
-            first = self._charge(env1)
-            env1.flush_all()
-            thread.start()
-            with self.registry.cursor() as observer:
-                blocked = wait_until_blocked(observer, pid)
-        thread.join(60)
-        self.assertFalse(thread.is_alive())
+        first, outcome, blocked = run_beside(self.registry, self._charge)
         self.assertTrue(blocked, "the second run never waited for the first's charges")
         self.assertNotIn("error", outcome)
         self.assertEqual(first["charged"], 1)

@@ -39,6 +39,15 @@ TRIP_REASON_SELECTION = [
 ]
 
 
+def _sample(read_at, power_kw, power_factor):
+    """The engine's :class:`Sample` of a stored reading (naive UTC time, kW, power factor)."""
+    return Sample(
+        at=read_at.replace(tzinfo=UTC),
+        power_w=Decimal(f"{power_kw:.4f}") * 1000,
+        power_factor=Decimal(f"{abs(power_factor):.3f}") if power_factor else None,
+    )
+
+
 def _aware(value):
     return value.replace(tzinfo=UTC) if value and value.tzinfo is None else value
 
@@ -176,21 +185,16 @@ class PrepaidMeter(models.Model):
         )
         samples = {}
         for meter_id, read_at, power, power_factor in rows:
-            samples.setdefault(meter_id, []).append(
-                Sample(
-                    at=read_at.replace(tzinfo=UTC),
-                    power_w=Decimal(f"{power:.4f}") * 1000,
-                    power_factor=Decimal(f"{abs(power_factor):.3f}") if power_factor else None,
-                )
-            )
+            samples.setdefault(meter_id, []).append(_sample(read_at, power, power_factor))
         catalogue = {a.code: a for a in self.env["prepaid.appliance"].sudo().search([])}
         engine_catalogue = {code: a._prepaid_engine_appliance() for code, a in catalogue.items()}
         created = self.env["prepaid.load.event"]
+        engine_profiles = {profile: profile._prepaid_engine_profile() for profile in set(profiles.values())}
         for meter in meters:
             profile = profiles[meter.id]
             events = classify(
                 samples.get(meter.id, ()),
-                profile._prepaid_engine_profile(),
+                engine_profiles[profile],
                 POLL_DETECTION,
                 engine_catalogue,
             )
@@ -487,11 +491,7 @@ class PrepaidMeter(models.Model):
         )
         baseline, samples = [], []
         for read_at, power, power_factor in rows:
-            sample = Sample(
-                at=read_at.replace(tzinfo=UTC),
-                power_w=Decimal(f"{power:.4f}") * 1000,
-                power_factor=Decimal(f"{abs(power_factor):.3f}") if power_factor else None,
-            )
+            sample = _sample(read_at, power, power_factor)
             (samples if read_at > since else baseline).append(sample)
         return baseline, samples
 

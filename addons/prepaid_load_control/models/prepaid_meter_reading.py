@@ -1,7 +1,6 @@
 import logging
 
 from odoo import api, models
-from odoo.tools import SQL
 
 _logger = logging.getLogger(__name__)
 
@@ -17,16 +16,7 @@ class PrepaidMeterReading(models.Model):
         result = super()._after_ingest(new_reading_ids, meter_ids)
         if not new_reading_ids:
             return result
-        if meter_ids is None:
-            meter_ids = [
-                row[0]
-                for row in self.env.execute_query(
-                    SQL(
-                        "SELECT DISTINCT meter_id FROM prepaid_meter_reading WHERE id = ANY(%s)",
-                        list(new_reading_ids),
-                    )
-                )
-            ]
+        meter_ids = self._meters_of_readings(new_reading_ids, meter_ids)
         try:
             with self.env.cr.savepoint():
                 self.env["prepaid.meter"].sudo()._prepaid_detect_loads(list(meter_ids))

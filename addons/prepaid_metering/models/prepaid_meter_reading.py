@@ -705,3 +705,19 @@ class PrepaidMeterReading(models.Model):
         Billing extends it to settle the new readings right after ingestion. Nothing to do here.
         """
         return new_reading_ids
+
+    @api.model
+    def _meters_of_readings(self, reading_ids, meter_ids=None):
+        """The meter ids of these readings (``meter_ids`` when the caller knows them already): what the
+        hooks of :meth:`_after_ingest` work on."""
+        if meter_ids is not None:
+            return list(meter_ids)
+        return [
+            row[0]
+            for row in self.env.execute_query(
+                SQL(
+                    "SELECT DISTINCT meter_id FROM prepaid_meter_reading WHERE id = ANY(%s)",
+                    list(reading_ids),
+                )
+            )
+        ]

@@ -7,6 +7,7 @@ from . import (
     prepaid_apportionment_bill_line,
     prepaid_apportionment_rule,
     prepaid_apportionment_rule_line,
+    prepaid_batch_operation,
     prepaid_consumption,
     prepaid_fee_charge,
     prepaid_fee_item,

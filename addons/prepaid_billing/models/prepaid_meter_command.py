@@ -7,6 +7,7 @@ class PrepaidMeterCommand(models.Model):
     def _after_execute(self):
         result = super()._after_execute()
         self._prepaid_book_recharges()
+        self._prepaid_sync_batch_lines()
         return result
 
     def _prepaid_book_recharges(self):
@@ -37,3 +38,10 @@ class PrepaidMeterCommand(models.Model):
             )
         if vals_list:
             self.env["prepaid.account"].sudo()._post_ledger(vals_list)
+
+    def _prepaid_sync_batch_lines(self):
+        """The batch result lines of these commands follow their states (one query)."""
+        lines = self.env["prepaid.batch.operation.line"].sudo().search([("command_id", "in", self.ids)])
+        if lines:
+            lines._sync_from_commands()
+            lines.operation_id._update_state()

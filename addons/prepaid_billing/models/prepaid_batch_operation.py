@@ -51,7 +51,12 @@ COMMAND_LINE_STATE = {
     "expired": "failed",
     "cancelled": "failed",
 }
-LEVEL_SELECTION = [("normal", "Normal"), ("warn_1", "Warning 1"), ("warn_2", "Warning 2"), ("cutoff", "Cut-off")]
+LEVEL_SELECTION = [
+    ("normal", "Normal"),
+    ("warn_1", "Warning 1"),
+    ("warn_2", "Warning 2"),
+    ("cutoff", "Cut-off"),
+]
 
 
 class PrepaidBatchOperation(models.Model):
@@ -82,7 +87,10 @@ class PrepaidBatchOperation(models.Model):
     tariff_id = fields.Many2one("prepaid.tariff", check_company=True)
     amount = fields.Monetary(help="Recharge: the money credited to each account.")
     journal_id = fields.Many2one(
-        "account.journal", string="Payment Journal", check_company=True, domain="[('type', 'in', ('cash', 'bank'))]"
+        "account.journal",
+        string="Payment Journal",
+        check_company=True,
+        domain="[('type', 'in', ('cash', 'bank'))]",
     )
     scheduled_at = fields.Datetime(string="Run At", tracking=True)
     operator_id = fields.Many2one(related="create_uid", string="Operator")
@@ -99,13 +107,15 @@ class PrepaidBatchOperation(models.Model):
 
     @api.depends("line_ids.state")
     def _compute_counts(self):
-        counts = {op.id: dict.fromkeys(("queued", "sent", "done", "failed", "skipped", "cmd"), 0) for op in self}
+        counts = {
+            op.id: dict.fromkeys(("queued", "sent", "done", "failed", "skipped", "cmd"), 0) for op in self
+        }
         if self.ids:
             self.env["prepaid.batch.operation.line"].flush_model(["state", "command_id", "operation_id"])
             rows = self.env.execute_query(
                 SQL(
-                    "SELECT operation_id, state, count(*), count(command_id) FROM prepaid_batch_operation_line"
-                    " WHERE operation_id IN %s GROUP BY operation_id, state",
+                    "SELECT operation_id, state, count(*), count(command_id)"
+                    " FROM prepaid_batch_operation_line WHERE operation_id IN %s GROUP BY operation_id, state",
                     tuple(self.ids),
                 )
             )
@@ -248,13 +258,32 @@ class PrepaidBatchOperation(models.Model):
         Line = self.env["prepaid.batch.operation.line"]
         now = fields.Datetime.now()
         rows = [
-            (self.id, meter_id, account_id, "queued", self.company_id.id, self.env.uid, now, self.env.uid, now)
+            (
+                self.id,
+                meter_id,
+                account_id,
+                "queued",
+                self.company_id.id,
+                self.env.uid,
+                now,
+                self.env.uid,
+                now,
+            )
             for meter_id, account_id in self._targets()
         ]
         bulk_sql.insert_rows(
             Line,
-            ["operation_id", "meter_id", "account_id", "state", "company_id", "create_uid", "create_date",
-             "write_uid", "write_date"],
+            [
+                "operation_id",
+                "meter_id",
+                "account_id",
+                "state",
+                "company_id",
+                "create_uid",
+                "create_date",
+                "write_uid",
+                "write_date",
+            ],
             rows,
             on_conflict=SQL("ON CONFLICT DO NOTHING"),
         )
@@ -300,26 +329,36 @@ class PrepaidBatchOperation(models.Model):
             bulk_sql.update_rows(
                 self.env["prepaid.batch.operation.line"],
                 ["command_id", "state", "error"],
-                [(line.id, command.id, COMMAND_LINE_STATE[command.state], False) for line, command in zip(chunk, commands, strict=True)],
+                [
+                    (line.id, command.id, COMMAND_LINE_STATE[command.state], False)
+                    for line, command in zip(chunk, commands, strict=True)
+                ],
             )
         lines.invalidate_recordset(["command_id", "state", "error"])
         lines._sync_from_commands()
 
     def _run_set_tariff(self, lines):
-        """The tariff on the targeted meters (set-based) and their accounts; meter-side billing meters also get
-        a set-prices command with the tariff's flat price."""
+        """The tariff on the targeted meters (one write); meter-side billing meters also get a set-prices
+        command with the tariff's flat price."""
         meters = lines.meter_id
         internal(meters).write({"tariff_id": self.tariff_id.id})
         meter_side = lines.filtered(lambda line: line.meter_id.billing_mode == "meter")
         Line = self.env["prepaid.batch.operation.line"]
-        bulk_sql.update_rows(Line, ["state", "error"], [(line.id, "done", False) for line in lines - meter_side])
+        bulk_sql.update_rows(
+            Line, ["state", "error"], [(line.id, "done", False) for line in lines - meter_side]
+        )
         Line.invalidate_model(["state", "error"])
         if meter_side:
             price = self.tariff_id.price or 0.0
             self._run_commands(
                 meter_side,
-                {"kind": "set_prices", "price_sharp": price, "price_peak": price, "price_flat": price,
-                 "price_valley": price},
+                {
+                    "kind": "set_prices",
+                    "price_sharp": price,
+                    "price_peak": price,
+                    "price_flat": price,
+                    "price_valley": price,
+                },
             )
 
     def _run_recharge(self, lines):
@@ -342,7 +381,9 @@ class PrepaidBatchOperation(models.Model):
                         ]
                     )
                     topup.action_confirm()
-                    bulk_sql.update_rows(Line, ["topup_id", "state", "error"], [(line.id, topup.id, "done", False)])
+                    bulk_sql.update_rows(
+                        Line, ["topup_id", "state", "error"], [(line.id, topup.id, "done", False)]
+                    )
             except (UserError, ValidationError) as exc:
                 bulk_sql.update_rows(Line, ["state", "error"], [(line.id, "failed", str(exc))])
         done = lines.filtered("topup_id")
@@ -402,9 +443,19 @@ class PrepaidBatchOperationLine(models.Model):
     _inherit = ["prepaid.guard.mixin"]
     _order = "id"
     _prepaid_internal_create = True
-    _prepaid_protected_fields = ("operation_id", "meter_id", "account_id", "state", "error", "command_id", "topup_id")
+    _prepaid_protected_fields = (
+        "operation_id",
+        "meter_id",
+        "account_id",
+        "state",
+        "error",
+        "command_id",
+        "topup_id",
+    )
 
-    operation_id = fields.Many2one("prepaid.batch.operation", required=True, ondelete="cascade", index=True, readonly=True)
+    operation_id = fields.Many2one(
+        "prepaid.batch.operation", required=True, ondelete="cascade", index=True, readonly=True
+    )
     company_id = fields.Many2one("res.company", required=True, index=True, readonly=True)
     meter_id = fields.Many2one("prepaid.meter", readonly=True, index="btree_not_null")
     account_id = fields.Many2one("prepaid.account", readonly=True, index="btree_not_null")
@@ -436,7 +487,10 @@ class PrepaidBatchOperationLine(models.Model):
             )
         )
         commands = self.env["prepaid.meter.command"].sudo().browse([r[2] for r in rows])
-        message_of = {c.id: c.message for c in commands.filtered(lambda c: c.state in ("failed", "expired", "cancelled"))}
+        message_of = {
+            c.id: c.message
+            for c in commands.filtered(lambda c: c.state in ("failed", "expired", "cancelled"))
+        }
         bulk_sql.update_rows(
             self,
             ["state", "error"],

@@ -2,6 +2,7 @@ from . import (
     test_alerts,
     test_apportionment,
     test_authorisation_matrix,
+    test_batch_operation,
     test_concurrency,
     test_consumption,
     test_end_to_end,

@@ -115,7 +115,8 @@ class PrepaidBatchOperation(models.Model):
             rows = self.env.execute_query(
                 SQL(
                     "SELECT operation_id, state, count(*), count(command_id)"
-                    " FROM prepaid_batch_operation_line WHERE operation_id IN %s GROUP BY operation_id, state",
+                    " FROM prepaid_batch_operation_line WHERE operation_id IN %s"
+                    " GROUP BY operation_id, state",
                     tuple(self.ids),
                 )
             )

@@ -9,6 +9,8 @@ from odoo.tools import mute_logger
 
 from prepaid_engine.types import Supply
 
+from .common import BillingCommon
+
 
 @tagged("post_install", "-at_install")
 class TestBatchOperation(SimulatorCommon):
@@ -105,31 +107,6 @@ class TestBatchOperation(SimulatorCommon):
         self.execute()
         self.assertEqual(batch.state, "done")
 
-    def test_recharge_credits_each_account_once_across_runs_and_retry(self):
-        accounts = self.account_101 | self.account_201
-        before = {a.id: a.balance for a in accounts}
-        batch = self.Batch.create(
-            {
-                "kind": "recharge",
-                "property_ids": [(6, 0, self.building.ids)],
-                "amount": 50.0,
-                "journal_id": self.journal.id,
-            }
-        )
-        batch.action_run()
-        batch.action_run()
-        batch.action_retry_failed()
-        self.assertEqual(batch.line_ids.account_id, accounts)
-        self.assertEqual(set(batch.line_ids.mapped("state")), {"done"})
-        self.assertEqual(len(batch.line_ids.topup_id), 2)
-        accounts.invalidate_recordset()
-        for account in accounts:
-            self.assertAlmostEqual(account.balance, before[account.id] + 50.0)
-        topups = self.env["prepaid.topup"].search(
-            [("account_id", "in", accounts.ids), ("memo", "=", batch.name)]
-        )
-        self.assertEqual(len(topups), 2)
-
     def test_hostile(self):
         operator = new_test_user(
             self.env,
@@ -169,3 +146,36 @@ class TestBatchOperation(SimulatorCommon):
             self.env["prepaid.batch.operation.line"].create(
                 {"operation_id": batch.id, "company_id": self.company.id}
             )
+
+
+@tagged("post_install", "-at_install")
+class TestBatchRecharge(BillingCommon):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.Batch = cls.env["prepaid.batch.operation"]
+
+    def test_recharge_credits_each_account_once_across_runs_and_retry(self):
+        accounts = self.account_1 | self.account_2
+        before = {a.id: a.balance for a in accounts}
+        batch = self.Batch.create(
+            {
+                "kind": "recharge",
+                "property_ids": [(6, 0, self.building.ids)],
+                "amount": 50.0,
+                "journal_id": self.cash_journal.id,
+            }
+        )
+        batch.action_run()
+        batch.action_run()
+        batch.action_retry_failed()
+        self.assertEqual(batch.line_ids.account_id, accounts)
+        self.assertEqual(set(batch.line_ids.mapped("state")), {"done"})
+        self.assertEqual(len(batch.line_ids.topup_id), 2)
+        accounts.invalidate_recordset()
+        for account in accounts:
+            self.assertAlmostEqual(account.balance, before[account.id] + 50.0)
+        topups = self.env["prepaid.topup"].search(
+            [("account_id", "in", accounts.ids), ("memo", "=", batch.name)]
+        )
+        self.assertEqual(len(topups), 2)

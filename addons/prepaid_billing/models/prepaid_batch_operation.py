@@ -192,6 +192,7 @@ class PrepaidBatchOperation(models.Model):
 
     def action_preview_targets(self):
         self.ensure_one()
+        self.check_access("read")
         meters = self._target_meters()
         return {
             "type": "ir.actions.act_window",
@@ -419,6 +420,7 @@ class PrepaidBatchOperation(models.Model):
 
     def action_view_lines(self):
         self.ensure_one()
+        self.check_access("read")
         return {
             "type": "ir.actions.act_window",
             "name": _("Results"),
@@ -429,6 +431,7 @@ class PrepaidBatchOperation(models.Model):
 
     def action_view_commands(self):
         self.ensure_one()
+        self.check_access("read")
         return {
             "type": "ir.actions.act_window",
             "name": _("Commands"),

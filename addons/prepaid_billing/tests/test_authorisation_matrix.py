@@ -77,6 +77,9 @@ CRUD = {
     "prepaid.statement": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
     "prepaid.statement.line": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
     "prepaid.fee.charge": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},  # by the fee run
+    # issue 13: batch operations (managers create and run them; operators follow their results)
+    "prepaid.batch.operation": {"op_one": "r", "op_all": "r", "manager": "rwc"},
+    "prepaid.batch.operation.line": {"op_one": "r", "op_all": "r", "manager": "r"},  # made by the run
 }
 # Models that hold no records of their own: nobody reads or writes them as such.
 NOT_RECORDS = {
@@ -216,6 +219,19 @@ METHODS = {
     ("prepaid.fee.charge", "action_view_invoice"): (*OPS, "accountant"),
     ("prepaid.fee.charge", "create"): NOBODY,
     ("prepaid.fee.charge", "write"): NOBODY,
+    # issue 13: batch operations
+    ("prepaid.batch.operation", "create"): MGR,
+    ("prepaid.batch.operation", "write"): MGR,
+    ("prepaid.batch.operation", "action_run"): MGR,
+    ("prepaid.batch.operation", "action_schedule"): MGR,
+    ("prepaid.batch.operation", "action_cancel"): MGR,
+    ("prepaid.batch.operation", "action_retry_failed"): MGR,
+    ("prepaid.batch.operation", "action_refresh"): OPS,
+    ("prepaid.batch.operation", "action_preview_targets"): OPS,  # navigation: the meters they read
+    ("prepaid.batch.operation", "action_view_lines"): OPS,
+    ("prepaid.batch.operation", "action_view_commands"): OPS,
+    ("prepaid.batch.operation.line", "create"): NOBODY,
+    ("prepaid.batch.operation.line", "write"): NOBODY,
 }
 # Methods that hold by themselves and need no record (called on the empty recordset).
 MODEL_METHODS = {"get_import_templates", "create", "action_post_now"}
@@ -355,6 +371,9 @@ PROTECTED_WRITES = {
     "prepaid.monthly.ledger.line": [{"fees": 1.0}, {"total": 1.0}, {"electricity_quantity": 1.0}],
     "prepaid.statement": [{"state": "settled"}, {"closing_balance": 0.0}, {"account_id": 1}],
     "prepaid.fee.charge": [{"amount": 0.01}, {"state": "nothing"}, {"ledger_id": False}, {"account_id": 1}],
+    # issue 13: batch operations
+    "prepaid.batch.operation": [{"state": "done"}, {"run_by": 1}, {"run_at": "2026-01-01 00:00:00"}],
+    "prepaid.batch.operation.line": [{"state": "done"}, {"error": "x"}, {"topup_id": False}, {"meter_id": 1}],
 }
 # Writes for managers only (operators are refused even inside their scope).
 MANAGER_WRITES = {
@@ -434,6 +453,17 @@ class TestAuthorisationMatrix(BillingCommon):
             bus_id=cls.gateway.bus_ids.id,
         )
         cls.command = env["prepaid.meter.command"]._enqueue([{"meter_id": cls.meter_gw.id, "kind": "trip"}])
+        # issue 13: a draft batch over op_one's floor and one result line of it
+        cls.batch = env["prepaid.batch.operation"].create(
+            {"kind": "keep_power_on", "property_ids": [Command.set(cls.floor.ids)]}
+        )
+        cls.batch_line = (
+            internal(env["prepaid.batch.operation.line"])
+            .sudo()
+            .create(
+                [{"operation_id": cls.batch.id, "company_id": cls.company.id, "account_id": cls.account_1.id}]
+            )
+        )
         T0 = datetime(2026, 3, 1, tzinfo=UTC)
         env["prepaid.meter.reading"]._ingest([Reading(str(cls.meter_1.id), T0, total=Decimal(10))])
         env["prepaid.meter.reading"]._ingest(
@@ -637,6 +667,8 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.statement": self.statement,
             "prepaid.statement.line": self.statement.line_ids[:1],
             "prepaid.fee.charge": self.fee_charge,
+            "prepaid.batch.operation": self.batch,
+            "prepaid.batch.operation.line": self.batch_line,
             **self.wizards,
             **self.portal_records,
             **self.load_records,
@@ -680,6 +712,8 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.statement": {"closing_balance": 1000.0},
             "prepaid.statement.line": {"amount": 1000.0},
             "prepaid.fee.charge": {"name": "mx"},
+            "prepaid.batch.operation": {"scheduled_at": "2030-01-01 00:00:00"},
+            "prepaid.batch.operation.line": {"error": "mx"},
             "prepaid.topup.wizard": {"memo": "mx"},
             "prepaid.reverse.wizard": {"reason": "mx2"},
             "prepaid.refund.wizard": {"reason": "mx2"},
@@ -772,6 +806,8 @@ class TestAuthorisationMatrix(BillingCommon):
                 "amount": -1000.0,
             },
             "prepaid.topup.wizard": {"account_id": self.account_1.id, "amount": 1.0},
+            "prepaid.batch.operation": {"kind": "trip", "property_ids": [Command.set(self.floor.ids)]},
+            "prepaid.batch.operation.line": {"operation_id": self.batch.id, "company_id": self.company.id},
             "prepaid.monthly.ledger": {
                 "building_id": self.building.id,
                 "company_id": self.company.id,

@@ -1,4 +1,4 @@
-"""Batch-operation benchmark: a close batch over N meters of a simulated site, until every result line settled.
+"""Batch-operation benchmark: a close batch over N simulated meters, until every result line settled.
 
 The simulator runs in its own process (as in ``bench/poll_cycle.py``) with a generated Modbus site (Acrel
 DDSY1352 meters, ``--gateways`` x ``--buses`` x meters per bus, 9600 baud, ``--latency`` ms); an Odoo
@@ -157,7 +157,9 @@ def main(argv=None) -> int:
     if not database_exists(args.db):
         create_database(args)
     registry = open_registry(args)
-    with Simulator(sim_args(args), latency_ms=args.latency, baud=args.baud) as sim:
+    simulator = Simulator(sim_args(args), latency_ms=args.latency, baud=args.baud)
+    simulator.cmd += ["--protocol", "modbus"]
+    with simulator as sim:
         building_id = build(registry, sim.site_map)
         per_close = one_close_seconds(sim.site_map)
         busiest = max(len(b.meters) for g in sim.site_map.gateways for b in g.buses)

@@ -92,7 +92,7 @@ class PrepaidBatchOperation(models.Model):
         check_company=True,
         domain="[('type', 'in', ('cash', 'bank'))]",
     )
-    scheduled_at = fields.Datetime(string="Run At", tracking=True)
+    scheduled_at = fields.Datetime(string="Scheduled For", tracking=True)
     operator_id = fields.Many2one(related="create_uid", string="Operator")
     run_at = fields.Datetime(readonly=True, copy=False)
     run_by = fields.Many2one("res.users", readonly=True, copy=False)

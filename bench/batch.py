@@ -10,8 +10,8 @@ The floor is the wire's: the busiest bus's meter count x one close exchange's bu
 from a real close of one meter against the same simulator (an otherwise idle bus). Target: elapsed / floor
 <= 1.1. It prints, it never asserts.
 
-    python bench/batch.py                 # 10,000 meters (100 gateways x 4 buses x 25)
-    python bench/batch.py --meters 500    # a small check
+    python bench/batch.py --drop          # 10,000 meters (100 gateways x 4 buses x 25)
+    python bench/batch.py --drop --meters 500    # a small check (a fresh database per run)
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@
         "views/prepaid_property_views.xml",
         "views/res_config_settings_views.xml",
         "views/prepaid_billing_menus.xml",
+        "views/prepaid_account_opening_views.xml",
         "views/prepaid_apportionment_views.xml",
         "wizards/prepaid_monthly_ledger_wizard_views.xml",
         "views/prepaid_monthly_ledger_views.xml",

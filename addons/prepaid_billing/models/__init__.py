@@ -2,6 +2,7 @@ from . import (
     account_chart_template,
     account_move,
     prepaid_account,
+    prepaid_account_opening,
     prepaid_anomaly,
     prepaid_apportionment_bill,
     prepaid_apportionment_bill_line,

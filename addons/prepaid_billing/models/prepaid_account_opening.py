@@ -1,5 +1,6 @@
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import internal, is_manager
+from odoo.addons.prepaid_base.tools.numbers import check_numbers
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tools import SQL
 
@@ -15,6 +16,7 @@ OPENING_PROTECTED_FIELDS = (
 )
 # Above this an opening balance is a typing error, not money.
 MAX_OPENING_BALANCE = 1e9
+NUMBER_FIELDS = ("opening_balance", "warn_level_1", "warn_level_2", "warn_level_3", "cutoff_level")
 
 
 class PrepaidAccountOpening(models.Model):
@@ -108,6 +110,15 @@ class PrepaidAccountOpening(models.Model):
                 "template": "/prepaid_billing/static/csv/prepaid_account_opening_template.csv",
             }
         ]
+
+    @api.model_create_multi
+    def create(self, vals_list):
+        check_numbers(self, vals_list, NUMBER_FIELDS)
+        return super().create(vals_list)
+
+    def write(self, vals):
+        check_numbers(self, [vals], NUMBER_FIELDS)
+        return super().write(vals)
 
     @api.constrains("opening_balance")
     def _check_opening_balance(self):

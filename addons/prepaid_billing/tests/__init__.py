@@ -19,3 +19,4 @@ from . import (
     test_trust,
     test_ui,
 )
+from . import test_account_opening

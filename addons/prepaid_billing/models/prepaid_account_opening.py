@@ -100,7 +100,9 @@ class PrepaidAccountOpening(models.Model):
     def _compute_meter_ids(self):
         Meter = self.env["prepaid.meter"]
         for opening in self:
-            opening.meter_ids = Meter.search([("unit_id", "=", opening.unit_id.id)]) if opening.unit_id else Meter
+            opening.meter_ids = (
+                Meter.search([("unit_id", "=", opening.unit_id.id)]) if opening.unit_id else Meter
+            )
 
     @api.model
     def get_import_templates(self):
@@ -189,7 +191,8 @@ class PrepaidAccountOpening(models.Model):
         self.flush_recordset()
         rows = self.env.execute_query(
             SQL(
-                "SELECT id FROM prepaid_account_opening WHERE id = ANY(%s) AND state = 'ready' ORDER BY id FOR UPDATE",
+                """SELECT id FROM prepaid_account_opening WHERE id = ANY(%s) AND state = 'ready'
+                ORDER BY id FOR UPDATE""",
                 list(self.ids),
             )
         )
@@ -204,7 +207,9 @@ class PrepaidAccountOpening(models.Model):
             raise UserError(
                 self.env._(
                     "These units already have an open account: %(units)s.",
-                    units=", ".join(live.unit_ids.filtered(lambda u: u in todo.unit_id).mapped("display_name")),
+                    units=", ".join(
+                        live.unit_ids.filtered(lambda u: u in todo.unit_id).mapped("display_name")
+                    ),
                 )
             )
         accounts = Account.create([opening._prepare_account_vals() for opening in todo])
@@ -222,8 +227,11 @@ class PrepaidAccountOpening(models.Model):
             opening.meter_ids.sudo().write({"account_id": opening.account_id.id})
         quantities = todo._move_cursors()
         commands = [
-            {"meter_id": meter.id, "kind": "close" if meter.utility == "electricity" else "valve_open",
-             "reason": "automatic"}
+            {
+                "meter_id": meter.id,
+                "kind": "close" if meter.utility == "electricity" else "valve_open",
+                "reason": "automatic",
+            }
             for meter in todo.meter_ids
         ]
         if commands:
@@ -241,7 +249,8 @@ class PrepaidAccountOpening(models.Model):
             opening._credit_opening_balance()
             opening._message_log(
                 body=self.env._(
-                    "Account %(account)s opened; temporary consumption %(quantity)s (%(choice)s), not charged.",
+                    "Account %(account)s opened; temporary consumption %(quantity)s (%(choice)s), "
+                    "not charged.",
                     account=opening.account_id.name,
                     quantity=opening.temporary_quantity,
                     choice=dict(self._fields["temporary_choice"]._description_selection(self.env))[
@@ -252,7 +261,11 @@ class PrepaidAccountOpening(models.Model):
 
     def _prepare_account_vals(self):
         self.ensure_one()
-        vals = {"partner_id": self.partner_id.id, "company_id": self.company_id.id, "unit_ids": [(6, 0, self.unit_id.ids)]}
+        vals = {
+            "partner_id": self.partner_id.id,
+            "company_id": self.company_id.id,
+            "unit_ids": [(6, 0, self.unit_id.ids)],
+        }
         if self.override_levels:
             vals.update(
                 warn_level_1=self.warn_level_1,
@@ -293,13 +306,15 @@ class PrepaidAccountOpening(models.Model):
                        INSERT INTO prepaid_settlement_cursor
                               (meter_id, read_at, total, sharp, peak, flat, valley, attempted_at, settled_at,
                                unbilled_quantity)
-                       SELECT meter_id, read_at, total, sharp, peak, flat, valley, read_at, now() at time zone 'UTC', 0
+                       SELECT meter_id, read_at, total, sharp, peak, flat, valley, read_at,
+                              now() AT TIME ZONE 'UTC', 0
                          FROM latest
                        ON CONFLICT (meter_id) DO UPDATE
                           SET read_at = EXCLUDED.read_at, total = EXCLUDED.total, sharp = EXCLUDED.sharp,
                               peak = EXCLUDED.peak, flat = EXCLUDED.flat, valley = EXCLUDED.valley,
                               attempted_at = EXCLUDED.attempted_at, settled_at = EXCLUDED.settled_at,
-                              cycle_start = NULL, cycle_quantity = NULL, cycle_sharp = NULL, cycle_peak = NULL,
+                              cycle_start = NULL, cycle_quantity = NULL, cycle_sharp = NULL,
+                              cycle_peak = NULL,
                               cycle_flat = NULL, cycle_valley = NULL, cycle_exact = NULL, cycle_amount = NULL,
                               last_error = NULL
                        RETURNING meter_id
@@ -321,16 +336,20 @@ class PrepaidAccountOpening(models.Model):
         if self.topup_id or self.currency_id.is_zero(self.opening_balance):
             return
         journal = self.journal_id or self.company_id._prepaid_default_cash_journal()
-        topup = internal(self.env["prepaid.topup"]).sudo().create(
-            [
-                {
-                    "account_id": self.account_id.id,
-                    "amount": self.opening_balance,
-                    "journal_id": journal.id,
-                    "channel": "cashier",
-                    "memo": self.env._("Opening balance"),
-                }
-            ]
+        topup = (
+            internal(self.env["prepaid.topup"])
+            .sudo()
+            .create(
+                [
+                    {
+                        "account_id": self.account_id.id,
+                        "amount": self.opening_balance,
+                        "journal_id": journal.id,
+                        "channel": "cashier",
+                        "memo": self.env._("Opening balance"),
+                    }
+                ]
+            )
         )
         topup.action_confirm()
         internal(self).write({"topup_id": topup.id})

@@ -1,4 +1,5 @@
 from . import (
+    test_account_opening,
     test_alerts,
     test_apportionment,
     test_authorisation_matrix,
@@ -19,4 +20,3 @@ from . import (
     test_trust,
     test_ui,
 )
-from . import test_account_opening

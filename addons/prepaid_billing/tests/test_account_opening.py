@@ -58,7 +58,9 @@ class TestAccountOpening(BillingCommon):
             self.assertEqual(opening.meter_ids.account_id, opening.account_id)
             self.assertEqual(opening.unit_id.electricity_tariff_id, self.tariff_flat)
             self.assertEqual(opening.tenancy_id.state, "active")
-        commands = self.env["prepaid.meter.command"].search([("meter_id", "in", meters.ids), ("kind", "=", "close")])
+        commands = self.env["prepaid.meter.command"].search(
+            [("meter_id", "in", meters.ids), ("kind", "=", "close")]
+        )
         self.assertEqual(commands.meter_id, meters)
         # Opening again (a re-click, a retried request) credits nothing more.
         openings._open()
@@ -76,8 +78,11 @@ class TestAccountOpening(BillingCommon):
         )
         self.assertEqual(sum(consumption.mapped("quantity")), 100.0)  # 10 kWh per meter
         for account in accounts:
-            self.assertAlmostEqual(account.balance, 100.0 + sum(account.ledger_ids.filtered(
-                lambda line: line.kind == "consumption").mapped("amount")))
+            self.assertAlmostEqual(
+                account.balance,
+                100.0
+                + sum(account.ledger_ids.filtered(lambda line: line.kind == "consumption").mapped("amount")),
+            )
         self.assertLedgerMatchesAccounting(*accounts)
 
     def test_unit_with_open_account_refused(self):
@@ -110,8 +115,12 @@ class TestAccountOpening(BillingCommon):
     def test_import_with_load(self):
         unit = self._units(1)
         data = io.StringIO()
-        csv.writer(data).writerows([["partner_id", "unit_id", "opening_balance", "move_in_date", "auto_open"],
-                                     [self.tenant_2.name, unit.name, "50", "2026-03-01", "1"]])
+        csv.writer(data).writerows(
+            [
+                ["partner_id", "unit_id", "opening_balance", "move_in_date", "auto_open"],
+                [self.tenant_2.name, unit.name, "50", "2026-03-01", "1"],
+            ]
+        )
         rows = list(csv.reader(io.StringIO(data.getvalue())))
         result = self.env["prepaid.account.opening"].load(rows[0], rows[1:])
         self.assertFalse(result["messages"], result["messages"])

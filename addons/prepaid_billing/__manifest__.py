@@ -12,6 +12,7 @@
         "security/prepaid_billing_security.xml",
         "security/ir.model.access.csv",
         "security/prepaid_monthly_ledger_security.xml",
+        "security/prepaid_account_opening_security.xml",
         "data/ir_sequence_data.xml",
         "data/ir_cron_data.xml",
         "data/prepaid_apportionment_data.xml",

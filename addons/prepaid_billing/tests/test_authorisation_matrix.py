@@ -77,6 +77,8 @@ CRUD = {
     "prepaid.statement": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
     "prepaid.statement.line": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
     "prepaid.fee.charge": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},  # by the fee run
+    # issue 13: account opening
+    "prepaid.account.opening": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
 }
 # Models that hold no records of their own: nobody reads or writes them as such.
 NOT_RECORDS = {
@@ -216,6 +218,14 @@ METHODS = {
     ("prepaid.fee.charge", "action_view_invoice"): (*OPS, "accountant"),
     ("prepaid.fee.charge", "create"): NOBODY,
     ("prepaid.fee.charge", "write"): NOBODY,
+    # issue 13: account opening
+    ("prepaid.account.opening", "create"): MGR,
+    ("prepaid.account.opening", "write"): MGR,
+    ("prepaid.account.opening", "action_ready"): MGR,
+    ("prepaid.account.opening", "action_cancel"): MGR,
+    ("prepaid.account.opening", "action_draft"): MGR,
+    ("prepaid.account.opening", "action_open_accounts"): MGR,
+    ("prepaid.account.opening", "get_import_templates"): (*OPS, "accountant", "portal", "public"),
 }
 # Methods that hold by themselves and need no record (called on the empty recordset).
 MODEL_METHODS = {"get_import_templates", "create", "action_post_now"}
@@ -355,6 +365,8 @@ PROTECTED_WRITES = {
     "prepaid.monthly.ledger.line": [{"fees": 1.0}, {"total": 1.0}, {"electricity_quantity": 1.0}],
     "prepaid.statement": [{"state": "settled"}, {"closing_balance": 0.0}, {"account_id": 1}],
     "prepaid.fee.charge": [{"amount": 0.01}, {"state": "nothing"}, {"ledger_id": False}, {"account_id": 1}],
+    # issue 13: account opening
+    "prepaid.account.opening": [{"state": "opened"}, {"account_id": 1}, {"topup_id": False}],
 }
 # Writes for managers only (operators are refused even inside their scope).
 MANAGER_WRITES = {
@@ -637,6 +649,10 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.statement": self.statement,
             "prepaid.statement.line": self.statement.line_ids[:1],
             "prepaid.fee.charge": self.fee_charge,
+            # issue 13: account opening
+            "prepaid.account.opening": self.env["prepaid.account.opening"].create(
+                {"partner_id": self.tenant_2.id, "unit_id": self.unit_1.id}
+            ),
             **self.wizards,
             **self.portal_records,
             **self.load_records,
@@ -680,6 +696,7 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.statement": {"closing_balance": 1000.0},
             "prepaid.statement.line": {"amount": 1000.0},
             "prepaid.fee.charge": {"name": "mx"},
+            "prepaid.account.opening": {"auto_open": True},  # issue 13: account opening
             "prepaid.topup.wizard": {"memo": "mx"},
             "prepaid.reverse.wizard": {"reason": "mx2"},
             "prepaid.refund.wizard": {"reason": "mx2"},
@@ -772,6 +789,8 @@ class TestAuthorisationMatrix(BillingCommon):
                 "amount": -1000.0,
             },
             "prepaid.topup.wizard": {"account_id": self.account_1.id, "amount": 1.0},
+            # issue 13: account opening
+            "prepaid.account.opening": {"partner_id": self.tenant_2.id, "unit_id": unit.id},
             "prepaid.monthly.ledger": {
                 "building_id": self.building.id,
                 "company_id": self.company.id,

@@ -15,6 +15,7 @@ from . import (
     prepaid_meter_command,
     prepaid_meter_reading,
     prepaid_meter_replacement,
+    prepaid_meter_temporary,
     prepaid_monthly_ledger,
     prepaid_monthly_ledger_line,
     prepaid_property,

@@ -226,6 +226,7 @@ class PrepaidAccountOpening(models.Model):
         for opening in todo:
             opening.meter_ids.sudo().write({"account_id": opening.account_id.id})
         quantities = todo._move_cursors()
+        todo.meter_ids.sudo()._end_temporary_supply()
         commands = [
             {
                 "meter_id": meter.id,

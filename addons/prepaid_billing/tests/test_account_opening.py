@@ -131,3 +131,24 @@ class TestAccountOpening(BillingCommon):
         self.env["prepaid.account.opening"]._cron_open_due()
         self.assertEqual(opening.state, "opened")
         self.assertEqual(opening.account_id.balance, 50.0)
+
+    def test_temporary_supply_raises_no_unbilled_anomaly_and_ends_at_opening(self):
+        unit = self._units(1)
+        meter = self._create_meter(unit, "M-temp")
+        meter.action_start_temporary_supply()
+        self.assertEqual(meter.temporary_supply, "kept_on")
+        self.ingest(meter, T0, 10)
+        self.ingest(meter, T1, 30)
+        anomalies = self.env["prepaid.anomaly"].search(
+            [("meter_id", "=", meter.id), ("kind", "=", "unbilled_consumption")]
+        )
+        self.assertFalse(anomalies)
+        opening = self._openings(unit, balance=0.0)
+        opening.action_ready()
+        opening.action_open_accounts()
+        self.assertEqual(meter.temporary_supply, "none")
+        self.ingest(meter, T2, 35)
+        consumption = self.env["prepaid.ledger"].search(
+            [("account_id", "=", opening.account_id.id), ("kind", "=", "consumption")]
+        )
+        self.assertEqual(sum(consumption.mapped("quantity")), 5.0)

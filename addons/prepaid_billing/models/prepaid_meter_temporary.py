@@ -1,5 +1,6 @@
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import internal, is_manager
+from odoo.addons.prepaid_metering.models.prepaid_meter import PrepaidMeter as MeteringMeter
 from odoo.exceptions import AccessError, UserError
 
 TEMPORARY_SELECTION = [("none", "None"), ("quantity", "Preset Quantity"), ("kept_on", "Kept On")]
@@ -11,6 +12,12 @@ class PrepaidMeter(models.Model):
     account's opening (the cursor moves past it)."""
 
     _inherit = "prepaid.meter"
+    _prepaid_protected_fields = (
+        *MeteringMeter._prepaid_protected_fields,
+        "temporary_supply",
+        "temporary_quantity",
+        "temporary_since",
+    )
 
     temporary_supply = fields.Selection(
         TEMPORARY_SELECTION, default="none", required=True, readonly=True, copy=False, tracking=True

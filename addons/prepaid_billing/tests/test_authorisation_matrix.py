@@ -225,6 +225,7 @@ METHODS = {
     ("prepaid.account.opening", "action_cancel"): MGR,
     ("prepaid.account.opening", "action_draft"): MGR,
     ("prepaid.account.opening", "action_open_accounts"): MGR,
+    ("prepaid.meter", "action_start_temporary_supply"): MGR,
     ("prepaid.account.opening", "get_import_templates"): (*OPS, "accountant", "portal", "public"),
 }
 # Methods that hold by themselves and need no record (called on the empty recordset).

@@ -1,4 +1,5 @@
 from . import (
+    test_account_opening,
     test_alerts,
     test_apportionment,
     test_authorisation_matrix,

@@ -80,6 +80,8 @@ CRUD = {
     # issue 13: batch operations (managers create and run them; operators follow their results)
     "prepaid.batch.operation": {"op_one": "r", "op_all": "r", "manager": "rwc"},
     "prepaid.batch.operation.line": {"op_one": "r", "op_all": "r", "manager": "r"},  # made by the run
+    # issue 13: account opening
+    "prepaid.account.opening": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
 }
 # Models that hold no records of their own: nobody reads or writes them as such.
 NOT_RECORDS = {
@@ -232,6 +234,15 @@ METHODS = {
     ("prepaid.batch.operation", "action_view_commands"): OPS,
     ("prepaid.batch.operation.line", "create"): NOBODY,
     ("prepaid.batch.operation.line", "write"): NOBODY,
+    # issue 13: account opening
+    ("prepaid.account.opening", "create"): MGR,
+    ("prepaid.account.opening", "write"): MGR,
+    ("prepaid.account.opening", "action_ready"): MGR,
+    ("prepaid.account.opening", "action_cancel"): MGR,
+    ("prepaid.account.opening", "action_draft"): MGR,
+    ("prepaid.account.opening", "action_open_accounts"): MGR,
+    ("prepaid.meter", "action_start_temporary_supply"): MGR,
+    ("prepaid.account.opening", "get_import_templates"): (*OPS, "accountant", "portal", "public"),
 }
 # Methods that hold by themselves and need no record (called on the empty recordset).
 MODEL_METHODS = {"get_import_templates", "create", "action_post_now"}
@@ -374,6 +385,8 @@ PROTECTED_WRITES = {
     # issue 13: batch operations
     "prepaid.batch.operation": [{"state": "done"}, {"run_by": 1}, {"run_at": "2026-01-01 00:00:00"}],
     "prepaid.batch.operation.line": [{"state": "done"}, {"error": "x"}, {"topup_id": False}, {"meter_id": 1}],
+    # issue 13: account opening
+    "prepaid.account.opening": [{"state": "opened"}, {"account_id": 1}, {"topup_id": False}],
 }
 # Writes for managers only (operators are refused even inside their scope).
 MANAGER_WRITES = {
@@ -669,6 +682,10 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.fee.charge": self.fee_charge,
             "prepaid.batch.operation": self.batch,
             "prepaid.batch.operation.line": self.batch_line,
+            # issue 13: account opening
+            "prepaid.account.opening": self.env["prepaid.account.opening"].create(
+                {"partner_id": self.tenant_2.id, "unit_id": self.unit_1.id}
+            ),
             **self.wizards,
             **self.portal_records,
             **self.load_records,
@@ -714,6 +731,7 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.fee.charge": {"name": "mx"},
             "prepaid.batch.operation": {"scheduled_at": "2030-01-01 00:00:00"},
             "prepaid.batch.operation.line": {"error": "mx"},
+            "prepaid.account.opening": {"auto_open": True},  # issue 13: account opening
             "prepaid.topup.wizard": {"memo": "mx"},
             "prepaid.reverse.wizard": {"reason": "mx2"},
             "prepaid.refund.wizard": {"reason": "mx2"},
@@ -808,6 +826,8 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.topup.wizard": {"account_id": self.account_1.id, "amount": 1.0},
             "prepaid.batch.operation": {"kind": "trip", "property_ids": [Command.set(self.floor.ids)]},
             "prepaid.batch.operation.line": {"operation_id": self.batch.id, "company_id": self.company.id},
+            # issue 13: account opening
+            "prepaid.account.opening": {"partner_id": self.tenant_2.id, "unit_id": unit.id},
             "prepaid.monthly.ledger": {
                 "building_id": self.building.id,
                 "company_id": self.company.id,

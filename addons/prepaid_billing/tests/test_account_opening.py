@@ -1,0 +1,154 @@
+import csv
+import io
+from datetime import UTC, datetime
+
+from odoo.exceptions import AccessError, UserError, ValidationError
+from odoo.tests import tagged
+
+from .common import BillingCommon
+
+T0 = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
+T1 = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
+T2 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
+
+
+@tagged("post_install", "-at_install")
+class TestAccountOpening(BillingCommon):
+    def _units(self, count):
+        return self.env["prepaid.property"].create(
+            [
+                {"name": f"O-{i}", "code": f"O-{i}", "kind": "unit", "parent_id": self.floor.id}
+                for i in range(count)
+            ]
+        )
+
+    def _openings(self, units, balance=100.0):
+        tenants = self.env["res.partner"].create([{"name": f"Tenant {u.name}"} for u in units])
+        return self.env["prepaid.account.opening"].create(
+            [
+                {
+                    "partner_id": tenant.id,
+                    "unit_id": unit.id,
+                    "opening_balance": balance,
+                    "journal_id": self.cash_journal.id,
+                    "tariff_id": self.tariff_flat.id,
+                }
+                for tenant, unit in zip(tenants, units, strict=True)
+            ]
+        )
+
+    def test_open_many_credits_once_and_never_charges_temporary_use(self):
+        units = self._units(10)
+        meters = self.env["prepaid.meter"]
+        for unit in units:
+            meters |= self._create_meter(unit, f"M-{unit.name}")
+        for meter in meters:
+            self.ingest(meter, T0, 100)
+            self.ingest(meter, T1, 150)  # 50 kWh of temporary supply before opening
+        openings = self._openings(units)
+        self.assertEqual(openings.meter_ids, meters)
+        openings.action_ready()
+        openings.action_open_accounts()
+        self.assertEqual(set(openings.mapped("state")), {"opened"})
+        accounts = openings.account_id
+        self.assertEqual(set(accounts.mapped("state")), {"open"})
+        self.assertEqual(set(accounts.mapped("balance")), {100.0})
+        self.assertEqual(openings.mapped("temporary_quantity"), [0.0] * 10)
+        for opening in openings:
+            self.assertEqual(opening.meter_ids.account_id, opening.account_id)
+            self.assertEqual(opening.unit_id.electricity_tariff_id, self.tariff_flat)
+            self.assertEqual(opening.tenancy_id.state, "active")
+        commands = self.env["prepaid.meter.command"].search(
+            [("meter_id", "in", meters.ids), ("kind", "=", "close")]
+        )
+        self.assertEqual(commands.meter_id, meters)
+        # Opening again (a re-click, a retried request) credits nothing more.
+        openings._open()
+        internal_state = openings.mapped("state")
+        self.assertEqual(set(internal_state), {"opened"})
+        with self.assertRaises(UserError):
+            openings.action_open_accounts()
+        self.assertEqual(set(accounts.mapped("balance")), {100.0})
+        self.assertEqual(len(openings.topup_id), 10)
+        # Only what is used after opening is charged.
+        for meter in meters:
+            self.ingest(meter, T2, 160)
+        consumption = self.env["prepaid.ledger"].search(
+            [("account_id", "in", accounts.ids), ("kind", "=", "consumption")]
+        )
+        self.assertEqual(sum(consumption.mapped("quantity")), 100.0)  # 10 kWh per meter
+        for account in accounts:
+            self.assertAlmostEqual(
+                account.balance,
+                100.0
+                + sum(account.ledger_ids.filtered(lambda line: line.kind == "consumption").mapped("amount")),
+            )
+        self.assertLedgerMatchesAccounting(*accounts)
+
+    def test_unit_with_open_account_refused(self):
+        opening = self.env["prepaid.account.opening"].create(
+            {"partner_id": self.tenant_1.id, "unit_id": self.unit_1.id, "opening_balance": 0.0}
+        )
+        opening.action_ready()
+        with self.assertRaisesRegex(UserError, "already have an open account"):
+            opening.action_open_accounts()
+
+    def test_absurd_balances_refused(self):
+        unit = self._units(1)
+        for value in (float("nan"), -1.0, 1e12):
+            with self.assertRaises(ValidationError), self.env.cr.savepoint():
+                self.env["prepaid.account.opening"].create(
+                    {"partner_id": self.tenant_1.id, "unit_id": unit.id, "opening_balance": value}
+                )
+
+    def test_operator_cannot_open_or_write_state(self):
+        unit = self._units(1)
+        opening = self._openings(unit)
+        operator = self.new_operator("opening_op")
+        with self.assertRaises(AccessError):
+            opening.with_user(operator).action_ready()
+        with self.assertRaises(AccessError):
+            opening.with_user(operator).action_open_accounts()
+        with self.assertRaises(AccessError):
+            opening.write({"state": "opened"})
+
+    def test_import_with_load(self):
+        unit = self._units(1)
+        data = io.StringIO()
+        csv.writer(data).writerows(
+            [
+                ["partner_id", "unit_id", "opening_balance", "move_in_date", "auto_open"],
+                [self.tenant_2.name, unit.name, "50", "2026-03-01", "1"],
+            ]
+        )
+        rows = list(csv.reader(io.StringIO(data.getvalue())))
+        result = self.env["prepaid.account.opening"].load(rows[0], rows[1:])
+        self.assertFalse(result["messages"], result["messages"])
+        opening = self.env["prepaid.account.opening"].browse(result["ids"])
+        self.assertEqual(opening.unit_id, unit)
+        self.assertEqual(opening.opening_balance, 50.0)
+        opening.action_ready()
+        self.env["prepaid.account.opening"]._cron_open_due()
+        self.assertEqual(opening.state, "opened")
+        self.assertEqual(opening.account_id.balance, 50.0)
+
+    def test_temporary_supply_raises_no_unbilled_anomaly_and_ends_at_opening(self):
+        unit = self._units(1)
+        meter = self._create_meter(unit, "M-temp")
+        meter.action_start_temporary_supply()
+        self.assertEqual(meter.temporary_supply, "kept_on")
+        self.ingest(meter, T0, 10)
+        self.ingest(meter, T1, 30)
+        anomalies = self.env["prepaid.anomaly"].search(
+            [("meter_id", "=", meter.id), ("kind", "=", "unbilled_consumption")]
+        )
+        self.assertFalse(anomalies)
+        opening = self._openings(unit, balance=0.0)
+        opening.action_ready()
+        opening.action_open_accounts()
+        self.assertEqual(meter.temporary_supply, "none")
+        self.ingest(meter, T2, 35)
+        consumption = self.env["prepaid.ledger"].search(
+            [("account_id", "=", opening.account_id.id), ("kind", "=", "consumption")]
+        )
+        self.assertEqual(sum(consumption.mapped("quantity")), 5.0)

@@ -354,3 +354,4 @@ class PrepaidAccountOpening(models.Model):
         )
         topup.action_confirm()
         internal(self).write({"topup_id": topup.id})
+

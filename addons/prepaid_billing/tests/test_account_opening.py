@@ -152,3 +152,34 @@ class TestAccountOpening(BillingCommon):
             [("account_id", "=", opening.account_id.id), ("kind", "=", "consumption")]
         )
         self.assertEqual(sum(consumption.mapped("quantity")), 5.0)
+
+    def test_batch_open_accounts_over_a_floor(self):
+        """A batch of kind Open Accounts opens the floor's ready openings; one refused never stops the rest."""
+        units = self._units(3)
+        meters = self.env["prepaid.meter"]
+        for unit in units:
+            meters |= self._create_meter(unit, f"B-{unit.name}")
+        openings = self._openings(units)
+        openings.action_ready()
+        # The third unit gets an open account meanwhile: its opening is refused, the others open.
+        blocker = self.env["prepaid.account"].create(
+            {"partner_id": self.tenant_2.id, "unit_ids": [(6, 0, units[2].ids)]}
+        )
+        blocker.action_open()
+        batch = self.env["prepaid.batch.operation"].create(
+            {"kind": "open_accounts", "property_ids": [(6, 0, self.floor.ids)]}
+        )
+        batch.action_run()
+        self.assertEqual(openings[:2].mapped("state"), ["opened", "opened"])
+        self.assertEqual(openings[2].state, "ready")
+        lines = batch.line_ids
+        self.assertEqual(lines.meter_id, meters)
+        done = lines.filtered(lambda line: line.state == "done")
+        self.assertEqual(done.meter_id, meters[:2])
+        failed = lines - done
+        self.assertEqual(failed.state, "failed")
+        self.assertIn("already have an open account", failed.error)
+        self.assertEqual(set(openings[:2].account_id.mapped("balance")), {100.0})
+        batch.action_run()  # run again: nothing opened twice, nothing credited twice
+        self.assertEqual(set(openings[:2].account_id.mapped("balance")), {100.0})
+        self.assertEqual(len(openings[:2].account_id.ledger_ids), 2)

@@ -12,6 +12,7 @@
         "security/prepaid_billing_security.xml",
         "security/ir.model.access.csv",
         "security/prepaid_monthly_ledger_security.xml",
+        "security/prepaid_report_security.xml",
         "data/ir_sequence_data.xml",
         "data/ir_cron_data.xml",
         "data/prepaid_apportionment_data.xml",
@@ -40,6 +41,7 @@
         "views/prepaid_monthly_ledger_views.xml",
         "views/prepaid_statement_views.xml",
         "views/prepaid_fee_views.xml",
+        "views/prepaid_report_views.xml",
     ],
     "demo": ["demo/prepaid_billing_demo.xml"],
     "assets": {

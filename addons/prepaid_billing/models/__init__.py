@@ -21,6 +21,7 @@ from . import (
     prepaid_settlement_cursor,
     prepaid_statement,
     prepaid_statement_line,
+    prepaid_report,
     prepaid_summary,
     prepaid_topup,
     res_company,

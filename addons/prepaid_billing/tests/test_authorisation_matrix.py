@@ -77,6 +77,9 @@ CRUD = {
     "prepaid.statement": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
     "prepaid.statement.line": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
     "prepaid.fee.charge": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},  # by the fee run
+    # issue 13: reports (read-only SQL views)
+    "prepaid.order.report": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
+    "prepaid.consumption.report": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
 }
 # Models that hold no records of their own: nobody reads or writes them as such.
 NOT_RECORDS = {
@@ -637,6 +640,13 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.statement": self.statement,
             "prepaid.statement.line": self.statement.line_ids[:1],
             "prepaid.fee.charge": self.fee_charge,
+            # issue 13: reports
+            "prepaid.order.report": self.env["prepaid.order.report"].search(
+                [("account_id", "=", self.account_1.id)], limit=1
+            ),
+            "prepaid.consumption.report": self.env["prepaid.consumption.report"].search(
+                [("meter_id", "=", self.meter_1.id)], limit=1
+            ),
             **self.wizards,
             **self.portal_records,
             **self.load_records,
@@ -680,6 +690,9 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.statement": {"closing_balance": 1000.0},
             "prepaid.statement.line": {"amount": 1000.0},
             "prepaid.fee.charge": {"name": "mx"},
+            # issue 13: reports
+            "prepaid.order.report": {"amount": 1.0},
+            "prepaid.consumption.report": {"quantity": 1.0},
             "prepaid.topup.wizard": {"memo": "mx"},
             "prepaid.reverse.wizard": {"reason": "mx2"},
             "prepaid.refund.wizard": {"reason": "mx2"},
@@ -784,6 +797,9 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.reverse.wizard": {"account_id": self.account_1.id, "reason": "x"},
             "prepaid.refund.wizard": {"account_id": self.account_1.id, "reason": "x"},
             "prepaid.sitemap.import": {},
+            # issue 13: reports
+            "prepaid.order.report": {"account_id": self.account_1.id, "amount": 1000.0},
+            "prepaid.consumption.report": {"meter_id": self.meter_1.id, "quantity": 1.0},
             "prepaid.portal.binding": {
                 "account_id": self.account_2.id,
                 "user_id": self.users["portal"].id,

@@ -93,18 +93,32 @@ def build_fleet(registry, meters, buildings, days):
             )
             floors.append(
                 Property.create(
-                    {"name": "F1", "code": f"{TAG}-B{b + 1:02d}-F1", "kind": "floor", "parent_id": building.id}
+                    {
+                        "name": "F1",
+                        "code": f"{TAG}-B{b + 1:02d}-F1",
+                        "kind": "floor",
+                        "parent_id": building.id,
+                    }
                 )
             )
         env.flush_all()
-        cr.execute("CREATE TEMP TABLE repb_floor (b int, floor_id int, path varchar, name varchar, building_id int)")
+        cr.execute(
+            "CREATE TEMP TABLE repb_floor (b int, floor_id int, path varchar, name varchar, building_id int)"
+        )
         for b, floor in enumerate(floors):
             cr.execute(
                 "INSERT INTO repb_floor VALUES (%s, %s, %s, %s, %s)",
                 (b, floor.id, floor.parent_path, floor.complete_name, floor.parent_id.id),
             )
-        params = {"per": per_building, "n": per_building * buildings, "company": company.id,
-                  "site": site.id, "model": model.id, "tag": TAG, "tz": TZ}
+        params = {
+            "per": per_building,
+            "n": per_building * buildings,
+            "company": company.id,
+            "site": site.id,
+            "model": model.id,
+            "tag": TAG,
+            "tz": TZ,
+        }
         cr.execute(
             """
             CREATE TEMP TABLE repb_fleet AS
@@ -133,17 +147,33 @@ def build_fleet(registry, meters, buildings, days):
             """,
             params,
         )
-        cr.execute("SELECT f.meter_id, f.unit_id, fl.building_id FROM repb_fleet f JOIN repb_floor fl ON fl.b = f.b")
+        cr.execute(
+            "SELECT f.meter_id, f.unit_id, fl.building_id FROM repb_fleet f JOIN repb_floor fl ON fl.b = f.b"
+        )
         fleet = cr.fetchall()
         first = date.today() - timedelta(days=days)
         day_texts = [(first + timedelta(days=d)).isoformat() for d in range(days)]
-        columns = ("meter_id", "day", "company_id", "utility", "unit_id", "building_id", "quantity", "sharp",
-                   "peak", "flat", "valley", "free_quantity", "amount", "intervals")
+        columns = (
+            "meter_id",
+            "day",
+            "company_id",
+            "utility",
+            "unit_id",
+            "building_id",
+            "quantity",
+            "sharp",
+            "peak",
+            "flat",
+            "valley",
+            "free_quantity",
+            "amount",
+            "intervals",
+        )
         copy_sql = f"COPY prepaid_consumption ({', '.join(columns)}) FROM STDIN"
         chunk = 500
         for start in range(0, len(fleet), chunk):
             buf = io.StringIO()
-            for meter_id, unit_id, building_id in fleet[start:start + chunk]:
+            for meter_id, unit_id, building_id in fleet[start : start + chunk]:
                 for d, day in enumerate(day_texts):
                     q = 3 + (meter_id * 7 + d * 3) % 10
                     buf.write(
@@ -158,7 +188,14 @@ def build_fleet(registry, meters, buildings, days):
 
 def vacuum(args):
     subprocess.run(
-        ["psql", "-q", "-d", args.db, "-c", "VACUUM (ANALYZE) prepaid_consumption, prepaid_property, prepaid_meter"],
+        [
+            "psql",
+            "-q",
+            "-d",
+            args.db,
+            "-c",
+            "VACUUM (ANALYZE) prepaid_consumption, prepaid_property, prepaid_meter",
+        ],
         check=True,
     )
 
@@ -217,14 +254,20 @@ def main(argv=None):
     print(f"consumption report: {count} meters, {facts} daily facts, database {args.db}")
     print(f"machine: {os.cpu_count()} CPUs, {load_average()} before the measurements")
     total, cell = best_of(registry, [("site_id", "=", site)], args.repeat)
-    print(f"empty report, pivot building x month (4 read_group calls): {empty_total:.0f} ms "
-          f"(building x month call {empty_cell:.0f} ms)")
-    for label, ms in (("pivot building x month, 4 read_group calls", total),
-                      ("building x month read_group alone", cell)):
+    print(
+        f"empty report, pivot building x month (4 read_group calls): {empty_total:.0f} ms "
+        f"(building x month call {empty_cell:.0f} ms)"
+    )
+    for label, ms in (
+        ("pivot building x month, 4 read_group calls", total),
+        ("building x month read_group alone", cell),
+    ):
         ratio = ms / TARGET_MS
         verdict = "met" if ratio <= 1 else "NOT met"
-        print(f"{label}: {ms:.0f} ms, best of {args.repeat}; ratio {ratio:.2f} vs {TARGET_MS:.0f} ms "
-              f"[target <= 1: {verdict}]")
+        print(
+            f"{label}: {ms:.0f} ms, best of {args.repeat}; ratio {ratio:.2f} vs {TARGET_MS:.0f} ms "
+            f"[target <= 1: {verdict}]"
+        )
     print(f"machine: {load_average()} after the measurements")
     return 0
 

@@ -51,9 +51,13 @@ class PrepaidOrderReport(models.Model):
         readonly=True,
         help="The cashier who took the money of a top-up (and of its reversal); else who posted the line.",
     )
-    amount = fields.Monetary(readonly=True, aggregator="sum", help="Credits are positive, deductions negative.")
+    amount = fields.Monetary(
+        readonly=True, aggregator="sum", help="Credits are positive, deductions negative."
+    )
     income = fields.Monetary(
-        readonly=True, aggregator="sum", help="What was charged: the deductions (consumption, fees, apportionment)."
+        readonly=True,
+        aggregator="sum",
+        help="What was charged: the deductions (consumption, fees, apportionment).",
     )
     quantity = fields.Float(digits=(16, 3), readonly=True, aggregator="sum")
 
@@ -70,7 +74,8 @@ class PrepaidOrderReport(models.Model):
                    COALESCE(t.journal_id, r.journal_id) AS journal_id,
                    COALESCE(t.user_id, r.user_id, l.create_uid) AS user_id,
                    l.amount,
-                   CASE WHEN l.kind IN ('consumption', 'fee', 'apportionment') THEN -l.amount ELSE 0 END AS income,
+                   CASE WHEN l.kind IN ('consumption', 'fee', 'apportionment') THEN -l.amount ELSE 0 END
+                       AS income,
                    l.quantity
               FROM prepaid_ledger l
               LEFT JOIN prepaid_topup t ON t.ledger_id = l.id
@@ -83,14 +88,26 @@ class PrepaidOrderReport(models.Model):
 
     def init(self):
         tools.drop_view_if_exists(self.env.cr, self._table)
-        self.env.cr.execute(SQL("CREATE OR REPLACE VIEW %s AS (%s)", SQL.identifier(self._table), self._query()))
+        self.env.cr.execute(
+            SQL("CREATE OR REPLACE VIEW %s AS (%s)", SQL.identifier(self._table), self._query())
+        )
+
+
+# The monthly aggregate of the daily facts the consumption report reads (a year of 10,000 meters' days is
+# 3.65 M facts, their months 120,000 rows). Kept by statement-level triggers on ``prepaid_consumption`` in the
+# transaction that writes the facts (the settlement's upsert, the backfill, a meter's cascade), set-based:
+# one aggregate upsert per statement, so the report is always the facts' sum.
+MONTH_TABLE = "prepaid_consumption_month"
+MONTH_KEY = "meter_id, COALESCE(account_id, 0), month, COALESCE(unit_id, 0), COALESCE(building_id, 0)"
+MONTH_SUMS = ("quantity", "sharp", "peak", "flat", "valley", "free_quantity", "amount")
 
 
 class PrepaidConsumptionReport(models.Model):
-    """The daily consumption facts with the property tree (site, building, floor, unit) and, beside each
-    period's quantity and amount, the same period a month and a year before (the facts shifted forward by a
-    month / a year as rows of their own, so any grouping by day, month or year sums them right). Read-only
-    SQL view over ``prepaid_consumption``."""
+    """The consumption per meter and month with the property tree (site, building, floor, unit) and, beside
+    each month's quantity and amount, the month before and the same month a year before (the months shifted
+    forward by one month / twelve as rows of their own, so any grouping by month or year sums them right).
+    Read-only SQL view over the monthly aggregate of ``prepaid_consumption`` (the days themselves are in
+    Billing > Consumption)."""
 
     _name = "prepaid.consumption.report"
     _description = "Prepaid Consumption Report"
@@ -98,7 +115,7 @@ class PrepaidConsumptionReport(models.Model):
     _order = "day desc, id desc"
     _rec_name = "day"
 
-    day = fields.Date(readonly=True)
+    day = fields.Date(string="Month", readonly=True, help="The first day of the month.")
     meter_id = fields.Many2one("prepaid.meter", readonly=True)
     account_id = fields.Many2one("prepaid.account", readonly=True)
     company_id = fields.Many2one("res.company", readonly=True)
@@ -113,7 +130,9 @@ class PrepaidConsumptionReport(models.Model):
     peak = fields.Float(digits=(16, 3), readonly=True, aggregator="sum")
     flat = fields.Float(digits=(16, 3), readonly=True, aggregator="sum")
     valley = fields.Float(digits=(16, 3), readonly=True, aggregator="sum")
-    free_quantity = fields.Float(string="Free Allowance Used", digits=(16, 3), readonly=True, aggregator="sum")
+    free_quantity = fields.Float(
+        string="Free Allowance Used", digits=(16, 3), readonly=True, aggregator="sum"
+    )
     amount = fields.Monetary(readonly=True, aggregator="sum")
     quantity_prev_month = fields.Float(
         string="Quantity Previous Month", digits=(16, 3), readonly=True, aggregator="sum"
@@ -128,9 +147,9 @@ class PrepaidConsumptionReport(models.Model):
         return SQL(
             """
             SELECT f.id * 3 + s.shift AS id,
-                   CASE s.shift WHEN 0 THEN f.day
-                                WHEN 1 THEN (f.day + INTERVAL '1 month')::date
-                                ELSE (f.day + INTERVAL '1 year')::date END AS day,
+                   CASE s.shift WHEN 0 THEN f.month
+                                WHEN 1 THEN (f.month + INTERVAL '1 month')::date
+                                ELSE (f.month + INTERVAL '1 year')::date END AS day,
                    f.meter_id, f.account_id, f.company_id, rc.currency_id, f.utility, f.unit_id,
                    un.floor_id, f.building_id, b.site_id,
                    CASE WHEN s.shift = 0 THEN f.quantity ELSE 0 END AS quantity,
@@ -144,17 +163,106 @@ class PrepaidConsumptionReport(models.Model):
                    CASE WHEN s.shift = 2 THEN f.quantity ELSE 0 END AS quantity_prev_year,
                    CASE WHEN s.shift = 1 THEN f.amount ELSE 0 END AS amount_prev_month,
                    CASE WHEN s.shift = 2 THEN f.amount ELSE 0 END AS amount_prev_year
-              FROM prepaid_consumption f
+              FROM prepaid_consumption_month f
              CROSS JOIN (VALUES (0), (1), (2)) AS s(shift)
               JOIN res_company rc ON rc.id = f.company_id
               LEFT JOIN prepaid_property un ON un.id = f.unit_id
               LEFT JOIN prepaid_property b ON b.id = f.building_id
              WHERE s.shift = 0
-                OR (s.shift = 1 AND f.day + INTERVAL '1 month' <= CURRENT_DATE)
-                OR (s.shift = 2 AND f.day + INTERVAL '1 year' <= CURRENT_DATE)
+                OR (s.shift = 1 AND f.month + INTERVAL '1 month' <= CURRENT_DATE)
+                OR (s.shift = 2 AND f.month + INTERVAL '1 year' <= CURRENT_DATE)
             """
         )
 
+    def _init_month_table(self):
+        cr = self.env.cr
+        cr.execute(SQL("SELECT to_regclass(%s)", MONTH_TABLE))
+        if cr.fetchone()[0]:
+            return
+        sums = SQL(", ").join(SQL("%s numeric NOT NULL DEFAULT 0", SQL.identifier(c)) for c in MONTH_SUMS)
+        cr.execute(
+            SQL(
+                """
+                CREATE TABLE %(table)s (
+                    id serial PRIMARY KEY, meter_id int NOT NULL, account_id int, month date NOT NULL,
+                    company_id int NOT NULL, utility varchar, unit_id int, building_id int, %(sums)s);
+                CREATE UNIQUE INDEX prepaid_consumption_month_key ON %(table)s (%(key)s);
+                CREATE INDEX prepaid_consumption_month_building ON %(table)s (building_id, month);
+                """,
+                table=SQL.identifier(MONTH_TABLE),
+                sums=sums,
+                key=SQL(MONTH_KEY),
+            )
+        )
+        # One function for the three triggers: each statement's rows, added (new) or taken off (old).
+        added = SQL(", ").join(SQL("SUM(%s)", SQL.identifier(c)) for c in MONTH_SUMS)
+        taken = SQL(", ").join(SQL("-SUM(%s)", SQL.identifier(c)) for c in MONTH_SUMS)
+        updates = SQL(", ").join(
+            SQL(
+                "%s = %s.%s + EXCLUDED.%s",
+                SQL.identifier(c),
+                SQL.identifier(MONTH_TABLE),
+                SQL.identifier(c),
+                SQL.identifier(c),
+            )
+            for c in MONTH_SUMS
+        )
+        columns = SQL(", ").join(SQL.identifier(c) for c in MONTH_SUMS)
+        head = SQL(
+            "meter_id, account_id, date_trunc('month', day)::date, company_id, utility, unit_id, building_id"
+        )
+        group = SQL(
+            "meter_id, account_id, date_trunc('month', day), company_id, utility, unit_id, building_id"
+        )
+
+        def upsert(rows, sums):
+            return SQL(
+                "INSERT INTO %(table)s (meter_id, account_id, month, company_id, utility, unit_id, "
+                "building_id, %(columns)s) SELECT %(head)s, %(sums)s FROM %(rows)s GROUP BY %(group)s "
+                "ON CONFLICT (%(key)s) DO UPDATE SET %(updates)s;",
+                table=SQL.identifier(MONTH_TABLE),
+                columns=columns,
+                head=head,
+                sums=sums,
+                rows=SQL(rows),
+                group=group,
+                key=SQL(MONTH_KEY),
+                updates=updates,
+            )
+
+        cr.execute(
+            SQL(
+                """
+                CREATE OR REPLACE FUNCTION prepaid_consumption_month_keep() RETURNS trigger AS $$
+                BEGIN
+                    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+                        %(taken)s
+                    END IF;
+                    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+                        %(added)s
+                    END IF;
+                    RETURN NULL;
+                END $$ LANGUAGE plpgsql;
+                CREATE TRIGGER prepaid_consumption_month_ins AFTER INSERT ON prepaid_consumption
+                    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+                    EXECUTE FUNCTION prepaid_consumption_month_keep();
+                CREATE TRIGGER prepaid_consumption_month_upd AFTER UPDATE ON prepaid_consumption
+                    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
+                    EXECUTE FUNCTION prepaid_consumption_month_keep();
+                CREATE TRIGGER prepaid_consumption_month_del AFTER DELETE ON prepaid_consumption
+                    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
+                    EXECUTE FUNCTION prepaid_consumption_month_keep();
+                """,
+                taken=upsert("old_rows", taken),
+                added=upsert("new_rows", added),
+            )
+        )
+        # The facts already there (the module updated on a running database).
+        cr.execute(upsert("prepaid_consumption", added))
+
     def init(self):
+        self._init_month_table()
         tools.drop_view_if_exists(self.env.cr, self._table)
-        self.env.cr.execute(SQL("CREATE OR REPLACE VIEW %s AS (%s)", SQL.identifier(self._table), self._query()))
+        self.env.cr.execute(
+            SQL("CREATE OR REPLACE VIEW %s AS (%s)", SQL.identifier(self._table), self._query())
+        )

@@ -40,7 +40,9 @@ class TestReports(BillingCommon):
         )
         wizard.action_confirm()
         self.topup(self.account_2, 30.0)
-        self.env["prepaid.reverse.wizard"].create({"account_id": self.account_2.id, "reason": "wrong"}).action_reverse()
+        self.env["prepaid.reverse.wizard"].create(
+            {"account_id": self.account_2.id, "reason": "wrong"}
+        ).action_reverse()
         self.post(self.account_1, -5.0, "rep:fee", kind="fee")
         self.post(self.account_1, -3.0, "rep:appt", kind="apportionment")
         self.post(self.account_1, -7.0, "rep:cons", kind="consumption", utility="electricity", quantity=7.0)
@@ -56,9 +58,7 @@ class TestReports(BillingCommon):
         self.scenario()
         accounts = (self.account_1 | self.account_2).ids
         domain = [("account_id", "in", accounts)]
-        report = {
-            g["kind"]: g["amount"] for g in self.grouped("prepaid.order.report", ["kind"], domain)
-        }
+        report = {g["kind"]: g["amount"] for g in self.grouped("prepaid.order.report", ["kind"], domain)}
         ledger = {
             g["kind"]: g["amount"]
             for g in self.env["prepaid.ledger"].read_group(domain, ["amount:sum"], ["kind"], lazy=False)
@@ -145,7 +145,7 @@ class TestReports(BillingCommon):
         self.assertEqual(feb_2025["quantity_prev_month"], 11.0)  # 31 January lands on 28 February
         # The property tree and the bands come along; the total is the facts' own.
         row = self.env["prepaid.consumption.report"].search(
-            [("meter_id", "=", self.meter_1.id), ("day", "=", "2026-02-10"), ("quantity", ">", 0)]
+            [("meter_id", "=", self.meter_1.id), ("day", "=", "2026-02-01"), ("quantity", ">", 0)]
         )
         self.assertRecordValues(
             row,
@@ -166,6 +166,48 @@ class TestReports(BillingCommon):
             )
         )
         self.assertEqual(total, 61.0)
+
+    def test_the_monthly_aggregate_follows_the_facts(self):
+        """Inserted, upserted (the settlement's way), updated and deleted facts: the report is their sum."""
+        self.insert_fact(date(2025, 5, 3), 4.0, 1.0)
+        self.insert_fact(date(2025, 5, 4), 6.0, 1.0)
+        self.env.cr.execute(
+            SQL(
+                """INSERT INTO prepaid_consumption (meter_id, account_id, day, company_id, utility, unit_id,
+                       building_id, quantity, amount, intervals)
+                   VALUES (%s, NULL, '2025-05-04', %s, 'electricity', %s, %s, 2, 0.5, 4)
+                   ON CONFLICT (meter_id, COALESCE(account_id, 0), day)
+                   DO UPDATE SET quantity = prepaid_consumption.quantity + EXCLUDED.quantity,
+                                 amount = prepaid_consumption.amount + EXCLUDED.amount""",
+                self.meter_1.id,
+                self.company.id,
+                self.unit_1.id,
+                self.building.id,
+            )
+        )
+
+        def may():
+            self.env.invalidate_all()
+            groups = self.env["prepaid.consumption.report"].read_group(
+                [("meter_id", "=", self.meter_1.id), ("day", "=", "2025-05-01")],
+                ["quantity:sum", "amount:sum"],
+                [],
+                lazy=False,
+            )
+            return groups[0]["quantity"], groups[0]["amount"]
+
+        self.assertEqual(may(), (12.0, 2.5))
+        self.env.cr.execute(
+            SQL(
+                "UPDATE prepaid_consumption SET quantity = 1 WHERE meter_id = %s AND day = '2025-05-03'",
+                self.meter_1.id,
+            )
+        )
+        self.assertEqual(may(), (9.0, 2.5))
+        self.env.cr.execute(
+            SQL("DELETE FROM prepaid_consumption WHERE meter_id = %s AND day = '2025-05-04'", self.meter_1.id)
+        )
+        self.assertEqual(may(), (1.0, 1.0))
 
     def test_an_operator_limited_to_a_unit_sees_nothing_of_another(self):
         self.scenario()
@@ -189,7 +231,9 @@ class TestReports(BillingCommon):
         )
         seen = self.env["prepaid.order.report"].with_user(accountant).search([]).account_id
         self.assertEqual(seen & (self.account_1 | self.account_2), self.account_1 | self.account_2)
-        self.assertIn(self.meter_1, self.env["prepaid.consumption.report"].with_user(accountant).search([]).meter_id)
+        self.assertIn(
+            self.meter_1, self.env["prepaid.consumption.report"].with_user(accountant).search([]).meter_id
+        )
         # Nobody writes.
         with self.assertRaises(AccessError):
             orders[:1].with_user(accountant).write({"amount": 1.0})

@@ -80,6 +80,7 @@ CRUD = {
     # issue 13: reports (read-only SQL views)
     "prepaid.order.report": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
     "prepaid.consumption.report": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
+    "prepaid.shift.report.wizard": {"op_one": "rwc", "op_all": "rwc", "manager": "rwc", "accountant": "rwc"},
 }
 # Models that hold no records of their own: nobody reads or writes them as such.
 NOT_RECORDS = {
@@ -219,6 +220,9 @@ METHODS = {
     ("prepaid.fee.charge", "action_view_invoice"): (*OPS, "accountant"),
     ("prepaid.fee.charge", "create"): NOBODY,
     ("prepaid.fee.charge", "write"): NOBODY,
+    # issue 13: reports
+    ("prepaid.shift.report.wizard", "action_print"): (*OPS, "accountant"),
+    ("prepaid.shift.report.wizard", "action_export_xlsx"): (*OPS, "accountant"),
 }
 # Methods that hold by themselves and need no record (called on the empty recordset).
 MODEL_METHODS = {"get_import_templates", "create", "action_post_now"}
@@ -598,6 +602,8 @@ class TestAuthorisationMatrix(BillingCommon):
             ),
             "prepaid.sitemap.import": env["prepaid.sitemap.import"].create({}),
             "prepaid.monthly.ledger.wizard": env["prepaid.monthly.ledger.wizard"].create({}),
+            # issue 13: reports
+            "prepaid.shift.report.wizard": env["prepaid.shift.report.wizard"].create({}),
         }
         cls.monthly_ledger = env["prepaid.monthly.ledger"]._generate(cls.building, 2026, 3)
 
@@ -687,6 +693,7 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.monthly.ledger": {"note": "mx"},
             "prepaid.monthly.ledger.line": {"unit_names": "mx"},
             "prepaid.monthly.ledger.wizard": {"month": "2026-02-01"},
+            "prepaid.shift.report.wizard": {"date_from": "2026-01-01"},
             "prepaid.statement": {"closing_balance": 1000.0},
             "prepaid.statement.line": {"amount": 1000.0},
             "prepaid.fee.charge": {"name": "mx"},
@@ -794,6 +801,7 @@ class TestAuthorisationMatrix(BillingCommon):
             },
             "prepaid.monthly.ledger.line": {"ledger_id": self.monthly_ledger.id, "fees": 5000.0},
             "prepaid.monthly.ledger.wizard": {"month": "2026-03-01"},
+            "prepaid.shift.report.wizard": {"date_from": "2026-01-01", "date_to": "2026-01-02"},
             "prepaid.reverse.wizard": {"account_id": self.account_1.id, "reason": "x"},
             "prepaid.refund.wizard": {"account_id": self.account_1.id, "reason": "x"},
             "prepaid.sitemap.import": {},

@@ -1,7 +1,7 @@
 from datetime import date
 
 from odoo import Command
-from odoo.exceptions import AccessError
+from odoo.exceptions import AccessError, ValidationError
 from odoo.tests import tagged
 from odoo.tools import SQL
 
@@ -251,3 +251,32 @@ class TestReports(BillingCommon):
         for model in ("prepaid.order.report", "prepaid.consumption.report"):
             with self.assertRaises(AccessError):
                 self.env[model].with_user(portal).search([])
+
+    def test_cashier_shift_report_prints_the_operators_totals(self):
+        self.scenario()
+        wizard = self.env["prepaid.shift.report.wizard"].with_user(self.cashier).create({})
+        self.assertEqual(wizard.user_id, self.cashier)
+        rows, total = wizard._shift_totals()
+        self.assertEqual(total, 40.0)
+        self.assertEqual([row[2:] for row in rows], [(1, 40.0)])
+        html, _kind = (
+            self.env["ir.actions.report"]
+            .with_user(self.cashier)
+            ._render_qweb_html("prepaid_billing.action_report_prepaid_shift", wizard.ids)
+        )
+        html = html.decode()
+        self.assertIn("Cashier Shift Report", html)
+        self.assertIn("Report Cashier", html)
+        self.assertIn("40.00", html)
+        self.assertNotIn("130.00", html)  # the other operator's top-ups
+        content = wizard._export_xlsx()
+        import io
+        import zipfile
+
+        with zipfile.ZipFile(io.BytesIO(content)) as book:
+            sheet = book.read("xl/worksheets/sheet1.xml").decode()
+            strings = book.read("xl/sharedStrings.xml").decode()
+        self.assertIn("<v>40</v>", sheet)
+        self.assertIn("Report Cashier", strings)
+        with self.assertRaises(ValidationError):
+            wizard.write({"date_from": "2030-01-02", "date_to": "2030-01-01"})

@@ -21,6 +21,7 @@ from . import (
     prepaid_monthly_ledger,
     prepaid_monthly_ledger_line,
     prepaid_property,
+    prepaid_report,
     prepaid_settlement,
     prepaid_settlement_cursor,
     prepaid_statement,

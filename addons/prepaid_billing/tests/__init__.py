@@ -11,6 +11,7 @@ from . import (
     test_monthly_ledger,
     test_plausibility,
     test_receipt,
+    test_reports,
     test_reversal_refund,
     test_settings,
     test_settlement,

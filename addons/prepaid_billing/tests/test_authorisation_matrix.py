@@ -82,6 +82,10 @@ CRUD = {
     "prepaid.batch.operation.line": {"op_one": "r", "op_all": "r", "manager": "r"},  # made by the run
     # issue 13: account opening
     "prepaid.account.opening": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
+    # issue 13: reports (read-only SQL views)
+    "prepaid.order.report": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
+    "prepaid.consumption.report": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
+    "prepaid.shift.report.wizard": {"op_one": "rwc", "op_all": "rwc", "manager": "rwc", "accountant": "rwc"},
 }
 # Models that hold no records of their own: nobody reads or writes them as such.
 NOT_RECORDS = {
@@ -243,6 +247,9 @@ METHODS = {
     ("prepaid.account.opening", "action_open_accounts"): MGR,
     ("prepaid.meter", "action_start_temporary_supply"): MGR,
     ("prepaid.account.opening", "get_import_templates"): (*OPS, "accountant", "portal", "public"),
+    # issue 13: reports
+    ("prepaid.shift.report.wizard", "action_print"): (*OPS, "accountant"),
+    ("prepaid.shift.report.wizard", "action_export_xlsx"): (*OPS, "accountant"),
 }
 # Methods that hold by themselves and need no record (called on the empty recordset).
 MODEL_METHODS = {"get_import_templates", "create", "action_post_now"}
@@ -638,6 +645,8 @@ class TestAuthorisationMatrix(BillingCommon):
             ),
             "prepaid.sitemap.import": env["prepaid.sitemap.import"].create({}),
             "prepaid.monthly.ledger.wizard": env["prepaid.monthly.ledger.wizard"].create({}),
+            # issue 13: reports
+            "prepaid.shift.report.wizard": env["prepaid.shift.report.wizard"].create({}),
         }
         cls.monthly_ledger = env["prepaid.monthly.ledger"]._generate(cls.building, 2026, 3)
 
@@ -686,6 +695,13 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.account.opening": self.env["prepaid.account.opening"].create(
                 {"partner_id": self.tenant_2.id, "unit_id": self.unit_1.id}
             ),
+            # issue 13: reports
+            "prepaid.order.report": self.env["prepaid.order.report"].search(
+                [("account_id", "=", self.account_1.id)], limit=1
+            ),
+            "prepaid.consumption.report": self.env["prepaid.consumption.report"].search(
+                [("meter_id", "=", self.meter_1.id)], limit=1
+            ),
             **self.wizards,
             **self.portal_records,
             **self.load_records,
@@ -726,12 +742,16 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.monthly.ledger": {"note": "mx"},
             "prepaid.monthly.ledger.line": {"unit_names": "mx"},
             "prepaid.monthly.ledger.wizard": {"month": "2026-02-01"},
+            "prepaid.shift.report.wizard": {"date_from": "2026-01-01"},
             "prepaid.statement": {"closing_balance": 1000.0},
             "prepaid.statement.line": {"amount": 1000.0},
             "prepaid.fee.charge": {"name": "mx"},
             "prepaid.batch.operation": {"scheduled_at": "2030-01-01 00:00:00"},
             "prepaid.batch.operation.line": {"error": "mx"},
             "prepaid.account.opening": {"auto_open": True},  # issue 13: account opening
+            # issue 13: reports
+            "prepaid.order.report": {"amount": 1.0},
+            "prepaid.consumption.report": {"quantity": 1.0},
             "prepaid.topup.wizard": {"memo": "mx"},
             "prepaid.reverse.wizard": {"reason": "mx2"},
             "prepaid.refund.wizard": {"reason": "mx2"},
@@ -837,9 +857,13 @@ class TestAuthorisationMatrix(BillingCommon):
             },
             "prepaid.monthly.ledger.line": {"ledger_id": self.monthly_ledger.id, "fees": 5000.0},
             "prepaid.monthly.ledger.wizard": {"month": "2026-03-01"},
+            "prepaid.shift.report.wizard": {"date_from": "2026-01-01", "date_to": "2026-01-02"},
             "prepaid.reverse.wizard": {"account_id": self.account_1.id, "reason": "x"},
             "prepaid.refund.wizard": {"account_id": self.account_1.id, "reason": "x"},
             "prepaid.sitemap.import": {},
+            # issue 13: reports
+            "prepaid.order.report": {"account_id": self.account_1.id, "amount": 1000.0},
+            "prepaid.consumption.report": {"meter_id": self.meter_1.id, "quantity": 1.0},
             "prepaid.portal.binding": {
                 "account_id": self.account_2.id,
                 "user_id": self.users["portal"].id,

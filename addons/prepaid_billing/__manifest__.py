@@ -40,6 +40,7 @@
         "views/prepaid_monthly_ledger_views.xml",
         "views/prepaid_statement_views.xml",
         "views/prepaid_fee_views.xml",
+        "views/prepaid_anomaly_views.xml",
     ],
     "demo": ["demo/prepaid_billing_demo.xml"],
     "assets": {

@@ -3,6 +3,7 @@ from . import (
     account_move,
     prepaid_account,
     prepaid_anomaly,
+    prepaid_anomaly_detection,
     prepaid_apportionment_bill,
     prepaid_apportionment_bill_line,
     prepaid_apportionment_rule,
@@ -17,6 +18,7 @@ from . import (
     prepaid_monthly_ledger,
     prepaid_monthly_ledger_line,
     prepaid_property,
+    prepaid_property_anomaly,
     prepaid_settlement,
     prepaid_settlement_cursor,
     prepaid_statement,
@@ -24,5 +26,6 @@ from . import (
     prepaid_summary,
     prepaid_topup,
     res_company,
+    res_company_anomaly,
     res_config_settings,
 )

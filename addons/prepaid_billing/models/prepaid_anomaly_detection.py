@@ -346,7 +346,8 @@ class PrepaidAnomaly(models.Model):
     def action_resolve(self):
         """The detected anomaly was looked at and dealt with (a detection kind has no readings to accept)."""
         self._check_manager()
-        for anomaly in self._open_ones():
+        detected = {code for code, _label in DETECTED_KINDS}
+        for anomaly in self._open_ones().filtered(lambda a: a.kind in detected):
             internal(anomaly).write(
                 {
                     "state": "resolved",

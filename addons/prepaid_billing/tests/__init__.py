@@ -1,5 +1,6 @@
 from . import (
     test_alerts,
+    test_anomaly_detection,
     test_apportionment,
     test_authorisation_matrix,
     test_concurrency,

@@ -216,6 +216,8 @@ METHODS = {
     ("prepaid.fee.charge", "action_view_invoice"): (*OPS, "accountant"),
     ("prepaid.fee.charge", "create"): NOBODY,
     ("prepaid.fee.charge", "write"): NOBODY,
+    # issue 13: anomalies and reconciliation
+    ("prepaid.anomaly", "action_resolve"): MGR,
 }
 # Methods that hold by themselves and need no record (called on the empty recordset).
 MODEL_METHODS = {"get_import_templates", "create", "action_post_now"}

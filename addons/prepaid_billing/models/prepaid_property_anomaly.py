@@ -8,7 +8,6 @@ class PrepaidProperty(models.Model):
 
     anomaly_manager_id = fields.Many2one(
         "res.users",
-        string="Anomaly Manager",
         domain="[('share', '=', False)]",
         help="Who gets a to-do for the anomalies detected on this building's meters (empty: the company's "
         "first prepaid manager).",

@@ -98,7 +98,8 @@ DEFAULT_CAPACITY = {
     Utility.WATER: Capacity(max_flow=Decimal(10)),
 }
 # Readings' auxiliary values (the engine Reading's numeric fields that are not registers).
-AUXILIARY = ("voltage", "current", "power", "power_factor", "frequency", "balance")
+AUXILIARY = ("voltage", "current", "power", "power_factor", "frequency", "balance", "reverse_total")
+COUNTS = ("purchase_count", "cover_open_count", "magnetic_count")  # integers within 0 .. MAX_COUNT
 
 _US_PER_HOUR = 3_600_000_000
 _ONE_US = timedelta(microseconds=1)
@@ -247,12 +248,15 @@ _MAX_FLOAT = float(MAX_VALUE)
 _FLOOR_FLOAT = float(STEP_FLOOR)
 
 
+def _count_ok(count: object) -> bool:
+    return count is None or (type(count) is int and 0 <= count <= MAX_COUNT)
+
+
 def sanitize(reading: Reading) -> tuple[Reading, tuple[str, ...]]:
     """``reading`` without the values that must not be stored (see :func:`storable`; a purchase count must
     also be within 0 .. :data:`MAX_COUNT`), and the names of the values blanked. The same object when
     nothing is blanked."""
     r = reading
-    count = r.purchase_count
     for value in (
         r.total,
         r.sharp,
@@ -265,17 +269,17 @@ def sanitize(reading: Reading) -> tuple[Reading, tuple[str, ...]]:
         r.power_factor,
         r.frequency,
         r.balance,
+        r.reverse_total,
     ):
         if value is not None and not (
             type(value) is Decimal and value.is_finite() and (value.adjusted() < _MAX_DIGITS or not value)
         ):
             break
     else:
-        if count is None or (type(count) is int and 0 <= count <= MAX_COUNT):
+        if all(_count_ok(getattr(r, name)) for name in COUNTS):
             return reading, ()
     dropped = [name for name in (*REGISTERS, *AUXILIARY) if not storable(getattr(reading, name))]
-    if count is not None and not (type(count) is int and 0 <= count <= MAX_COUNT):
-        dropped.append("purchase_count")
+    dropped += [name for name in COUNTS if not _count_ok(getattr(reading, name))]
     if not dropped:
         return reading, ()
     return replace(reading, **dict.fromkeys(dropped)), tuple(dropped)

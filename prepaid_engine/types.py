@@ -110,6 +110,9 @@ READING_FIELDS = (
     "balance",
     "purchase_count",
     "battery_low",
+    "reverse_total",
+    "cover_open_count",
+    "magnetic_count",
 )
 
 
@@ -479,6 +482,11 @@ class Reading:
     balance: Decimal | None = None  # money held by the meter (meter-side billing)
     purchase_count: int | None = None
     battery_low: bool | None = None
+    # Tamper data (prepaid_engine.anomaly.tamper): reverse active energy (kWh), cover-open and magnetic-
+    # interference event counts, where the meter's model reads them.
+    reverse_total: Decimal | None = None
+    cover_open_count: int | None = None
+    magnetic_count: int | None = None
     # Meter-side load events (only for a MeterSpec with ``load_events_seen``, on a model that holds them):
     # the meter's last trip reason, its event count, and the event records since ``load_events_seen``
     # (newest first, at most ``load.params.EVENTS``; the meter's wall clock, naive). Not stored columns.

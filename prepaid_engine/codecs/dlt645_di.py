@@ -93,7 +93,36 @@ def _build_table() -> dict[str, DataItem]:
     items: list[DataItem] = []
     items += _energy_family("0000", "combined active energy", signed=True)
     items += _energy_family("0001", "forward active energy", signed=False)
-    items.append(_energy("00020000", "reverse active energy total", None))
+    items.append(_energy("00020000", "reverse active energy total", "reverse_total"))
+    # Event counts of DL/T 645-2007's event-record table (NNNNNN, 3 bytes): 03300D00 cover-open total count,
+    # 03350000 constant-magnetic-interference total count. [UNCERTAIN]: identifiers as vendor tables
+    # reproduce them, not checked against the standard's text here.
+    items.append(
+        DataItem(
+            "03300D00",
+            "cover-open total count",
+            3,
+            0,
+            False,
+            "",
+            "cover_open_count",
+            Kind.COUNT,
+            uncertain=True,
+        )
+    )
+    items.append(
+        DataItem(
+            "03350000",
+            "constant magnetic interference total count",
+            3,
+            0,
+            False,
+            "",
+            "magnetic_count",
+            Kind.COUNT,
+            uncertain=True,
+        )
+    )
     # voltage XXX.X V, current XXX.XXX A (signed), per phase; blocks ..FF00
     voltage = [
         DataItem(f"0201{n:02X}00", f"voltage {p}", 2, 1, False, "V", "voltage" if n == 1 else None)

@@ -14,6 +14,9 @@ gets one JSON object per line back, in order::
     {"op": "appliance_off", "address": "000000001101", "appliance": "kettle"}
     {"op": "load", "address": "000000001101"}    -> its load control: appliances on, power, settings,
                                                     trip reason, restores today, pending restore, events
+    {"op": "bypass", "address": "000000001101", "share": "0.3"}   -> theft: it counts 30 % of the true load
+    {"op": "stuck", "address": "000000001101"}   -> its register freezes ("stuck": false frees it)
+    {"op": "tamper", "address": "000000001101", "event": "cover_open"}   (or "magnetic"; "reverse" + "kwh")
     {"op": "save_state"}                          -> the state file written now (needs --state)
     {"op": "status"}                              -> simulated time, counters, meters, gateways, state file
 
@@ -179,6 +182,53 @@ class ControlServer:
         meter.dead = False
         return {"key": key, "dead": False}
 
+    async def _bypass(self, request: dict) -> dict:
+        """Theft by bypass: the meter registers only ``share`` (0-1, text) of the true load from now on."""
+        key, meter = self._meter(request)
+        try:
+            share = Decimal(str(request.get("share", "0.3")))
+        except (ArithmeticError, ValueError):
+            raise _Refused("bypass needs 'share' between 0 and 1") from None
+        if not share.is_finite() or not 0 <= share <= 1:
+            raise _Refused("bypass needs 'share' between 0 and 1")
+        meter.advance()
+        meter.registered_permille = int(share * 1000)
+        return {"key": key, "registered_permille": meter.registered_permille}
+
+    async def _stuck(self, request: dict) -> dict:
+        """A stuck register: the meter counts nothing from now on (``stuck: false`` frees it)."""
+        key, meter = self._meter(request)
+        meter.advance()
+        meter.stuck = bool(request.get("stuck", True))
+        return {"key": key, "stuck": meter.stuck}
+
+    async def _tamper(self, request: dict) -> dict:
+        """A tamper event the meter records: ``event`` cover_open or magnetic (its counter + 1), or reverse
+        (``kwh`` of reverse active energy, text, default 1)."""
+        key, meter = self._meter(request)
+        event = request.get("event")
+        if event == "cover_open":
+            meter.cover_open_count += 1
+        elif event == "magnetic":
+            meter.magnetic_count += 1
+        elif event == "reverse":
+            try:
+                kwh = Decimal(str(request.get("kwh", "1")))
+            except (ArithmeticError, ValueError):
+                raise _Refused("tamper reverse needs 'kwh' > 0") from None
+            if not kwh.is_finite() or kwh <= 0 or kwh > 1_000_000:
+                raise _Refused("tamper reverse needs 'kwh' > 0")
+            meter.reverse_units += int(kwh * 100)
+        else:
+            raise _Refused("tamper needs 'event': cover_open, magnetic or reverse")
+        meter._read_cache.clear()
+        return {
+            "key": key,
+            "cover_open_count": meter.cover_open_count,
+            "magnetic_count": meter.magnetic_count,
+            "reverse_total": str(Decimal(meter.reverse_units).scaleb(-2)),
+        }
+
     async def _kill_gateway(self, request: dict) -> dict:
         gateway = self.site.gateway(_text(request, "gateway"))
         mode = request.get("mode", "silent")
@@ -242,6 +292,9 @@ OPS: dict[str, Callable[[ControlServer, dict], Awaitable[dict]]] = {
     "kill_meter": ControlServer._kill_meter,
     "revive_meter": ControlServer._revive_meter,
     "kill_gateway": ControlServer._kill_gateway,
+    "bypass": ControlServer._bypass,
+    "stuck": ControlServer._stuck,
+    "tamper": ControlServer._tamper,
     "revive_gateway": ControlServer._revive_gateway,
     "meter": ControlServer._meter_truth,
     "appliance_on": ControlServer._appliance_on,

@@ -99,6 +99,16 @@ STATE_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("next_settlement", "next_settlement", "time"),
     ("dead", "dead", "bool"),
 )
+# Injected faults and tamper counters (prepaid_engine.anomaly): optional in a state file (one written before
+# they existed restores them as a clean meter's).
+FAULT_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("registered_permille", "registered_permille", "int"),  # share of the true load the register counts
+    ("stuck", "stuck", "bool"),  # register frozen: nothing is counted
+    ("reverse_units", "reverse_units", "int"),  # reverse active energy, 0.01 kWh
+    ("cover_open_count", "cover_open_count", "int"),
+    ("magnetic_count", "magnetic_count", "int"),
+)
+FAULT_DEFAULTS = {"registered_permille": 1000, "stuck": False, "reverse_units": 0}
 
 _LOAD_STATE = "load"  # the optional load-control entry of a meter's state (LoadControl.to_state)
 _HUNDREDTH = Decimal("0.01")
@@ -246,6 +256,12 @@ class SimMeter:
         self.next_settlement = env.calendar.month_start_ms(self.t_ms, 1) if self.is_water else NEVER
         # -- load control (electricity): appliances, power limit, malicious load, events (.loadctl) --------
         self.lc = None if self.is_water else LoadControl(self.seed, tuple(config.appliances))
+        # -- injected faults (control ops bypass / stuck / tamper) -----------------------------------------
+        self.registered_permille = 1000
+        self.stuck = False
+        self.reverse_units = 0
+        self.cover_open_count = 0
+        self.magnetic_count = 0
 
     def _init_registers(self, total: Decimal | None) -> None:
         seed = self.seed
@@ -272,6 +288,8 @@ class SimMeter:
         values: dict[str, object] = {"model": self.model.code}
         for name, attribute, kind in STATE_FIELDS:
             values[name] = encode(kind, _get(self, attribute))
+        for name, attribute, kind in FAULT_FIELDS:
+            values[name] = encode(kind, _get(self, attribute))
         if self.lc is not None:
             values["load"] = self.lc.to_state()  # optional: a file without it restores load control as new
         return values
@@ -287,6 +305,11 @@ class SimMeter:
             if name not in entry:
                 raise StateError(f"{where}: no {name!r}")
             values[attribute] = decode(kind, entry[name], f"{where}: {name}")
+        for name, attribute, kind in FAULT_FIELDS:
+            if name in entry:
+                values[attribute] = decode(kind, entry[name], f"{where}: {name}")
+            else:
+                values[attribute] = FAULT_DEFAULTS.get(attribute, 0)
         if (values["valve"] is None) != (self.valve is None):
             raise StateError(f"{where}: valve: a water meter has a valve, an electricity meter none")
         if "load" in entry and self.lc is not None:
@@ -374,9 +397,11 @@ class SimMeter:
             rate += extra
             if water:
                 band = FLAT
-            if rate:
+            if rate and not self.stuck:
                 du = rate * (seg_end - t)
-                if self.billing:
+                if self.registered_permille != 1000:  # bypass: part of the load passes the meter
+                    du = du * self.registered_permille // 1000
+                if self.billing and du:
                     tripped_at = self._bill(t, band, rate, du)
                     if tripped_at is not None:
                         return tripped_at
@@ -1051,7 +1076,9 @@ def _dlt_reader_table() -> tuple[dict[str, object], dict[str, object]]:
         for index in range(5):
             table[f"{family}{index:02X}00"] = _energy(index)
         table[f"{family}FF00"] = lambda m, s: s["energy"]
-    table["00020000"] = lambda m, s: _ZERO
+    table["00020000"] = lambda m, s: Decimal(m.reverse_units).scaleb(-2)
+    table["03300D00"] = lambda m, s: m.cover_open_count
+    table["03350000"] = lambda m, s: m.magnetic_count
     table.update(
         {
             "02010100": lambda m, s: s["voltage"],

@@ -4,6 +4,7 @@ from . import (
     prepaid_account,
     prepaid_account_opening,
     prepaid_anomaly,
+    prepaid_anomaly_detection,
     prepaid_apportionment_bill,
     prepaid_apportionment_bill_line,
     prepaid_apportionment_rule,
@@ -21,6 +22,7 @@ from . import (
     prepaid_monthly_ledger,
     prepaid_monthly_ledger_line,
     prepaid_property,
+    prepaid_property_anomaly,
     prepaid_report,
     prepaid_settlement,
     prepaid_settlement_cursor,
@@ -29,5 +31,6 @@ from . import (
     prepaid_summary,
     prepaid_topup,
     res_company,
+    res_company_anomaly,
     res_config_settings,
 )

@@ -7,6 +7,25 @@ class ResConfigSettings(models.TransientModel):
     # Not a related field: it is written in set_values(), after the account fields chosen in the same save,
     # so that turning prepaid on reuses them instead of creating accounts the accountant did not want.
     prepaid_enabled = fields.Boolean(compute="_compute_prepaid_enabled", store=True, readonly=False)
+    prepaid_anomaly_zero_days = fields.Integer(related="company_id.prepaid_anomaly_zero_days", readonly=False)
+    prepaid_anomaly_spike_factor = fields.Float(
+        related="company_id.prepaid_anomaly_spike_factor", readonly=False
+    )
+    prepaid_anomaly_spike_floor = fields.Float(
+        related="company_id.prepaid_anomaly_spike_floor", readonly=False
+    )
+    prepaid_anomaly_spike_min_days = fields.Integer(
+        related="company_id.prepaid_anomaly_spike_min_days", readonly=False
+    )
+    prepaid_anomaly_not_read_cycles = fields.Integer(
+        related="company_id.prepaid_anomaly_not_read_cycles", readonly=False
+    )
+    prepaid_anomaly_line_loss_percent = fields.Float(
+        related="company_id.prepaid_anomaly_line_loss_percent", readonly=False
+    )
+    prepaid_anomaly_balance_tolerance = fields.Monetary(
+        related="company_id.prepaid_anomaly_balance_tolerance", readonly=False
+    )
     prepaid_has_chart = fields.Boolean(
         string="Company Has a Chart of Accounts", compute="_compute_prepaid_has_chart"
     )

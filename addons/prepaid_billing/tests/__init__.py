@@ -1,6 +1,7 @@
 from . import (
     test_account_opening,
     test_alerts,
+    test_anomaly_detection,
     test_apportionment,
     test_authorisation_matrix,
     test_batch_operation,

@@ -250,6 +250,8 @@ METHODS = {
     # issue 13: reports
     ("prepaid.shift.report.wizard", "action_print"): (*OPS, "accountant"),
     ("prepaid.shift.report.wizard", "action_export_xlsx"): (*OPS, "accountant"),
+    # issue 13: anomalies and reconciliation
+    ("prepaid.anomaly", "action_resolve"): MGR,
 }
 # Methods that hold by themselves and need no record (called on the empty recordset).
 MODEL_METHODS = {"get_import_templates", "create", "action_post_now"}

@@ -23,7 +23,12 @@ UPDATE_CHUNK = 2000  # meters per UPDATE statement of _update_meters (readings c
 UNSTORED_FIELDS = ("battery_low",)
 # Reading value fields copied from the engine's Reading (its READING_FIELDS that are stored), in its order.
 VALUE_FIELDS = tuple(name for name in READING_FIELDS if name not in UNSTORED_FIELDS)
-VALUE_TYPES = {"supply": "varchar", "purchase_count": "int"}  # the others are numeric
+VALUE_TYPES = {
+    "supply": "varchar",
+    "purchase_count": "int",
+    "cover_open_count": "int",
+    "magnetic_count": "int",
+}  # the others are numeric
 reading_values = attrgetter(*VALUE_FIELDS)
 SOURCE_SELECTION = [("poll", "Poll"), ("push", "Push"), ("manual", "Manual"), ("import", "Import")]
 # Valid: counts (the meter and billing follow it). Quarantined: implausible (prepaid_engine.plausibility),
@@ -133,6 +138,10 @@ class PrepaidMeterReading(models.Model):
     supply = fields.Selection(SUPPLY_SELECTION)
     balance = fields.Float(string="Meter Balance", digits=(16, 2), aggregator="min")
     purchase_count = fields.Integer(aggregator="max")
+    # Tamper data (where the meter's model reads it): anomaly detection compares consecutive readings.
+    reverse_total = fields.Float(string="Reverse Energy", digits=(16, 3), aggregator="max")
+    cover_open_count = fields.Integer(string="Cover Openings", aggregator="max")
+    magnetic_count = fields.Integer(string="Magnetic Interferences", aggregator="max")
     source = fields.Selection(SOURCE_SELECTION, required=True, default="manual")
     state = fields.Selection(
         STATE_SELECTION,
@@ -224,7 +233,7 @@ class PrepaidMeterReading(models.Model):
                 if value is None or value is False or isinstance(value, str):
                     continue
                 bad = not storable(value) if isinstance(value, (int, float, Decimal)) else True
-                if name == "purchase_count" and not bad:
+                if name in ("purchase_count", "cover_open_count", "magnetic_count") and not bad:
                     bad = not 0 <= value <= MAX_COUNT
                 if bad:
                     raise ValidationError(

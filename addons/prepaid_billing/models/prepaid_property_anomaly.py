@@ -1,0 +1,14 @@
+from odoo import fields, models
+from odoo.addons.prepaid_base.models.prepaid_property import PrepaidProperty as BaseProperty
+
+
+class PrepaidProperty(models.Model):
+    _inherit = "prepaid.property"
+    _prepaid_manager_fields = (*BaseProperty._prepaid_manager_fields, "anomaly_manager_id")
+
+    anomaly_manager_id = fields.Many2one(
+        "res.users",
+        domain="[('share', '=', False)]",
+        help="Who gets a to-do for the anomalies detected on this building's meters (empty: the company's "
+        "first prepaid manager).",
+    )

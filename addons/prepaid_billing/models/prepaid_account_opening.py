@@ -354,4 +354,3 @@ class PrepaidAccountOpening(models.Model):
         )
         topup.action_confirm()
         internal(self).write({"topup_id": topup.id})
-

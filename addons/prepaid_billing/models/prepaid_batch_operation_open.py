@@ -3,7 +3,6 @@ from odoo.addons.prepaid_base.tools import bulk_sql
 from odoo.exceptions import AccessError, UserError, ValidationError
 
 
-
 class PrepaidBatchOperation(models.Model):
     """A batch of kind *Open Accounts* opens the ready account openings of its targets: one result line per
     meter of each opening (its unit's meters), done when the opening opened, failed with the reason when it

@@ -154,7 +154,7 @@ class TestAccountOpening(BillingCommon):
         self.assertEqual(sum(consumption.mapped("quantity")), 5.0)
 
     def test_batch_open_accounts_over_a_floor(self):
-        """A batch of kind Open Accounts opens the floor's ready openings; one refused never stops the rest."""
+        """Open Accounts over a floor opens its ready openings; one refused never stops the rest."""
         units = self._units(3)
         meters = self.env["prepaid.meter"]
         for unit in units:

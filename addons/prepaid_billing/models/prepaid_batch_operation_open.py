@@ -22,7 +22,10 @@ class PrepaidBatchOperation(models.Model):
     def _targets(self):
         if self.kind != "open_accounts":
             return super()._targets()
-        return [(meter.id, False) for meter in self._prepaid_openings_in_scope().meter_ids.sorted("id")]
+        openings = self._prepaid_openings_in_scope()
+        if not openings and not self.line_ids:
+            raise UserError(self.env._("No ready account opening among the targets of this batch."))
+        return [(meter.id, False) for meter in openings.meter_ids.sorted("id")]
 
     def _prepaid_run_open_accounts(self, lines):
         Line = self.env["prepaid.batch.operation.line"]

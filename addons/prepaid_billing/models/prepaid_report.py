@@ -195,8 +195,8 @@ class PrepaidConsumptionReport(models.Model):
             )
         )
         # One function for the three triggers: each statement's rows, added (new) or taken off (old).
-        added = SQL(", ").join(SQL("SUM(%s)", SQL.identifier(c)) for c in MONTH_SUMS)
-        taken = SQL(", ").join(SQL("-SUM(%s)", SQL.identifier(c)) for c in MONTH_SUMS)
+        added = SQL(", ").join(SQL("COALESCE(SUM(%s), 0)", SQL.identifier(c)) for c in MONTH_SUMS)
+        taken = SQL(", ").join(SQL("-COALESCE(SUM(%s), 0)", SQL.identifier(c)) for c in MONTH_SUMS)
         updates = SQL(", ").join(
             SQL(
                 "%s = %s.%s + EXCLUDED.%s",

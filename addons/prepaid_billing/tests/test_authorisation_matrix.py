@@ -407,7 +407,8 @@ MANAGER_WRITES = {
         {"active": False},
         {"is_common": True},
     ],
-    "prepaid.property": [{"settlement_day": 5}],
+    # issue 13: the building's anomaly manager (with load control installed too: its extension keeps it)
+    "prepaid.property": [{"settlement_day": 5}, {"anomaly_manager_id": 2}],
     "prepaid.apportionment.bill": [{"manual_cost": 5.0}],
 }
 

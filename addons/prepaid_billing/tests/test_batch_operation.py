@@ -134,7 +134,7 @@ class TestBatchOperation(SimulatorCommon):
             self.Batch.create({"kind": "recharge", "amount": -5.0, "journal_id": self.journal.id})
         with self.assertRaises(UserError):
             self.Batch.create({"kind": "recharge"}).action_run()
-        with self.assertRaises(UserError):
+        with self.assertRaisesRegex(UserError, "No ready account opening"):
             self.Batch.create({"kind": "open_accounts"}).action_run()
         batch = self.Batch.create({"kind": "close", "property_ids": [(6, 0, self.floor_1.ids)]})
         batch.action_run()

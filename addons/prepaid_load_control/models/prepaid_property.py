@@ -1,10 +1,11 @@
 from odoo import fields, models
-from odoo.addons.prepaid_base.models.prepaid_property import PrepaidProperty as BaseProperty
+from odoo.addons.prepaid_billing.models.prepaid_property_anomaly import PrepaidProperty as BillingProperty
 
 
 class PrepaidProperty(models.Model):
     _inherit = "prepaid.property"
-    _prepaid_manager_fields = (*BaseProperty._prepaid_manager_fields, "load_manager_id")
+    # Built on billing's (which load control depends on): every extension keeps the fields of those before it.
+    _prepaid_manager_fields = (*BillingProperty._prepaid_manager_fields, "load_manager_id")
 
     load_manager_id = fields.Many2one(
         "res.users",

@@ -177,23 +177,23 @@ class PrepaidConsumptionReport(models.Model):
     def _init_month_table(self):
         cr = self.env.cr
         cr.execute(SQL("SELECT to_regclass(%s)", MONTH_TABLE))
-        if cr.fetchone()[0]:
-            return
+        exists = bool(cr.fetchone()[0])
         sums = SQL(", ").join(SQL("%s numeric NOT NULL DEFAULT 0", SQL.identifier(c)) for c in MONTH_SUMS)
-        cr.execute(
-            SQL(
-                """
+        if not exists:
+            cr.execute(
+                SQL(
+                    """
                 CREATE TABLE %(table)s (
                     id serial PRIMARY KEY, meter_id int NOT NULL, account_id int, month date NOT NULL,
                     company_id int NOT NULL, utility varchar, unit_id int, building_id int, %(sums)s);
                 CREATE UNIQUE INDEX prepaid_consumption_month_key ON %(table)s (%(key)s);
                 CREATE INDEX prepaid_consumption_month_building ON %(table)s (building_id, month);
                 """,
-                table=SQL.identifier(MONTH_TABLE),
-                sums=sums,
-                key=SQL(MONTH_KEY),
+                    table=SQL.identifier(MONTH_TABLE),
+                    sums=sums,
+                    key=SQL(MONTH_KEY),
+                )
             )
-        )
         # One function for the three triggers: each statement's rows, added (new) or taken off (old).
         added = SQL(", ").join(SQL("COALESCE(SUM(%s), 0)", SQL.identifier(c)) for c in MONTH_SUMS)
         taken = SQL(", ").join(SQL("-COALESCE(SUM(%s), 0)", SQL.identifier(c)) for c in MONTH_SUMS)
@@ -243,13 +243,13 @@ class PrepaidConsumptionReport(models.Model):
                     END IF;
                     RETURN NULL;
                 END $$ LANGUAGE plpgsql;
-                CREATE TRIGGER prepaid_consumption_month_ins AFTER INSERT ON prepaid_consumption
+                CREATE OR REPLACE TRIGGER prepaid_consumption_month_ins AFTER INSERT ON prepaid_consumption
                     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
                     EXECUTE FUNCTION prepaid_consumption_month_keep();
-                CREATE TRIGGER prepaid_consumption_month_upd AFTER UPDATE ON prepaid_consumption
+                CREATE OR REPLACE TRIGGER prepaid_consumption_month_upd AFTER UPDATE ON prepaid_consumption
                     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT
                     EXECUTE FUNCTION prepaid_consumption_month_keep();
-                CREATE TRIGGER prepaid_consumption_month_del AFTER DELETE ON prepaid_consumption
+                CREATE OR REPLACE TRIGGER prepaid_consumption_month_del AFTER DELETE ON prepaid_consumption
                     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT
                     EXECUTE FUNCTION prepaid_consumption_month_keep();
                 """,
@@ -257,8 +257,10 @@ class PrepaidConsumptionReport(models.Model):
                 added=upsert("new_rows", added),
             )
         )
-        # The facts already there (the module updated on a running database).
-        cr.execute(upsert("prepaid_consumption", added))
+        # The function and triggers are replaced at each update (a fix reaches running databases); the facts
+        # already there are added once, when the table is made (the module installed on a running database).
+        if not exists:
+            cr.execute(upsert("prepaid_consumption", added))
 
     def init(self):
         self._init_month_table()

@@ -288,7 +288,8 @@ class PrepaidAccountOpening(models.Model):
 
     def _move_cursors(self):
         """Move the settlement cursor of every meter of ``self`` to its latest valid reading: what the meter
-        counted before opening is never charged. Returns ``{meter id: quantity passed over}``."""
+        counted before opening is never charged. Returns ``{meter id: temporary consumption}``: since the
+        start of its temporary supply for a meter in one, else what the cursor passed over."""
         meters = self.meter_ids
         if not meters:
             return {}
@@ -303,6 +304,19 @@ class PrepaidAccountOpening(models.Model):
                      ORDER BY meter_id, read_at DESC
                    ), old AS (
                        SELECT meter_id, total FROM prepaid_settlement_cursor WHERE meter_id = ANY(%s)
+                   ), started AS (
+                       -- A meter in temporary supply: its counter when the supply started (the last reading
+                       -- before, else the first after), so the whole temporary use is recorded, not only what
+                       -- the settlement had not passed over yet.
+                       SELECT m.id AS meter_id, COALESCE(
+                              (SELECT r.total FROM prepaid_meter_reading r
+                                WHERE r.meter_id = m.id AND r.state = 'valid' AND r.total IS NOT NULL
+                                  AND r.read_at <= m.temporary_since ORDER BY r.read_at DESC LIMIT 1),
+                              (SELECT r.total FROM prepaid_meter_reading r
+                                WHERE r.meter_id = m.id AND r.state = 'valid' AND r.total IS NOT NULL
+                                  AND r.read_at > m.temporary_since ORDER BY r.read_at LIMIT 1)) AS total
+                         FROM prepaid_meter m
+                        WHERE m.id = ANY(%s) AND m.temporary_since IS NOT NULL
                    ), moved AS (
                        INSERT INTO prepaid_settlement_cursor
                               (meter_id, read_at, total, sharp, peak, flat, valley, attempted_at, settled_at,
@@ -320,8 +334,10 @@ class PrepaidAccountOpening(models.Model):
                               last_error = NULL
                        RETURNING meter_id
                    )
-                   SELECT l.meter_id, COALESCE(l.total - o.total, 0)
-                     FROM latest l LEFT JOIN old o ON o.meter_id = l.meter_id""",
+                   SELECT l.meter_id, COALESCE(l.total - COALESCE(s.total, o.total), 0)
+                     FROM latest l LEFT JOIN old o ON o.meter_id = l.meter_id
+                     LEFT JOIN started s ON s.meter_id = l.meter_id""",
+                list(meters.ids),
                 list(meters.ids),
                 list(meters.ids),
             )

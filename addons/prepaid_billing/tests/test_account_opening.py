@@ -1,7 +1,8 @@
 import csv
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
+from odoo.addons.prepaid_base.models.prepaid_guard import internal
 from odoo.exceptions import AccessError, UserError, ValidationError
 from odoo.tests import tagged
 
@@ -137,6 +138,8 @@ class TestAccountOpening(BillingCommon):
         meter = self._create_meter(unit, "M-temp")
         meter.action_start_temporary_supply()
         self.assertEqual(meter.temporary_supply, "kept_on")
+        # The supply started before the test's readings (they are dated in March).
+        internal(meter).write({"temporary_since": T0.replace(tzinfo=None) - timedelta(hours=1)})
         self.ingest(meter, T0, 10)
         self.ingest(meter, T1, 30)
         anomalies = self.env["prepaid.anomaly"].search(
@@ -147,6 +150,7 @@ class TestAccountOpening(BillingCommon):
         opening.action_ready()
         opening.action_open_accounts()
         self.assertEqual(meter.temporary_supply, "none")
+        self.assertEqual(opening.temporary_quantity, 20.0)  # 10 -> 30 during the temporary supply
         self.ingest(meter, T2, 35)
         consumption = self.env["prepaid.ledger"].search(
             [("account_id", "=", opening.account_id.id), ("kind", "=", "consumption")]

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ for path in (ROOT, ROOT / "bench"):
         sys.path.insert(0, str(path))
 
 from poll_cycle import Simulator, load  # noqa: E402
-from settlement import create_database, database_exists, environment, open_registry  # noqa: E402
+from settlement import bench_registry, environment  # noqa: E402
 
 from prepaid_engine.catalog import builtin_models  # noqa: E402
 from prepaid_engine.poller import Poller  # noqa: E402
@@ -152,11 +151,9 @@ def run_batch(registry, building_id):
 def main(argv=None) -> int:
     args = parse_args(argv)
     print(f"machine:  {load()}")
-    if args.drop and database_exists(args.db):
-        subprocess.run(["dropdb", args.db], check=True)
-    if not database_exists(args.db):
-        create_database(args)
-    registry = open_registry(args)
+    registry = bench_registry(args)
+    if registry is None:
+        return 2
     simulator = Simulator(sim_args(args), latency_ms=args.latency, baud=args.baud)
     simulator.cmd += ["--protocol", "modbus"]
     with simulator as sim:

@@ -58,7 +58,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 # The settlement bench's Odoo plumbing (create the database with prepaid_billing, open its registry).
-from settlement import create_database, database_exists, load_average, open_registry  # noqa: E402
+from settlement import bench_registry, load_average  # noqa: E402
 
 TAG = "MCLOSE"
 TZ = "Asia/Shanghai"
@@ -331,10 +331,11 @@ def build_fleet(registry, accounts, buildings):
 
             INSERT INTO prepaid_meter (id, name, model_id, unit_id, building_id, account_id, company_id,
                                        utility, protocol, billing_mode, ct_ratio, active, online,
+                                       temporary_supply,
                                        create_uid, create_date, write_uid, write_date)
             SELECT f.meter_id, %(tag)s || '-M-' || lpad(f.n::text, 6, '0'), %(model)s, f.unit_id,
                    fl.building_id, f.account_id, %(company)s, 'electricity', 'modbus', 'platform', 1,
-                   TRUE, TRUE,
+                   TRUE, TRUE, 'none',
                    1, now(), 1, now()
               FROM mclose_fleet f JOIN mclose_floor fl ON fl.b = f.b;
 
@@ -639,18 +640,9 @@ def naive_loop(registry, sample):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.odoo_path and args.odoo_path not in sys.path:
-        sys.path.insert(0, args.odoo_path)
-    try:
-        import odoo  # noqa: F401
-    except ImportError:
-        print("Odoo 18 is not importable: set --odoo-path or ODOO_PATH", file=sys.stderr)
+    registry = bench_registry(args)
+    if registry is None:
         return 2
-    if args.drop and database_exists(args.db):
-        subprocess.run(["dropdb", args.db], check=True)
-    if not database_exists(args.db):
-        create_database(args)
-    registry = open_registry(args)
     with registry.cursor() as cr:
         count = built_accounts(environment(cr))
     if count == 0:

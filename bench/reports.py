@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from settlement import create_database, database_exists, load_average, open_registry  # noqa: E402
+from settlement import bench_registry, load_average  # noqa: E402
 
 TAG = "REPB"
 TZ = "Asia/Shanghai"
@@ -139,9 +139,10 @@ def build_fleet(registry, meters, buildings, days):
 
             INSERT INTO prepaid_meter (id, name, model_id, unit_id, building_id, company_id,
                                        utility, protocol, billing_mode, ct_ratio, active, online,
+                                       temporary_supply,
                                        create_uid, create_date, write_uid, write_date)
             SELECT f.meter_id, %(tag)s || '-M-' || lpad(f.n::text, 6, '0'), %(model)s, f.unit_id,
-                   fl.building_id, %(company)s, 'electricity', 'modbus', 'platform', 1, TRUE, TRUE,
+                   fl.building_id, %(company)s, 'electricity', 'modbus', 'platform', 1, TRUE, TRUE, 'none',
                    1, now(), 1, now()
               FROM repb_fleet f JOIN repb_floor fl ON fl.b = f.b;
             """,
@@ -226,18 +227,9 @@ def best_of(registry, domain, repeat, uid=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.odoo_path and args.odoo_path not in sys.path:
-        sys.path.insert(0, args.odoo_path)
-    try:
-        import odoo  # noqa: F401
-    except ImportError:
-        print("Odoo 18 is not importable: set --odoo-path or ODOO_PATH", file=sys.stderr)
+    registry = bench_registry(args)
+    if registry is None:
         return 2
-    if args.drop and database_exists(args.db):
-        subprocess.run(["dropdb", args.db], check=True)
-    if not database_exists(args.db):
-        create_database(args)
-    registry = open_registry(args)
     with registry.cursor() as cr:
         env = environment(cr)
         count = built_meters(env)

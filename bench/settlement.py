@@ -154,6 +154,23 @@ def open_registry(args):
     return odoo.modules.registry.Registry(args.db)
 
 
+def bench_registry(args):
+    """The bench's database, ready: Odoo importable (``--odoo-path`` first), dropped first with ``--drop``,
+    created with prepaid_billing when missing; its registry, or None (said on stderr) without Odoo."""
+    if getattr(args, "odoo_path", None) and args.odoo_path not in sys.path:
+        sys.path.insert(0, args.odoo_path)
+    try:
+        import odoo  # noqa: F401
+    except ImportError:
+        print("Odoo 18 is not importable: set --odoo-path or ODOO_PATH", file=sys.stderr)
+        return None
+    if args.drop and database_exists(args.db):
+        subprocess.run(["dropdb", args.db], check=True)
+    if not database_exists(args.db):
+        create_database(args)
+    return open_registry(args)
+
+
 def environment(cr):
     from odoo import SUPERUSER_ID, api
 
@@ -260,10 +277,10 @@ def build_fleet(registry, count):
 
             INSERT INTO prepaid_meter (id, name, model_id, unit_id, building_id, account_id, company_id,
                                        utility,
-                                       protocol, billing_mode, ct_ratio, active, online,
+                                       protocol, billing_mode, ct_ratio, active, online, temporary_supply,
                                        create_uid, create_date, write_uid, write_date)
             SELECT meter_id, %(tag)s || '-M-' || lpad(n::text, 7, '0'), %(model)s, unit_id, %(building)s,
-                   account_id, %(company)s, 'electricity', 'modbus', 'platform', 1, TRUE, TRUE,
+                   account_id, %(company)s, 'electricity', 'modbus', 'platform', 1, TRUE, TRUE, 'none',
                    1, now(), 1, now()
               FROM bench_fleet;
             """,
@@ -499,18 +516,9 @@ def copy_rows(registry, readings, meters):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.odoo_path and args.odoo_path not in sys.path:
-        sys.path.insert(0, args.odoo_path)
-    try:
-        import odoo  # noqa: F401
-    except ImportError:
-        print("Odoo 18 is not importable: set --odoo-path or ODOO_PATH", file=sys.stderr)
+    registry = bench_registry(args)
+    if registry is None:
         return 2
-    if args.drop and database_exists(args.db):
-        subprocess.run(["dropdb", args.db], check=True)
-    if not database_exists(args.db):
-        create_database(args)
-    registry = open_registry(args)
 
     with registry.cursor() as cr:
         meters = fleet(environment(cr))

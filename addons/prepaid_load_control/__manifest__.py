@@ -17,6 +17,7 @@
         "wizards/prepaid_load_restore_wizard_views.xml",
         "wizards/prepaid_load_learn_wizard_views.xml",
         "views/prepaid_appliance_views.xml",
+        "views/prepaid_batch_operation_views.xml",
         "views/prepaid_load_profile_views.xml",
         "views/prepaid_load_event_views.xml",
         "views/prepaid_meter_views.xml",

@@ -10,7 +10,6 @@ from . import (
     prepaid_apportionment_rule,
     prepaid_apportionment_rule_line,
     prepaid_batch_operation,
-    prepaid_batch_operation_open,
     prepaid_consumption,
     prepaid_fee_charge,
     prepaid_fee_item,

@@ -7,6 +7,7 @@ executor run, :meth:`prepaid.meter.command._after_execute`). A recharge makes on
 account), kept on the line (UNIQUE): re-running or retrying never credits an account twice."""
 
 from odoo import _, api, fields, models
+from odoo.addons.prepaid_base.models.prepaid_account import levels_ordered
 from odoo.addons.prepaid_base.models.prepaid_guard import internal
 from odoo.addons.prepaid_base.tools import bulk_sql
 from odoo.addons.prepaid_base.tools.numbers import check_numbers
@@ -16,7 +17,8 @@ from odoo.tools.safe_eval import safe_eval
 
 CHUNK = 1000
 RELAY_KINDS = ("trip", "close", "keep_power_on", "keep_power_off")
-ACCOUNT_KINDS = ("recharge", "open_accounts")
+ACCOUNT_KINDS = ("recharge", "open_accounts", "set_levels")
+LEVEL_FIELDS = ("warn_level_1", "warn_level_2", "warn_level_3", "cutoff_level")
 MONEY_KINDS = ("recharge",)
 KIND_SELECTION = [
     ("trip", "Trip"),
@@ -24,6 +26,7 @@ KIND_SELECTION = [
     ("keep_power_on", "Keep Power On"),
     ("keep_power_off", "Keep Power Off"),
     ("set_tariff", "Set Tariff"),
+    ("set_levels", "Set Alarm Levels"),
     ("recharge", "Recharge a Fixed Amount"),
     ("open_accounts", "Open Accounts"),
 ]
@@ -86,6 +89,19 @@ class PrepaidBatchOperation(models.Model):
     meter_domain = fields.Char(string="Meter Filter", default="[]")
     tariff_id = fields.Many2one("prepaid.tariff", check_company=True)
     amount = fields.Monetary(help="Recharge: the money credited to each account.")
+    # Set alarm levels: the accounts' new levels (the company's defaults to start from).
+    warn_level_1 = fields.Monetary(
+        string="Warning Level 1", default=lambda self: self.env.company.prepaid_warn_level_1
+    )
+    warn_level_2 = fields.Monetary(
+        string="Warning Level 2", default=lambda self: self.env.company.prepaid_warn_level_2
+    )
+    warn_level_3 = fields.Monetary(
+        string="Warning Level 3", default=lambda self: self.env.company.prepaid_warn_level_3
+    )
+    cutoff_level = fields.Monetary(
+        string="Cut-off Level", default=lambda self: self.env.company.prepaid_cutoff_level
+    )
     journal_id = fields.Many2one(
         "account.journal",
         string="Payment Journal",
@@ -135,7 +151,7 @@ class PrepaidBatchOperation(models.Model):
 
     @api.model_create_multi
     def create(self, vals_list):
-        check_numbers(self, vals_list, ["amount"])
+        check_numbers(self, vals_list, ["amount", *LEVEL_FIELDS])
         for vals in vals_list:
             if vals.get("name", _("New")) == _("New"):
                 vals["name"] = self.env["ir.sequence"].next_by_code("prepaid.batch.operation") or _("New")
@@ -144,9 +160,9 @@ class PrepaidBatchOperation(models.Model):
         return records
 
     def write(self, vals):
-        check_numbers(self, [vals], ["amount"])
+        check_numbers(self, [vals], ["amount", *LEVEL_FIELDS])
         result = super().write(vals)
-        if {"kind", "amount", "tariff_id", "journal_id"} & set(vals):
+        if {"kind", "amount", "tariff_id", "journal_id", *LEVEL_FIELDS} & set(vals):
             self._check_params()
         return result
 
@@ -157,6 +173,10 @@ class PrepaidBatchOperation(models.Model):
                     raise AccessError(_("Only prepaid managers may run a recharge batch."))
                 if op.amount and op.currency_id.compare_amounts(op.amount, 0) <= 0:
                     raise ValidationError(_("The recharge amount must be positive."))
+            if op.kind == "set_levels" and not levels_ordered(*(op[f] for f in LEVEL_FIELDS)):
+                raise ValidationError(
+                    _("The alarm levels must be ordered: warning 1 > warning 2 > warning 3 >= cut-off.")
+                )
 
     # -- targets ------------------------------------------------------------------------------------------
     def _target_meters(self):
@@ -180,15 +200,25 @@ class PrepaidBatchOperation(models.Model):
 
     def _targets(self):
         """``[(meter id or False, account id or False)]`` of this batch."""
+        if self.kind == "open_accounts":
+            openings = self._openings_in_scope()
+            if not openings and not self.line_ids:
+                raise UserError(_("No ready account opening among the targets of this batch."))
+            return [(meter.id, False) for meter in openings.meter_ids.sorted("id")]
         meters = self._target_meters()
         if self.kind in ACCOUNT_KINDS:
-            accounts = meters.account_id
-            if self.kind == "open_accounts" and self.property_ids:
-                accounts |= self.env["prepaid.account"].search(
-                    [("unit_ids", "child_of", self.property_ids.ids), ("company_id", "=", self.company_id.id)]
-                )
-            return [(False, a.id) for a in accounts.sorted("id")]
+            return [(False, a.id) for a in meters.account_id.sorted("id")]
         return [(m.id, m.account_id.id) for m in meters]
+
+    def _openings_in_scope(self):
+        """The ready account openings of the targets: of the chosen properties, with a targeted meter."""
+        self.ensure_one()
+        domain = [("state", "=", "ready"), ("company_id", "=", self.company_id.id)]
+        if self.property_ids:
+            domain.append(("unit_id", "child_of", self.property_ids.ids))
+        openings = self.env["prepaid.account.opening"].search(domain, order="id")
+        meters = self._target_meters()
+        return openings.filtered(lambda o: not o.meter_ids or o.meter_ids & meters)
 
     def action_preview_targets(self):
         self.ensure_one()
@@ -307,8 +337,10 @@ class PrepaidBatchOperation(models.Model):
             self._run_set_tariff(lines)
         elif kind == "recharge":
             self._run_recharge(lines)
+        elif kind == "set_levels":
+            self._run_set_levels(lines)
         elif kind == "open_accounts":
-            self._prepaid_run_open_accounts(lines)
+            self._run_open_accounts(lines)
 
     def _run_commands(self, lines, vals, only=None):
         Command = self.env["prepaid.meter.command"].sudo()
@@ -323,6 +355,7 @@ class PrepaidBatchOperation(models.Model):
                         "res_model": self._name,
                         "res_id": self.id,
                         "origin": origin,
+                        "reason": "batch",
                         **(vals(line) if callable(vals) else vals),
                     }
                     for line in chunk
@@ -392,9 +425,42 @@ class PrepaidBatchOperation(models.Model):
         bulk_sql.update_rows(Line, ["state"], [(line.id, "done") for line in done])
         Line.invalidate_model(["topup_id", "state", "error"])
 
-    def _prepaid_run_open_accounts(self, lines):
-        """Hook: open the targeted accounts (another module overrides it)."""
-        raise UserError(_("Opening accounts in a batch is not available."))
+    def _run_set_levels(self, lines):
+        """The alarm levels on the targeted accounts, in one write: each account is held to its new levels
+        at once (alerts, cut-off or restore commands as its balance now calls for)."""
+        Line = self.env["prepaid.batch.operation.line"]
+        lines = lines.filtered("account_id")
+        try:
+            with self.env.cr.savepoint():
+                lines.account_id.write({f: self[f] for f in LEVEL_FIELDS})
+        except (UserError, ValidationError) as exc:
+            bulk_sql.update_rows(Line, ["state", "error"], [(line.id, "failed", str(exc)) for line in lines])
+        else:
+            bulk_sql.update_rows(Line, ["state", "error"], [(line.id, "done", False) for line in lines])
+        Line.invalidate_model(["state", "error"])
+
+    def _run_open_accounts(self, lines):
+        """Open the ready openings of the targets: one result line per meter of each opening, done when the
+        opening opened, failed with the reason when it could not (each opening in its own savepoint: one
+        refused opening never stops the others)."""
+        Line = self.env["prepaid.batch.operation.line"]
+        by_meter = {line.meter_id.id: line for line in lines if line.meter_id}
+        results = []
+        for opening in self._openings_in_scope().filtered(lambda o: o.meter_ids.ids):
+            mine = [by_meter[m] for m in opening.meter_ids.ids if m in by_meter]
+            if not mine:
+                continue
+            try:
+                with self.env.cr.savepoint():
+                    opening._open()
+            except (UserError, ValidationError, AccessError) as exc:
+                results += [(line.id, "failed", str(exc)) for line in mine]
+                continue
+            state = "done" if opening.state == "opened" else "failed"
+            error = "" if state == "done" else _("The opening was not opened.")
+            results += [(line.id, state, error) for line in mine]
+        bulk_sql.update_rows(Line, ["state", "error"], results)
+        Line.invalidate_model(["state", "error"])
 
     @api.private
     def _update_state(self):

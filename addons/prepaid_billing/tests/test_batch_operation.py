@@ -179,3 +179,29 @@ class TestBatchRecharge(BillingCommon):
             [("account_id", "in", accounts.ids), ("memo", "=", batch.name)]
         )
         self.assertEqual(len(topups), 2)
+
+    def test_set_alarm_levels_on_a_building_holds_each_account_to_them(self):
+        accounts = self.account_1 | self.account_2
+        with self.assertRaisesRegex(ValidationError, "ordered"):
+            self.Batch.create({"kind": "set_levels", "warn_level_1": 5.0, "warn_level_2": 10.0})
+        with self.assertRaises(ValidationError):
+            self.Batch.create({"kind": "set_levels", "warn_level_1": float("nan")})
+        batch = self.Batch.create(
+            {
+                "kind": "set_levels",
+                "property_ids": [(6, 0, self.building.ids)],
+                "warn_level_1": 80.0,
+                "warn_level_2": 40.0,
+                "warn_level_3": 15.0,
+                "cutoff_level": 5.0,
+            }
+        )
+        batch.action_run()
+        self.assertEqual(batch.line_ids.account_id, accounts)
+        self.assertEqual(set(batch.line_ids.mapped("state")), {"done"})
+        self.assertEqual(batch.state, "done")
+        for account in accounts:
+            self.assertEqual(
+                (account.warn_level_1, account.warn_level_2, account.warn_level_3, account.cutoff_level),
+                (80.0, 40.0, 15.0, 5.0),
+            )

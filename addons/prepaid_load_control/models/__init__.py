@@ -1,6 +1,7 @@
 from . import (
     prepaid_account,
     prepaid_appliance,
+    prepaid_batch_operation,
     prepaid_load_event,
     prepaid_load_profile,
     prepaid_meter,

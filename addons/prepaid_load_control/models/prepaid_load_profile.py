@@ -176,6 +176,16 @@ class PrepaidLoadProfile(models.Model):
         self.ensure_one()
         return profile_parameters(self._prepaid_engine_profile(), self._prepaid_restore_policy())
 
+    def _prepaid_parameter_json(self):
+        """The parameter values as a set-load-parameters command carries them (JSON); UserError when the
+        profile cannot be written to a meter."""
+        self.ensure_one()
+        try:
+            return parameters_to_json(self._prepaid_parameter_values())
+        except ConfigError as exc:
+            message = self.env._("%(profile)s: %(error)s", profile=self.display_name, error=exc)
+            raise UserError(message) from exc
+
     def _prepaid_applied_meters(self):
         """The active electricity meters this profile applies to (it is their most specific profile)."""
         self.ensure_one()
@@ -209,12 +219,7 @@ class PrepaidLoadProfile(models.Model):
             meters = profile._prepaid_applied_meters()
             enforcement = meters._prepaid_load_enforcement()
             platform |= meters.filtered(lambda m, e=enforcement: e[m.id] == "platform")
-            try:
-                values = parameters_to_json(profile._prepaid_parameter_values())
-            except ConfigError as exc:
-                raise UserError(
-                    self.env._("%(profile)s: %(error)s", profile=profile.display_name, error=exc)
-                ) from exc
+            values = profile._prepaid_parameter_json()
             vals_list += [
                 {
                     "meter_id": meter.id,

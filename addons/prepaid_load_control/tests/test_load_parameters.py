@@ -116,6 +116,31 @@ class TestLoadParameters(SimulatedMeterCase):
             MaliciousMode.OFF,
         )
 
+    def test_a_batch_writes_each_meters_profile_and_skips_the_platform_ones(self):
+        self.env.user.groups_id |= self.env.ref("prepaid_base.group_prepaid_manager")
+        self.profile.power_limit_kw = 1.8  # the simulator is shared: a value no other test writes
+        unprofiled = self.env["prepaid.property"].create({"name": "Annex", "code": "ANX", "kind": "building"})
+        batch = self.env["prepaid.batch.operation"].create(
+            {"kind": "load_settings", "property_ids": [Command.set((self.building | unprofiled).ids)]}
+        )
+        batch.action_run()
+        by_meter = {line.meter_id: line for line in batch.line_ids}
+        self.assertEqual(set(by_meter), {self.meter_1, self.meter_2, self.meter_plain})
+        self.assertEqual(by_meter[self.meter_1].state, "queued")
+        for meter in (self.meter_2, self.meter_plain):
+            self.assertEqual(by_meter[meter].state, "skipped")
+            self.assertIn("platform", by_meter[meter].error)
+        command = by_meter[self.meter_1].command_id
+        self.assertEqual((command.kind, command.reason), ("set_load_parameters", "batch"))
+        self.assertEqual(parameters_from_json(command.load_parameters)["power_limit"], Decimal("1.8"))
+        self.execute_commands()
+        self.assertEqual(by_meter[self.meter_1].state, "done")
+        self.assertEqual(batch.state, "done")
+        self.assertEqual(self.held("power_limit"), Decimal("1.8"))
+        # run again: the done and skipped lines are left alone, no second command
+        batch.action_run()
+        self.assertFalse(self.queued())
+
     def test_only_managers_apply_a_profile(self):
         operator = self.new_operator("load_params_operator")
         with self.assertRaises(AccessError):

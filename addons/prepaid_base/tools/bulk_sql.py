@@ -7,7 +7,8 @@ thousands of rows per statement with COPY and array parameters instead of the OR
   one statement over ``unnest`` of one array literal per column (the caller invalidates the ORM's cache);
 - :func:`copy_to_temp`: COPY lines into a session temporary table (one statement moves them into place);
 - :func:`batch_planner`: the planner settings of the bulk statements;
-- :func:`gc_paused`: Python's cyclic garbage collector paused during a batch.
+- :func:`gc_paused`: Python's cyclic garbage collector paused during a batch;
+- :func:`next_names`: ``count`` names drawn from an ``ir.sequence`` in one query.
 """
 
 import datetime
@@ -181,3 +182,22 @@ def gc_paused():
         yield
     finally:
         gc.enable()
+
+
+def next_names(env, code, count):
+    """``count`` names from the sequence of ``code`` (the user's company's, else the shared one), as
+    ``next_by_code`` draws them one by one: a standard sequence without date ranges gives all its numbers
+    in one ``nextval`` query; any other kind is drawn name by name. ``["/", ...]`` without a sequence."""
+    if count <= 0:
+        return []
+    domain = [("code", "=", code), ("company_id", "in", [env.company.id, False])]
+    sequence = env["ir.sequence"].sudo().search(domain, order="company_id", limit=1)
+    if not sequence:
+        return ["/"] * count
+    if sequence.implementation != "standard" or sequence.use_date_range:
+        return [sequence._next() for _i in range(count)]
+    rows = env.execute_query(
+        SQL("SELECT nextval(%s) FROM generate_series(1, %s)", f"ir_sequence_{sequence.id:03d}", count)
+    )
+    prefix, suffix = sequence._get_prefix_suffix()
+    return [f"{prefix}{number:0{sequence.padding}d}{suffix}" for (number,) in rows]

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import internal
+from odoo.addons.prepaid_base.tools import bulk_sql
 from odoo.addons.prepaid_base.tools.transactions import owns_transaction
 from odoo.exceptions import UserError
 from odoo.tools import SQL
@@ -68,6 +69,7 @@ KIND_EFFECTS = {
     "keep_power_off": {"keep_power_state": False},
 }
 PRICE_FIELDS = ("price_sharp", "price_peak", "price_flat", "price_valley")
+OUTCOME_FIELDS = ("outcome", "error_kind", "refusal", "detail")
 # How a command ended, as data: the engine's CommandOutcome values and what the queue itself decides. The
 # message people read is made from it in their language (_compute_message).
 OUTCOME_SELECTION = [
@@ -313,10 +315,12 @@ class PrepaidMeterCommand(models.Model):
     @api.model_create_multi
     def create(self, vals_list):
         now = fields.Datetime.now()
-        sequence = self.env["ir.sequence"].sudo()
+        unnamed = [vals for vals in vals_list if not vals.get("name") or vals["name"] == self.env._("New")]
+        for vals, name in zip(
+            unnamed, bulk_sql.next_names(self.env, "prepaid.meter.command", len(unnamed)), strict=True
+        ):
+            vals["name"] = name
         for vals in vals_list:
-            if not vals.get("name") or vals["name"] == self.env._("New"):
-                vals["name"] = sequence.next_by_code("prepaid.meter.command") or "/"
             requested_at = fields.Datetime.to_datetime(vals.get("requested_at")) or now
             vals.setdefault("requested_at", requested_at)
             vals.setdefault("expires_at", requested_at + DEFAULT_EXPIRY)
@@ -555,12 +559,9 @@ class PrepaidMeterCommand(models.Model):
             results = self._execute_specs(specs, engine_commands, poller)
 
         def store():
-            for command in todo:
-                result = results.get(str(command.id))
-                if result is None:
-                    command._apply_failure(self._outcome_vals("no_result"))
-                else:
-                    command._apply_result(result)
+            missing = todo.filtered(lambda c: str(c.id) not in results)
+            missing._apply_failure(self._outcome_vals("no_result"))
+            (todo - missing)._apply_results(results)
             self._after_execute()
 
         if own_transaction:
@@ -591,30 +592,59 @@ class PrepaidMeterCommand(models.Model):
     def _apply_result(self, result):
         """Record the engine's :class:`CommandResult` on this command and, when done, on its meter."""
         self.ensure_one()
-        status = CommandStatus(result.status)
-        outcome = self._outcome_vals(result.outcome, result.error, result.refusal, result.message)
-        if status == CommandStatus.DONE:
-            done_at = _naive(result.at) or fields.Datetime.now()
-            internal(self).write(
-                {"state": "done", "done_at": done_at, "confirmed": result.confirmed, **outcome}
+        self._apply_results({str(self.id): result})
+
+    def _apply_results(self, results):
+        """Record the engine's results (``{command key: CommandResult}``) on these commands, set-based: the
+        done ones in one UPDATE, their meters in one ORM write per set of values (the tracked supply and
+        keep-power go through the ORM, the per-meter times in one UPDATE), the others per outcome."""
+        now = fields.Datetime.now()
+        done_rows, meter_times, meters_by_vals = [], [], defaultdict(list)
+        expired, failed = defaultdict(list), defaultdict(list)
+        for command in self:
+            result = results[str(command.id)]
+            status = CommandStatus(result.status)
+            outcome = self._outcome_vals(result.outcome, result.error, result.refusal, result.message)
+            if status == CommandStatus.EXPIRED:
+                expired[tuple(outcome.items())].append(command.id)
+                continue
+            if status != CommandStatus.DONE:
+                failed[tuple(outcome.items())].append(command.id)
+                continue
+            done_at = _naive(result.at) or now
+            done_rows.append(
+                (command.id, "done", done_at, bool(result.confirmed), *(outcome[f] for f in OUTCOME_FIELDS))
             )
-            meter_vals = dict(KIND_EFFECTS.get(self.kind, {}))
+            meter_vals = dict(KIND_EFFECTS.get(command.kind, {}))
             if result.supply is not None:
                 meter_vals["supply"] = str(result.supply)
             if "supply" in meter_vals:
-                meter_vals["supply_at"] = done_at
+                meter_times.append((command.meter_id.id, done_at))
             if result.balance is not None:
                 meter_vals["meter_balance"] = float(result.balance)
             if result.purchase_count is not None:
                 meter_vals["purchase_count"] = result.purchase_count
-            elif self.kind == "recharge" and self.purchase_count:
-                meter_vals["purchase_count"] = self.purchase_count
+            elif command.kind == "recharge" and command.purchase_count:
+                meter_vals["purchase_count"] = command.purchase_count
             if meter_vals:
-                internal(self.meter_id).write(meter_vals)
-        elif status == CommandStatus.EXPIRED:
-            internal(self).write({"state": "expired", "done_at": fields.Datetime.now(), **outcome})
-        else:
-            self._apply_failure(outcome)
+                meters_by_vals[tuple(sorted(meter_vals.items()))].append(command.meter_id.id)
+        self.flush_recordset()  # the "sent" of this run first, then the results over it
+        bulk_sql.update_rows(self, ["state", "done_at", "confirmed", *OUTCOME_FIELDS], done_rows)
+        self.invalidate_recordset(["state", "done_at", "confirmed", *OUTCOME_FIELDS, "message"])
+        Meter = self.env["prepaid.meter"]
+        for meter_vals, meter_ids in meters_by_vals.items():
+            internal(Meter.browse(meter_ids)).write(dict(meter_vals))
+        # A meter commanded twice in one run keeps the later time.
+        latest = {}
+        for meter_id, done_at in meter_times:
+            latest[meter_id] = max(done_at, latest.get(meter_id, done_at))
+        Meter.flush_model(["supply_at"])
+        bulk_sql.update_rows(Meter, ["supply_at"], list(latest.items()))
+        Meter.invalidate_model(["supply_at"])
+        for outcome, ids in expired.items():
+            internal(self.browse(ids)).write({"state": "expired", "done_at": now, **dict(outcome)})
+        for outcome, ids in failed.items():
+            self.browse(ids)._apply_failure(dict(outcome))
 
     def _apply_failure(self, outcome, final=False):
         """A failed attempt (``outcome``: :meth:`_outcome_vals`): back to the queue with a backoff, or failed

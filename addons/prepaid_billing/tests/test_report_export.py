@@ -145,6 +145,13 @@ class TestReportExport(BillingCommon, HttpCase):
         self.assertAlmostEqual(total[-2], 7.5)  # the quantities
         self.assertIn("Top-up", {row[1] for row in data})
         self.assertIn(self.account_1.display_name, {row[2] for row in data})
+        # The title's generation time and the movements' dates are in the user's time zone.
+        self.assertTrue(rows[0][3].endswith("(Asia/Shanghai)"), rows[0][3])
+        first = self.env["prepaid.order.report"].search(domain, order="id", limit=1)
+        local = fields.Datetime.context_timestamp(first.with_user(self.cashier), first.date).replace(
+            tzinfo=None
+        )
+        self.assertLess(abs(data[0][0] - local).total_seconds(), 1)
 
     def test_order_overview_is_read_in_chunks(self):
         self.scenario()
@@ -244,6 +251,18 @@ class TestReportExport(BillingCommon, HttpCase):
         meters = {row[0] for row in by_meter[3:-1]}
         self.assertEqual(meters, {self.meter_1.display_name, self.meter_2.display_name})
         self.assertAlmostEqual(by_meter[-1][3], 64.0)
+
+    def test_the_workbook_speaks_the_users_language(self):
+        self.scenario()
+        self.env["res.lang"]._activate_lang("zh_CN")
+        self.env["ir.module.module"]._load_module_terms(["prepaid_billing"], ["zh_CN"], overwrite=True)
+        wizard = self.wizard().with_context(lang="zh_CN")
+        rows = sheet_rows(wizard._export_xlsx())
+        self.assertEqual(rows[2][:2], ("日期", "类型"))
+        self.assertEqual(rows[-1][0], "合计")
+        kinds = dict(wizard.env["prepaid.order.report"]._fields["kind"]._description_selection(wizard.env))
+        self.assertNotEqual(kinds["topup"], "Top-up")
+        self.assertIn(kinds["topup"], {row[1] for row in rows[3:-1]})
 
     def test_the_workbook_reads_what_the_user_may_read(self):
         self.scenario()

@@ -1,5 +1,9 @@
+import tempfile
+
 from odoo import http
 from odoo.http import content_disposition, request
+from werkzeug.exceptions import NotFound
+from werkzeug.wsgi import wrap_file
 
 from .main import XLSX_MIMETYPE
 
@@ -20,5 +24,34 @@ class PrepaidReportsController(http.Controller):
                 ("Content-Type", XLSX_MIMETYPE),
                 ("Content-Length", len(content)),
                 ("Content-Disposition", content_disposition("shift_report.xlsx")),
+            ],
+        )
+
+    @http.route(
+        "/prepaid_billing/report_export/<int:wizard_id>/xlsx", type="http", auth="user", methods=["GET"]
+    )
+    def report_export_xlsx(self, wizard_id, **kwargs):
+        """The XLSX of the user's own report export wizard ``wizard_id`` (the report as the user may read
+        it), streamed from a temporary file."""
+        wizard = request.env["prepaid.report.export.wizard"].browse(wizard_id).exists()
+        if not wizard or wizard.create_uid != request.env.user:
+            raise NotFound()
+        wizard.check_access("read")
+        wizard._report_model().check_access("read")
+        # Closed by the response once sent.
+        out = tempfile.TemporaryFile()  # noqa: SIM115  # pylint: disable=consider-using-with
+        try:
+            wizard._export_xlsx(out)
+            size = out.seek(0, 2)
+            out.seek(0)
+        except Exception:
+            out.close()
+            raise
+        return request.make_response(
+            wrap_file(request.httprequest.environ, out),
+            headers=[
+                ("Content-Type", XLSX_MIMETYPE),
+                ("Content-Length", size),
+                ("Content-Disposition", content_disposition(wizard._export_filename())),
             ],
         )

@@ -86,6 +86,7 @@ CRUD = {
     "prepaid.order.report": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
     "prepaid.consumption.report": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
     "prepaid.shift.report.wizard": {"op_one": "rwc", "op_all": "rwc", "manager": "rwc", "accountant": "rwc"},
+    "prepaid.report.export.wizard": {"op_one": "rwc", "op_all": "rwc", "manager": "rwc", "accountant": "rwc"},
 }
 # Models that hold no records of their own: nobody reads or writes them as such.
 NOT_RECORDS = {
@@ -250,6 +251,7 @@ METHODS = {
     # issue 13: reports
     ("prepaid.shift.report.wizard", "action_print"): (*OPS, "accountant"),
     ("prepaid.shift.report.wizard", "action_export_xlsx"): (*OPS, "accountant"),
+    ("prepaid.report.export.wizard", "action_export_xlsx"): (*OPS, "accountant"),
     # issue 13: anomalies and reconciliation
     ("prepaid.anomaly", "action_resolve"): MGR,
 }
@@ -650,6 +652,7 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.monthly.ledger.wizard": env["prepaid.monthly.ledger.wizard"].create({}),
             # issue 13: reports
             "prepaid.shift.report.wizard": env["prepaid.shift.report.wizard"].create({}),
+            "prepaid.report.export.wizard": env["prepaid.report.export.wizard"].create({}),
         }
         cls.monthly_ledger = env["prepaid.monthly.ledger"]._generate(cls.building, 2026, 3)
 
@@ -746,6 +749,7 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.monthly.ledger.line": {"unit_names": "mx"},
             "prepaid.monthly.ledger.wizard": {"month": "2026-02-01"},
             "prepaid.shift.report.wizard": {"date_from": "2026-01-01"},
+            "prepaid.report.export.wizard": {"report": "income"},
             "prepaid.statement": {"closing_balance": 1000.0},
             "prepaid.statement.line": {"amount": 1000.0},
             "prepaid.fee.charge": {"name": "mx"},
@@ -861,6 +865,7 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.monthly.ledger.line": {"ledger_id": self.monthly_ledger.id, "fees": 5000.0},
             "prepaid.monthly.ledger.wizard": {"month": "2026-03-01"},
             "prepaid.shift.report.wizard": {"date_from": "2026-01-01", "date_to": "2026-01-02"},
+            "prepaid.report.export.wizard": {"report": "consumption", "date_from": "2026-01-01"},
             "prepaid.reverse.wizard": {"account_id": self.account_1.id, "reason": "x"},
             "prepaid.refund.wizard": {"account_id": self.account_1.id, "reason": "x"},
             "prepaid.sitemap.import": {},

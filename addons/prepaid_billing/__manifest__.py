@@ -48,6 +48,7 @@
         "wizards/prepaid_shift_report_wizard_views.xml",
         "views/prepaid_report_views.xml",
         "wizards/prepaid_report_export_wizard_views.xml",
+        "wizards/prepaid_temporary_supply_wizard_views.xml",
         "views/prepaid_anomaly_views.xml",
     ],
     "demo": ["demo/prepaid_billing_demo.xml"],

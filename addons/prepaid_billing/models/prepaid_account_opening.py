@@ -225,7 +225,7 @@ class PrepaidAccountOpening(models.Model):
         todo.meter_ids.sudo().write({"account_id": False})
         for opening in todo:
             opening.meter_ids.sudo().write({"account_id": opening.account_id.id})
-        quantities = todo._move_cursors()
+        quantities = todo.meter_ids.sudo()._move_cursors_to_latest()
         todo.meter_ids.sudo()._end_temporary_supply()
         commands = [
             {
@@ -285,66 +285,6 @@ class PrepaidAccountOpening(models.Model):
             "date_start": self.move_in_date,
             "company_id": self.company_id.id,
         }
-
-    def _move_cursors(self):
-        """Move the settlement cursor of every meter of ``self`` to its latest valid reading: what the meter
-        counted before opening is never charged. Returns ``{meter id: temporary consumption}``: since the
-        start of its temporary supply for a meter in one, else what the cursor passed over."""
-        meters = self.meter_ids
-        if not meters:
-            return {}
-        self.env["prepaid.meter.reading"].flush_model()
-        self.env["prepaid.settlement.cursor"].flush_model()
-        rows = self.env.execute_query(
-            SQL(
-                """WITH latest AS (
-                       SELECT DISTINCT ON (meter_id) meter_id, read_at, total, sharp, peak, flat, valley
-                         FROM prepaid_meter_reading
-                        WHERE meter_id = ANY(%s) AND total IS NOT NULL AND state = 'valid'
-                     ORDER BY meter_id, read_at DESC
-                   ), old AS (
-                       SELECT meter_id, total FROM prepaid_settlement_cursor WHERE meter_id = ANY(%s)
-                   ), started AS (
-                       -- A meter in temporary supply: its counter when the supply started (the last reading
-                       -- before, else the first after), so the whole temporary use is recorded, not only what
-                       -- the settlement had not passed over yet.
-                       SELECT m.id AS meter_id, COALESCE(
-                              (SELECT r.total FROM prepaid_meter_reading r
-                                WHERE r.meter_id = m.id AND r.state = 'valid' AND r.total IS NOT NULL
-                                  AND r.read_at <= m.temporary_since ORDER BY r.read_at DESC LIMIT 1),
-                              (SELECT r.total FROM prepaid_meter_reading r
-                                WHERE r.meter_id = m.id AND r.state = 'valid' AND r.total IS NOT NULL
-                                  AND r.read_at > m.temporary_since ORDER BY r.read_at LIMIT 1)) AS total
-                         FROM prepaid_meter m
-                        WHERE m.id = ANY(%s) AND m.temporary_since IS NOT NULL
-                   ), moved AS (
-                       INSERT INTO prepaid_settlement_cursor
-                              (meter_id, read_at, total, sharp, peak, flat, valley, attempted_at, settled_at,
-                               unbilled_quantity)
-                       SELECT meter_id, read_at, total, sharp, peak, flat, valley, read_at,
-                              now() AT TIME ZONE 'UTC', 0
-                         FROM latest
-                       ON CONFLICT (meter_id) DO UPDATE
-                          SET read_at = EXCLUDED.read_at, total = EXCLUDED.total, sharp = EXCLUDED.sharp,
-                              peak = EXCLUDED.peak, flat = EXCLUDED.flat, valley = EXCLUDED.valley,
-                              attempted_at = EXCLUDED.attempted_at, settled_at = EXCLUDED.settled_at,
-                              cycle_start = NULL, cycle_quantity = NULL, cycle_sharp = NULL,
-                              cycle_peak = NULL,
-                              cycle_flat = NULL, cycle_valley = NULL, cycle_exact = NULL, cycle_amount = NULL,
-                              last_error = NULL
-                       RETURNING meter_id
-                   )
-                   SELECT l.meter_id, COALESCE(l.total - COALESCE(s.total, o.total), 0)
-                     FROM latest l LEFT JOIN old o ON o.meter_id = l.meter_id
-                     LEFT JOIN started s ON s.meter_id = l.meter_id""",
-                list(meters.ids),
-                list(meters.ids),
-                list(meters.ids),
-            )
-        )
-        self.env["prepaid.settlement.cursor"].invalidate_model()
-        meters.invalidate_recordset()
-        return {meter_id: float(quantity or 0) for meter_id, quantity in rows}
 
     def _credit_opening_balance(self):
         """The opening balance as a top-up through the standard cashier path (a paid invoice, a real journal

@@ -479,6 +479,12 @@ class PrepaidSettlement(models.AbstractModel):
         self.env["prepaid.anomaly"].sudo()._raise_unbilled(
             [(row, items) for row, _tz, items, billed in consumed if not billed]
         )
+        unbilled = defaultdict(float)
+        for row, _tz, items, billed in consumed:
+            if not billed and items:
+                unbilled[row.id] += float(sum(item.total for item in items))
+        if unbilled:
+            self.env["prepaid.meter"].sudo()._track_temporary_use(unbilled)
         self._write_cursors(cursor_lines, [mid for mid, row in meters.items() if row.cursor_id], new_cursors)
         if errors:
             self._report_errors(errors)

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from odoo.addons.prepaid_base.models.prepaid_guard import internal
 from odoo.exceptions import AccessError, UserError, ValidationError
-from odoo.tests import tagged
+from odoo.tests import new_test_user, tagged
 
 from .common import BillingCommon
 
@@ -136,7 +136,9 @@ class TestAccountOpening(BillingCommon):
     def test_temporary_supply_raises_no_unbilled_anomaly_and_ends_at_opening(self):
         unit = self._units(1)
         meter = self._create_meter(unit, "M-temp")
-        meter.action_start_temporary_supply()
+        action = meter.action_start_temporary_supply()
+        wizard = self.env[action["res_model"]].with_context(action["context"]).create({"mode": "kept_on"})
+        wizard.action_start()
         self.assertEqual(meter.temporary_supply, "kept_on")
         # The supply started before the test's readings (they are dated in March).
         internal(meter).write({"temporary_since": T0.replace(tzinfo=None) - timedelta(hours=1)})
@@ -187,3 +189,74 @@ class TestAccountOpening(BillingCommon):
         batch.action_run()  # run again: nothing opened twice, nothing credited twice
         self.assertEqual(set(openings[:2].account_id.mapped("balance")), {100.0})
         self.assertEqual(len(openings[:2].account_id.ledger_ids), 2)
+
+    def test_preset_temporary_quantity_is_cut_once_used_and_never_charged(self):
+        unit = self._units(1)
+        meter = self._create_meter(unit, "M-preset")
+        self.ingest(meter, T0 - timedelta(hours=1), 100)
+        Wizard = self.env["prepaid.temporary.supply.wizard"]
+        for bad in (0.0, -3.0):
+            with self.assertRaises(UserError):
+                Wizard.create(
+                    {"meter_ids": [(6, 0, meter.ids)], "mode": "quantity", "quantity": bad}
+                ).action_start()
+        with self.assertRaises(ValidationError):
+            Wizard.create({"meter_ids": [(6, 0, meter.ids)], "mode": "quantity", "quantity": float("nan")})
+        Wizard.create({"meter_ids": [(6, 0, meter.ids)], "mode": "quantity", "quantity": 15.0}).action_start()
+        self.assertEqual((meter.temporary_supply, meter.temporary_quantity), ("quantity", 15.0))
+        # The supply started after the first reading (the test's readings are dated in March).
+        internal(meter).write({"temporary_since": T0.replace(tzinfo=None) - timedelta(minutes=30)})
+        Command = self.env["prepaid.meter.command"]
+        self.assertEqual(
+            Command.search([("meter_id", "=", meter.id), ("state", "=", "queued")]).kind, "close"
+        )
+        self.ingest(meter, T0, 110)
+        self.assertEqual((meter.temporary_supply, meter.temporary_used), ("quantity", 10.0))
+        self.ingest(meter, T1, 118)
+        self.assertEqual((meter.temporary_supply, meter.temporary_used), ("used_up", 18.0))
+        self.assertEqual(Command.search([("meter_id", "=", meter.id), ("state", "=", "queued")]).kind, "trip")
+        self.ingest(meter, T2, 120)  # still counted, never again cut nor charged
+        self.assertEqual(meter.temporary_used, 18.0)
+        anomalies = self.env["prepaid.anomaly"].search(
+            [("meter_id", "=", meter.id), ("kind", "=", "unbilled_consumption")]
+        )
+        self.assertFalse(anomalies)
+        opening = self._openings(unit, balance=0.0)
+        opening.action_ready()
+        opening.action_open_accounts()
+        self.assertEqual(opening.temporary_quantity, 20.0)  # 100 -> 120 in the temporary supply
+        self.assertEqual((meter.temporary_supply, meter.temporary_used), ("none", 0.0))
+        # the opening closes the supply again (the trip is superseded)
+        self.assertEqual(
+            Command.search([("meter_id", "=", meter.id), ("state", "=", "queued")]).kind, "close"
+        )
+        self.assertFalse(
+            self.env["prepaid.ledger"].search(
+                [("account_id", "=", opening.account_id.id), ("kind", "=", "consumption")]
+            )
+        )
+
+    def test_reset_for_reuse_after_closure_moves_the_cursor_and_records_the_purchase_count(self):
+        unit = self._units(1)
+        meter = self._create_meter(unit, "M-reuse")
+        opening = self._openings(unit, balance=0.0)
+        opening.action_ready()
+        opening.action_open_accounts()
+        self.ingest(meter, T0, 10)
+        with self.assertRaisesRegex(UserError, "refund and close"):
+            meter.action_reset_for_reuse()
+        internal(meter).write({"purchase_count": 7})
+        opening.account_id.action_close()
+        self.ingest(meter, T1, 40)  # used after closure, before re-use: nobody's
+        meter.action_reset_for_reuse()
+        self.assertEqual(meter.reused_purchase_count, 7)
+        self.assertFalse(meter.account_id)
+        self.assertTrue(meter.reused_at)
+        cursor = self.env["prepaid.settlement.cursor"].search([("meter_id", "=", meter.id)])
+        self.assertEqual(cursor.total, 40.0)
+        self.assertIn("Reset for re-use", meter.message_ids[:1].body)
+        operator = new_test_user(
+            self.env, login="reuse_op", groups="prepaid_base.group_prepaid_user", company_id=self.company.id
+        )
+        with self.assertRaises(AccessError):
+            meter.with_user(operator).action_reset_for_reuse()

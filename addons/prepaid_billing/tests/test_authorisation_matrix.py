@@ -60,6 +60,7 @@ CRUD = {
     "prepaid.topup": {"op_one": "r", "op_all": "r", "manager": "r", "accountant": "r"},
     "prepaid.topup.wizard": {"op_one": "rwc", "op_all": "rwc", "manager": "rwc"},
     "prepaid.reverse.wizard": {"manager": "rwc"},
+    "prepaid.temporary.supply.wizard": {"manager": "rwc"},
     "prepaid.refund.wizard": {"manager": "rwc"},
     "prepaid.settlement.cursor": {"op_one": "r", "op_all": "r", "manager": "r"},
     "prepaid.meter.replacement": {"op_one": "r", "op_all": "r", "manager": "rwcu"},
@@ -175,6 +176,10 @@ METHODS = {
     ("prepaid.topup", "write"): NOBODY,
     ("prepaid.topup.wizard", "action_confirm"): OPS,
     ("prepaid.reverse.wizard", "action_reverse"): MGR,
+    ("prepaid.temporary.supply.wizard", "action_start"): MGR,
+    ("prepaid.temporary.supply.wizard", "create"): MGR,
+    ("prepaid.temporary.supply.wizard", "write"): MGR,
+    ("prepaid.meter", "action_reset_for_reuse"): MGR,
     ("prepaid.refund.wizard", "action_refund_and_close"): MGR,
     ("prepaid.sitemap.import", "action_import"): MGR,
     ("prepaid.sitemap.import", "action_view_gateways"): MGR,
@@ -653,6 +658,9 @@ class TestAuthorisationMatrix(BillingCommon):
             # issue 13: reports
             "prepaid.shift.report.wizard": env["prepaid.shift.report.wizard"].create({}),
             "prepaid.report.export.wizard": env["prepaid.report.export.wizard"].create({}),
+            "prepaid.temporary.supply.wizard": env["prepaid.temporary.supply.wizard"].create(
+                {"meter_ids": [(6, 0, cls.meter_1.ids)]}
+            ),
         }
         cls.monthly_ledger = env["prepaid.monthly.ledger"]._generate(cls.building, 2026, 3)
 
@@ -761,6 +769,7 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.consumption.report": {"quantity": 1.0},
             "prepaid.topup.wizard": {"memo": "mx"},
             "prepaid.reverse.wizard": {"reason": "mx2"},
+            "prepaid.temporary.supply.wizard": {"quantity": 5.0},
             "prepaid.refund.wizard": {"reason": "mx2"},
             "prepaid.sitemap.import": {"site_text": "{}"},
             "prepaid.portal.binding": {"revoked_date": "2026-01-01 00:00:00"},
@@ -867,6 +876,7 @@ class TestAuthorisationMatrix(BillingCommon):
             "prepaid.shift.report.wizard": {"date_from": "2026-01-01", "date_to": "2026-01-02"},
             "prepaid.report.export.wizard": {"report": "consumption", "date_from": "2026-01-01"},
             "prepaid.reverse.wizard": {"account_id": self.account_1.id, "reason": "x"},
+            "prepaid.temporary.supply.wizard": {"meter_ids": [(6, 0, self.meter_1.ids)]},
             "prepaid.refund.wizard": {"account_id": self.account_1.id, "reason": "x"},
             "prepaid.sitemap.import": {},
             # issue 13: reports

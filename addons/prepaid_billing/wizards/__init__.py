@@ -4,5 +4,6 @@ from . import (
     prepaid_report_export_wizard,
     prepaid_reverse_wizard,
     prepaid_shift_report_wizard,
+    prepaid_temporary_supply_wizard,
     prepaid_topup_wizard,
 )

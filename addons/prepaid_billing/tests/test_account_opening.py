@@ -137,7 +137,7 @@ class TestAccountOpening(BillingCommon):
         unit = self._units(1)
         meter = self._create_meter(unit, "M-temp")
         action = meter.action_start_temporary_supply()
-        wizard = self.env[action["res_model"]].with_context(action["context"]).create({"mode": "kept_on"})
+        wizard = self.env[action["res_model"]].with_context(**action["context"]).create({"mode": "kept_on"})
         wizard.action_start()
         self.assertEqual(meter.temporary_supply, "kept_on")
         # The supply started before the test's readings (they are dated in March).

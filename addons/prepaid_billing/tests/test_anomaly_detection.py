@@ -153,14 +153,18 @@ class TestAnomalyDetection(BillingCommon):
         self.env.flush_all()
         self.env.execute_query(
             SQL(
-                "UPDATE prepaid_meter SET billing_mode = 'meter', meter_balance = 50, last_reading_at = %s"
-                " WHERE id = %s",
-                NOW,
-                self.meter_1.id,
+                "UPDATE prepaid_meter SET billing_mode = 'meter' WHERE id IN %s",
+                (self.meter_1.id, self.meter_2.id),
             )
         )
         self.env["prepaid.meter"].invalidate_model()
+        # both meters count 10 kWh at the flat 1.00: meter 2 holds 90 as it should, meter 1 lost 40 more
+        step = timedelta(hours=29)
+        start = NOW - timedelta(hours=30)
+        self.readings(self.meter_1, [1000, 1010], start=start, step=step, balance=[Decimal(100), Decimal(50)])
+        self.readings(self.meter_2, [1000, 1010], start=start, step=step, balance=[Decimal(100), Decimal(90)])
         self.detect()
+        self.assertFalse(self.anomalies(self.meter_2, "balance_mismatch"))
         anomaly = self.anomalies(self.meter_1, "balance_mismatch")
         self.assert_todo(anomaly, self.manager)
         anomaly.with_user(self.manager).action_resolve()

@@ -7,6 +7,7 @@ and kind, with a to-do for the building's anomaly manager."""
 import logging
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import internal
@@ -41,6 +42,13 @@ BALANCE_WINDOW = timedelta(days=1)  # a meter-side meter's balance is checked ov
 
 def _dec(value):
     return Decimal(str(value)) if value is not None else None
+
+
+def _local_yesterday(company, now):
+    """The day before ``now`` (naive UTC) in the company's time zone: the daily facts are local days, and a
+    nightly job just after local midnight judges the day that just ended, not the one before it."""
+    zone = ZoneInfo(company.partner_id.tz or "UTC")
+    return now.replace(tzinfo=UTC).astimezone(zone).date() - timedelta(days=1)
 
 
 class PrepaidAnomaly(models.Model):
@@ -125,7 +133,7 @@ class PrepaidAnomaly(models.Model):
     @api.private
     def _detect_spikes(self, company, now=None):
         now = now or fields.Datetime.now()
-        day = now.date() - timedelta(days=1)
+        day = _local_yesterday(company, now)
         rows = self.env.execute_query(
             SQL(
                 """SELECT meter_id,
@@ -228,7 +236,7 @@ class PrepaidAnomaly(models.Model):
     def _detect_line_loss(self, company, now=None):
         """Yesterday's consumption of each active rule's master meter against its sub-meters'."""
         now = now or fields.Datetime.now()
-        day = now.date() - timedelta(days=1)
+        day = _local_yesterday(company, now)
         rows = self.env.execute_query(
             SQL(
                 """SELECT r.master_meter_id,

@@ -19,8 +19,8 @@ a twin site of the same seed with no fault injected, plus 3 % technical loss, an
 through the same ``_ingest``.
 
 Simulated time: a poll every day at 15:55 UTC (23:55 in Asia/Shanghai, the property's zone, so that each
-interval falls on one local day) for 32 days, and the daily detection job 8 hours after each poll (00:00 UTC)
-once two weeks of history exist.
+interval falls on one local day) for 32 days, and the daily detection job ten minutes after each poll (just
+after local midnight) once two weeks of history exist.
 
 The faults go through the simulator's control ops (``ControlServer``: bypass, stuck, tamper, kill_meter,
 appliance_on/off); a meter-side balance drift has no control op and is the meter's ``set_balance``.
@@ -50,7 +50,7 @@ _logger = logging.getLogger(__name__)
 
 FIRST_POLL = datetime(2026, 2, 17, 15, 55, tzinfo=UTC)
 POLLS = 32  # daily polls: FIRST_POLL .. FIRST_POLL + 31 days
-DETECT_AFTER = timedelta(hours=8, minutes=5)  # the daily job, after each poll
+DETECT_AFTER = timedelta(minutes=10)  # the nightly job, just after local midnight
 FIRST_DETECTION = 15  # the job runs after poll 15 onwards (14 days of history for spikes)
 BUSES, PER_BUS = 4, 30  # platform-billed meters
 METER_SIDE = 6  # meter-side billing meters (bus 4)
@@ -384,6 +384,8 @@ class TestAnomalyEndToEnd(BillingCommon):
                 self.op("tamper", tampered, event="cover_open"),
             ),
             28: lambda: self.sim(drifting).set_balance(self.sim(drifting).balance - Decimal("40.00")),
+            # the job just after local midnight judged the local day that had just ended
+            31: lambda: self.assertTrue(self.detected().filtered(lambda a: a.meter_id == spiking)),
         }
         self.run_month(faults)
         found = {(a.kind, a.meter_id) for a in self.detected()}

@@ -279,19 +279,17 @@ class PrepaidAnomaly(models.Model):
                            AND r.state = 'valid' AND r.total IS NOT NULL AND r.balance IS NOT NULL
                            AND r.read_at > %(since)s AND r.read_at <= %(now)s
                          ORDER BY r.meter_id, r.read_at DESC
-                   ), ref AS (
-                        SELECT DISTINCT ON (r.meter_id) r.meter_id, r.read_at, r.total, r.balance
-                          FROM prepaid_meter_reading r JOIN cur ON cur.meter_id = r.meter_id
-                         WHERE r.state = 'valid' AND r.total IS NOT NULL AND r.balance IS NOT NULL
-                           AND r.read_at <= %(since)s
-                         ORDER BY r.meter_id, r.read_at DESC
                    )
                    SELECT cur.meter_id, ref.read_at, ref.total, ref.balance,
                           cur.read_at, cur.total, cur.balance,
                           (SELECT COALESCE(sum(c.amount), 0) FROM prepaid_meter_command c
                             WHERE c.meter_id = cur.meter_id AND c.kind = 'recharge' AND c.state = 'done'
                               AND c.done_at > ref.read_at AND c.done_at <= cur.read_at)
-                     FROM cur JOIN ref ON ref.meter_id = cur.meter_id""",
+                     FROM cur
+                     JOIN LATERAL (SELECT r.read_at, r.total, r.balance FROM prepaid_meter_reading r
+                                    WHERE r.meter_id = cur.meter_id AND r.read_at <= %(since)s
+                                      AND r.state = 'valid' AND r.total IS NOT NULL AND r.balance IS NOT NULL
+                                    ORDER BY r.read_at DESC LIMIT 1) ref ON TRUE""",
                 company=company.id,
                 since=now - BALANCE_WINDOW,
                 now=now,
@@ -299,14 +297,14 @@ class PrepaidAnomaly(models.Model):
         )
         tolerance = _dec(company.prepaid_anomaly_balance_tolerance)
         meters = self.env["prepaid.meter"].sudo().browse([row[0] for row in rows])
-        prices = {meter.id: meter._get_effective_tariff().price for meter in meters}
+        tariffs = {meter.id: meter._get_effective_tariff() for meter in meters}
         findings = []
         for meter_id, ref_at, ref_total, ref_balance, at, total, held, credited in rows:
             consumed = _dec(total) - _dec(ref_total)
-            if not prices.get(meter_id) or consumed < 0:
+            if not tariffs[meter_id] or consumed < 0:
                 continue  # no price to judge by, or the index fell (a replacement): nothing to say
             expected = expected_meter_balance(
-                _dec(ref_balance), consumed, _dec(prices[meter_id]), _dec(credited)
+                _dec(ref_balance), consumed, _dec(tariffs[meter_id].price), _dec(credited)
             )
             finding = balance_mismatch(str(meter_id), _dec(held), expected, tolerance)
             if finding is not None:

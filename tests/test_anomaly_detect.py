@@ -15,6 +15,7 @@ from prepaid_engine.anomaly import (
     DayUse,
     TamperState,
     balance_mismatch,
+    expected_meter_balance,
     line_loss,
     not_read,
     spike,
@@ -182,6 +183,17 @@ def test_balance_mismatch_beyond_tolerance_is_found():
     assert found.evidence["difference"] == "-20.00"
     assert balance_mismatch("m1", D("99.50"), D("100.00"), D("1.00")) is None
     assert balance_mismatch("m1", None, D("100.00"), D("1.00")) is None
+
+
+def test_expected_meter_balance_is_the_meters_own_earlier_balance_less_its_use_plus_recharges():
+    # a clean meter-side meter: 100.00, then 12.34 kWh at 0.60 and a 50.00 recharge -> 142.596
+    expected = expected_meter_balance(D("100.00"), D("12.34"), D("0.6000"), D("50.00"))
+    assert expected == D("142.596")
+    assert balance_mismatch("m1", D("142.59"), expected, D("1.00")) is None  # the meter shows 0.01 steps
+    drifted = balance_mismatch("m1", D("102.59"), expected, D("1.00"))
+    assert D(drifted.evidence["difference"]) == D("-40.006")
+    with pytest.raises(ConfigError):
+        expected_meter_balance(D("100"), D("-1"), D("0.6"))
 
 
 # tamper --------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ __all__ = [
     "Finding",
     "TamperState",
     "balance_mismatch",
+    "expected_meter_balance",
     "line_loss",
     "not_read",
     "spike",
@@ -207,11 +208,23 @@ def line_loss(
     )
 
 
+def expected_meter_balance(
+    reference: Decimal, consumed: Decimal, price: Decimal, credited: Decimal = Decimal(0)
+) -> Decimal:
+    """Meter-side billing: what a meter should hold that held ``reference``, then counted ``consumed`` (kWh or
+    m3, >= 0) at its ``price`` per unit and was recharged ``credited``. The meter deducts by itself: the
+    platform's ledger is no measure of the meter's money, its own earlier balance is."""
+    _not_negative("consumed", consumed)
+    _not_negative("price", price)
+    _not_negative("credited", credited)
+    return reference + credited - consumed * price
+
+
 def balance_mismatch(
     meter_key: str, meter_balance: Decimal, expected: Decimal, tolerance: Decimal
 ) -> Finding | None:
-    """Meter-side billing: the money the meter holds differs from what the platform expects beyond
-    ``tolerance`` (in currency)."""
+    """Meter-side billing: the money the meter holds differs from what the platform expects
+    (:func:`expected_meter_balance`) beyond ``tolerance`` (in currency)."""
     _not_negative("tolerance", tolerance)
     if meter_balance is None or expected is None:
         return None

@@ -7,6 +7,7 @@ and kind, with a to-do for the building's anomaly manager."""
 import logging
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import internal
@@ -17,6 +18,7 @@ from prepaid_engine.anomaly import (
     DayUse,
     TamperState,
     balance_mismatch,
+    expected_meter_balance,
     line_loss,
     not_read,
     spike,
@@ -35,10 +37,18 @@ DETECTED_KINDS = [
     ("balance_mismatch", "Balance Mismatch"),
 ]
 SPIKE_HISTORY_DAYS = 30  # days of history a spike is judged against
+BALANCE_WINDOW = timedelta(days=1)  # a meter-side meter's balance is checked over the last day (the job's)
 
 
 def _dec(value):
     return Decimal(str(value)) if value is not None else None
+
+
+def _local_yesterday(company, now):
+    """The day before ``now`` (naive UTC) in the company's time zone: the daily facts are local days, and a
+    nightly job just after local midnight judges the day that just ended, not the one before it."""
+    zone = ZoneInfo(company.partner_id.tz or "UTC")
+    return now.replace(tzinfo=UTC).astimezone(zone).date() - timedelta(days=1)
 
 
 class PrepaidAnomaly(models.Model):
@@ -79,7 +89,9 @@ class PrepaidAnomaly(models.Model):
     @api.private
     def _detect_zero_consumption(self, company, now=None):
         """Occupied units (an active tenancy over the whole window, or an open prepaid account) whose meter's
-        index did not move on each of the last N days (UTC days, from the day's highest valid index)."""
+        index did not move on each of the last N days (UTC days, from the day's highest valid index).
+        Readings with the supply off (cut off by the platform, or a meter-side meter that ran out of money and
+        tripped itself) say nothing: a meter that cannot count is not stuck."""
         now = now or fields.Datetime.now()
         n_days = company.prepaid_anomaly_zero_days
         today = now.date()
@@ -91,7 +103,8 @@ class PrepaidAnomaly(models.Model):
                              FROM prepaid_meter_reading r
                              JOIN prepaid_meter m ON m.id = r.meter_id
                             WHERE r.read_at >= %(start)s AND r.read_at < %(end)s AND r.state = 'valid'
-                              AND r.total IS NOT NULL AND m.active AND m.company_id = %(company)s
+                              AND r.total IS NOT NULL AND r.supply IS DISTINCT FROM 'off'
+                              AND m.active AND m.company_id = %(company)s
                               AND m.unit_id IN (
                                   SELECT rel.unit_id FROM prepaid_tenancy_unit_rel rel
                                     JOIN prepaid_tenancy t ON t.id = rel.tenancy_id
@@ -120,7 +133,7 @@ class PrepaidAnomaly(models.Model):
     @api.private
     def _detect_spikes(self, company, now=None):
         now = now or fields.Datetime.now()
-        day = now.date() - timedelta(days=1)
+        day = _local_yesterday(company, now)
         rows = self.env.execute_query(
             SQL(
                 """SELECT meter_id,
@@ -223,7 +236,7 @@ class PrepaidAnomaly(models.Model):
     def _detect_line_loss(self, company, now=None):
         """Yesterday's consumption of each active rule's master meter against its sub-meters'."""
         now = now or fields.Datetime.now()
-        day = now.date() - timedelta(days=1)
+        day = _local_yesterday(company, now)
         rows = self.env.execute_query(
             SQL(
                 """SELECT r.master_meter_id,
@@ -250,20 +263,54 @@ class PrepaidAnomaly(models.Model):
     @api.model
     @api.private
     def _detect_balance_mismatch(self, company, now=None):
-        """Meter-side billing: the meter's last reported balance against its account's balance."""
+        """Meter-side billing: over the last day, the meter's balance against what it should hold. The meter
+        deducts by itself (the platform's ledger only shows the money sent to it), so what it should hold is
+        its own balance at its last reading a day ago, less what it counted since at its tariff's price (the
+        price meter-side meters are sent), plus the recharges it confirmed since
+        (:func:`~prepaid_engine.anomaly.expected_meter_balance`)."""
+        now = now or fields.Datetime.now()
+        self.env["prepaid.meter.command"].flush_model()
         rows = self.env.execute_query(
             SQL(
-                """SELECT m.id, m.meter_balance, a.balance
-                     FROM prepaid_meter m JOIN prepaid_account a ON a.id = m.account_id
-                    WHERE m.active AND m.company_id = %s AND m.billing_mode = 'meter'
-                      AND m.last_reading_at IS NOT NULL AND m.meter_balance IS NOT NULL""",
-                company.id,
+                """WITH cur AS (
+                        SELECT DISTINCT ON (r.meter_id) r.meter_id, r.read_at, r.total, r.balance
+                          FROM prepaid_meter_reading r JOIN prepaid_meter m ON m.id = r.meter_id
+                         WHERE m.active AND m.company_id = %(company)s AND m.billing_mode = 'meter'
+                           AND r.state = 'valid' AND r.total IS NOT NULL AND r.balance IS NOT NULL
+                           AND r.read_at > %(since)s AND r.read_at <= %(now)s
+                         ORDER BY r.meter_id, r.read_at DESC
+                   )
+                   SELECT cur.meter_id, ref.read_at, ref.total, ref.balance,
+                          cur.read_at, cur.total, cur.balance,
+                          (SELECT COALESCE(sum(c.amount), 0) FROM prepaid_meter_command c
+                            WHERE c.meter_id = cur.meter_id AND c.kind = 'recharge' AND c.state = 'done'
+                              AND c.done_at > ref.read_at AND c.done_at <= cur.read_at)
+                     FROM cur
+                     JOIN LATERAL (SELECT r.read_at, r.total, r.balance FROM prepaid_meter_reading r
+                                    WHERE r.meter_id = cur.meter_id AND r.read_at <= %(since)s
+                                      AND r.state = 'valid' AND r.total IS NOT NULL AND r.balance IS NOT NULL
+                                    ORDER BY r.read_at DESC LIMIT 1) ref ON TRUE""",
+                company=company.id,
+                since=now - BALANCE_WINDOW,
+                now=now,
             )
         )
         tolerance = _dec(company.prepaid_anomaly_balance_tolerance)
-        findings = [
-            balance_mismatch(str(m), _dec(held), _dec(expected), tolerance) for m, held, expected in rows
-        ]
+        meters = self.env["prepaid.meter"].sudo().browse([row[0] for row in rows])
+        tariffs = {meter.id: meter._get_effective_tariff() for meter in meters}
+        findings = []
+        for meter_id, ref_at, ref_total, ref_balance, at, total, held, credited in rows:
+            consumed = _dec(total) - _dec(ref_total)
+            if not tariffs[meter_id] or consumed < 0:
+                continue  # no price to judge by, or the index fell (a replacement): nothing to say
+            expected = expected_meter_balance(
+                _dec(ref_balance), consumed, _dec(tariffs[meter_id].price), _dec(credited)
+            )
+            finding = balance_mismatch(str(meter_id), _dec(held), expected, tolerance)
+            if finding is not None:
+                finding.evidence["reference_at"] = ref_at.replace(tzinfo=UTC).isoformat()
+                finding.evidence["read_at"] = at.replace(tzinfo=UTC).isoformat()
+                findings.append(finding)
         return self._raise_findings("balance_mismatch", findings)
 
     # -- raising -------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@ from . import (
     test_account_opening,
     test_alerts,
     test_anomaly_detection,
+    test_anomaly_end_to_end,
     test_apportionment,
     test_authorisation_matrix,
     test_batch_operation,

@@ -153,16 +153,36 @@ class TestAnomalyDetection(BillingCommon):
         self.env.flush_all()
         self.env.execute_query(
             SQL(
-                "UPDATE prepaid_meter SET billing_mode = 'meter', meter_balance = 50, last_reading_at = %s"
-                " WHERE id = %s",
-                NOW,
-                self.meter_1.id,
+                "UPDATE prepaid_meter SET billing_mode = 'meter' WHERE id IN %s",
+                (self.meter_1.id, self.meter_2.id),
             )
         )
         self.env["prepaid.meter"].invalidate_model()
+        # both meters count 10 kWh at the flat 1.00; meter 2 confirmed a recharge of 50 meanwhile and holds
+        # 140 as it should, meter 1 holds 40 less than it should
+        step = timedelta(hours=29)
+        start = NOW - timedelta(hours=30)
+        self.readings(self.meter_1, [1000, 1010], start=start, step=step, balance=[Decimal(100), Decimal(50)])
+        self.readings(
+            self.meter_2, [1000, 1010], start=start, step=step, balance=[Decimal(100), Decimal(140)]
+        )
+        recharge = self.env["prepaid.meter.command"]._enqueue(
+            [{"meter_id": self.meter_2.id, "kind": "recharge", "amount": 50.0, "purchase_count": 1}]
+        )
+        self.env.flush_all()
+        self.env.execute_query(
+            SQL(
+                "UPDATE prepaid_meter_command SET state = 'done', done_at = %s WHERE id = %s",
+                NOW - timedelta(hours=12),
+                recharge.id,
+            )
+        )
+        recharge.invalidate_recordset()
         self.detect()
+        self.assertFalse(self.anomalies(self.meter_2, "balance_mismatch"))
         anomaly = self.anomalies(self.meter_1, "balance_mismatch")
         self.assert_todo(anomaly, self.manager)
+        self.assertEqual(Decimal(anomaly.evidence[0]["difference"]), Decimal(-40))
         anomaly.with_user(self.manager).action_resolve()
         self.assertEqual(anomaly.state, "resolved")
         self.assertFalse(anomaly.activity_ids)

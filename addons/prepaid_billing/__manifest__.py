@@ -47,10 +47,14 @@
         "views/prepaid_batch_operation_views.xml",
         "wizards/prepaid_shift_report_wizard_views.xml",
         "views/prepaid_report_views.xml",
+        "views/prepaid_report_dashboard_views.xml",
         "views/prepaid_anomaly_views.xml",
     ],
     "demo": ["demo/prepaid_billing_demo.xml"],
     "assets": {
+        "web.assets_backend": [
+            "prepaid_billing/static/src/report_dashboard/*",
+        ],
         "web.assets_tests": [
             "prepaid_billing/static/tests/tours/*.js",
         ],

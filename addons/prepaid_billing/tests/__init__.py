@@ -12,6 +12,7 @@ from . import (
     test_monthly_ledger,
     test_plausibility,
     test_receipt,
+    test_report_dashboard,
     test_reports,
     test_reversal_refund,
     test_settings,

@@ -2,7 +2,6 @@ from datetime import UTC, datetime, time
 
 import pytz
 from dateutil.relativedelta import relativedelta
-
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_account import LEVEL_SELECTION
 from odoo.addons.prepaid_base.models.prepaid_tariff import UNIT_SELECTION, UTILITY_SELECTION, UTILITY_UNIT
@@ -22,7 +21,8 @@ CHART_MONTHS = 12
 class PrepaidReportDashboard(models.AbstractModel):
     """The figures of the Reports > Dashboard page, read from the report models as the user reads them (their
     access rights and record rules apply: an operator limited to a floor sees that floor's figures). Every
-    figure comes with the window action that opens it, on the same domain: a card shows what its report sums."""
+    figure comes with the window action that opens it, on the same domain: a card shows what its report
+    sums."""
 
     _name = "prepaid.report.dashboard"
     _description = "Prepaid Reports Dashboard"
@@ -136,9 +136,7 @@ class PrepaidReportDashboard(models.AbstractModel):
         ):
             domain = self._dashboard_income_domain(company, periods, start, end)
             [(income,)] = Order._read_group(domain, aggregates=["income:sum"])
-            action = self._dashboard_action(
-                "prepaid_billing.prepaid_income_report_action", label, domain
-            )
+            action = self._dashboard_action("prepaid_billing.prepaid_income_report_action", label, domain)
             cards.append(self._dashboard_card(key, label, income or 0.0, action, format="monetary"))
         bounds = periods["bounds"]
         domain = [
@@ -245,9 +243,7 @@ class PrepaidReportDashboard(models.AbstractModel):
     def _dashboard_consumption_charts(self, company, periods):
         """Per utility: the quantity of each of the last twelve months beside the same month a year before."""
         months = self._dashboard_months(periods)
-        sums = self._dashboard_consumption_sums(
-            company, months[0] - relativedelta(years=1), periods["month"]
-        )
+        sums = self._dashboard_consumption_sums(company, months[0] - relativedelta(years=1), periods["month"])
         units = self._dashboard_unit_labels()
         titles = {
             "electricity": self.env._("Electricity by Month (%(unit)s)", unit=units["electricity"]),

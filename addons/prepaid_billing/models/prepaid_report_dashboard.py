@@ -96,7 +96,7 @@ class PrepaidReportDashboard(models.AbstractModel):
     def _dashboard_action(self, xmlid, name, domain, context=None):
         """The window action ``xmlid`` on ``domain`` (its search defaults dropped: the domain says it all)."""
         action = self.env["ir.actions.act_window"]._for_xml_id(xmlid)
-        action.update({"name": name, "domain": domain, "context": context or {}})
+        action.update({"name": name, "display_name": name, "domain": domain, "context": context or {}})
         return action
 
     def _dashboard_card(self, key, label, value, action, **extra):

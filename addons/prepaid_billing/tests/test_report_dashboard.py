@@ -55,7 +55,7 @@ class TestReportDashboard(BillingCommon):
         """Top-ups on both accounts, consumption and a fee on the first; facts this month, the month before
         and the same month a year before; an open anomaly, an account cut off and one warned."""
         self.topup(self.account_1, 100.0)
-        self.topup(self.account_2, 30.0)
+        self.topup(self.account_2, 60.0)  # above the warning levels
         self.post(self.account_1, -7.0, "dash:cons", kind="consumption", utility="electricity", quantity=7.0)
         self.post(self.account_1, -5.0, "dash:fee", kind="fee")
         self.post(self.account_2, -2.0, "dash:water", kind="consumption", utility="water", quantity=1.0)
@@ -110,7 +110,7 @@ class TestReportDashboard(BillingCommon):
         self.assertEqual(cards["income_today"]["value"], 14.0)
         self.assertEqual(cards["income_month"]["value"], 14.0)
         self.assertEqual(cards["income_year"]["value"], 14.0)
-        self.assertEqual(cards["topup_month"]["value"], 130.0)
+        self.assertEqual(cards["topup_month"]["value"], 160.0)
         self.assertEqual(cards["topup_month"]["note"], "2 top-ups")
         electricity = cards["electricity_month"]
         self.assertEqual((electricity["value"], electricity["previous"]), (14.0, 7.0))
@@ -165,7 +165,7 @@ class TestReportDashboard(BillingCommon):
         operator.prepaid_property_ids = [Command.set(self.unit_2.ids)]
         data = self.Dashboard.with_user(operator).get_dashboard_data()
         cards = self.cards(data)
-        self.assertEqual(cards["topup_month"]["value"], 30.0)
+        self.assertEqual(cards["topup_month"]["value"], 60.0)
         self.assertEqual(cards["income_month"]["value"], 2.0)
         self.assertEqual(cards["electricity_month"]["value"], 4.0)  # meter_2 only
         self.assertEqual(cards["accounts_warning"]["value"], 0)

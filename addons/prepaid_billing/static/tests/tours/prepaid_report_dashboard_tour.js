@@ -19,7 +19,7 @@ registry.category("web_tour.tours").add("prepaid_report_dashboard_tour", {
         },
         {
             content: "The income card of the month shows its figure",
-            trigger: ".o_prepaid_kpi[data-kpi='income_month'] .o_prepaid_kpi_value:contains('0.00')",
+            trigger: ".o_prepaid_kpi[data-kpi='income_month'] .o_prepaid_kpi_value:not(:empty)",
         },
         {
             content: "The consumption cards compare with the month before",

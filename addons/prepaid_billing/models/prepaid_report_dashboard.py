@@ -258,12 +258,12 @@ class PrepaidReportDashboard(models.AbstractModel):
                 "datasets": [
                     {
                         "key": "current",
-                        "label": self.env._("This Year"),
+                        "label": self.env._("Month"),
                         "data": [sums.get((utility, month), 0.0) for month in months],
                     },
                     {
                         "key": "previous_year",
-                        "label": self.env._("Year Before"),
+                        "label": self.env._("Same Month Last Year"),
                         "data": [
                             sums.get((utility, month - relativedelta(years=1)), 0.0) for month in months
                         ],

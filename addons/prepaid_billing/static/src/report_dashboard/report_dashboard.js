@@ -141,10 +141,11 @@ export class PrepaidReportDashboard extends Component {
         return formatFloat(value || 0, { digits: [false, 0] });
     }
 
+    hasChange(card) {
+        return card.change !== null && card.change !== undefined;
+    }
+
     formatChange(card) {
-        if (card.change === null || card.change === undefined) {
-            return _t("no figure the month before");
-        }
         const sign = card.change > 0 ? "+" : "";
         return `${sign}${formatFloat(card.change, { digits: [false, 1] })}%`;
     }

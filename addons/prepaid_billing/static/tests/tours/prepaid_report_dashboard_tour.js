@@ -30,6 +30,15 @@ registry.category("web_tour.tours").add("prepaid_report_dashboard_tour", {
             trigger: ".o_prepaid_dashboard canvas",
         },
         {
+            content: "Refresh the figures",
+            trigger: ".o_prepaid_dashboard_refresh:enabled",
+            run: "click",
+        },
+        {
+            content: "The cards are back once the figures are read again",
+            trigger: ".o_prepaid_dashboard_refresh:enabled",
+        },
+        {
             content: "Open the income of the month",
             trigger: ".o_prepaid_kpi[data-kpi='income_month']",
             run: "click",

@@ -49,10 +49,14 @@
         "views/prepaid_report_views.xml",
         "wizards/prepaid_report_export_wizard_views.xml",
         "wizards/prepaid_temporary_supply_wizard_views.xml",
+        "views/prepaid_report_dashboard_views.xml",
         "views/prepaid_anomaly_views.xml",
     ],
     "demo": ["demo/prepaid_billing_demo.xml"],
     "assets": {
+        "web.assets_backend": [
+            "prepaid_billing/static/src/report_dashboard/*",
+        ],
         "web.assets_tests": [
             "prepaid_billing/static/tests/tours/*.js",
         ],

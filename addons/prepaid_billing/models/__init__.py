@@ -23,6 +23,7 @@ from . import (
     prepaid_property,
     prepaid_property_anomaly,
     prepaid_report,
+    prepaid_report_dashboard,
     prepaid_settlement,
     prepaid_settlement_cursor,
     prepaid_statement,

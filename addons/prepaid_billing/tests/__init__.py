@@ -14,6 +14,7 @@ from . import (
     test_plausibility,
     test_receipt,
     test_report_export,
+    test_report_dashboard,
     test_reports,
     test_reversal_refund,
     test_settings,

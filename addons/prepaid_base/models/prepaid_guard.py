@@ -69,6 +69,24 @@ class PrepaidGuardMixin(models.AbstractModel):
     _prepaid_manager_fields = ()
     # Relational fields whose targets the caller must be able to read.
     _prepaid_target_fields = ()
+    # Each of the three is the union of what every class of the model declares (the model's own and each
+    # module's extension, whatever their load order): an extension lists only its own fields.
+
+    def _prepaid_declared(self, attr):
+        """The union of ``attr`` (one of the three field lists) over the model's classes."""
+        cls = type(self)
+        cache = cls.__dict__.get("_prepaid_declared_cache")
+        if cache is None:
+            cache = {}
+            cls._prepaid_declared_cache = cache
+        # The registry rebases a model's class as modules load (its __bases__ change): keyed on its MRO.
+        mro = cls.__mro__
+        if attr not in cache or cache[attr][0] is not mro:
+            names = []
+            for klass in reversed(mro):
+                names += [f for f in klass.__dict__.get(attr, ()) if f not in names]
+            cache[attr] = (mro, tuple(names))
+        return cache[attr][1]
 
     def _prepaid_check_protected(self, vals_list, create=False):
         if is_internal(self.env):
@@ -80,7 +98,12 @@ class PrepaidGuardMixin(models.AbstractModel):
                 )
             )
         touched = sorted(
-            {fname for vals in vals_list for fname in vals if fname in self._prepaid_protected_fields}
+            {
+                fname
+                for vals in vals_list
+                for fname in vals
+                if fname in self._prepaid_declared("_prepaid_protected_fields")
+            }
         )
         if touched:
             raise AccessError(
@@ -94,14 +117,15 @@ class PrepaidGuardMixin(models.AbstractModel):
     def _prepaid_manager_defaults(self, vals):
         """What a new record gets for each manager field when ``vals`` do not say (an operator may create
         records with these values)."""
-        return self.default_get(list(self._prepaid_manager_fields))
+        return self.default_get(list(self._prepaid_declared("_prepaid_manager_fields")))
 
     def _prepaid_check_manager_fields(self, vals_list, create=False):
         if is_manager(self.env) or is_internal(self.env):
             return
         touched = set()
         for vals in vals_list:
-            fnames = [fname for fname in vals if fname in self._prepaid_manager_fields]
+            managed = self._prepaid_declared("_prepaid_manager_fields")
+            fnames = [fname for fname in vals if fname in managed]
             if fnames and create:
                 defaults = self._prepaid_manager_defaults(vals)
                 fnames = [f for f in fnames if not self._prepaid_same_value(f, vals[f], defaults.get(f))]
@@ -129,7 +153,7 @@ class PrepaidGuardMixin(models.AbstractModel):
         """Refuse to point records at records the caller cannot read."""
         if self.env.su:
             return
-        for fname in self._prepaid_target_fields:
+        for fname in self._prepaid_declared("_prepaid_target_fields"):
             field = self._fields[fname]
             ids = {rid for vals in vals_list if fname in vals for rid in _relational_ids(field, vals[fname])}
             if ids:

@@ -151,7 +151,7 @@ class PrepaidApportionmentBill(models.Model):
 
     def write(self, vals):
         if (
-            any(fname in vals for fname in self._prepaid_manager_fields)
+            any(fname in vals for fname in self._prepaid_declared("_prepaid_manager_fields"))
             and not is_internal(self.env)
             and self.filtered(lambda b: b.state != "draft")
         ):

@@ -2,7 +2,6 @@ import logging
 from decimal import Decimal, InvalidOperation
 
 from odoo import api, fields, models
-from odoo.addons.prepaid_metering.models.prepaid_meter import PrepaidMeter as MeteringMeter
 from odoo.exceptions import ValidationError
 from odoo.tools import SQL
 
@@ -16,12 +15,11 @@ SETTLE_BATCH = 2000  # meters per settlement cron call
 class PrepaidMeter(models.Model):
     _inherit = "prepaid.meter"
     _prepaid_manager_fields = (
-        *MeteringMeter._prepaid_manager_fields,
         "rollover_at",
         "is_common",
         "common_property_id",
     )
-    _prepaid_target_fields = (*MeteringMeter._prepaid_target_fields, "common_property_id")
+    _prepaid_target_fields = ("common_property_id",)
 
     rollover_at = fields.Char(
         string="Register Limit",

@@ -1,6 +1,5 @@
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import internal, is_manager
-from odoo.addons.prepaid_metering.models.prepaid_meter import PrepaidMeter as MeteringMeter
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL, float_compare
 
@@ -22,7 +21,6 @@ class PrepaidMeter(models.Model):
 
     _inherit = "prepaid.meter"
     _prepaid_protected_fields = (
-        *MeteringMeter._prepaid_protected_fields,
         "temporary_supply",
         "temporary_quantity",
         "temporary_used",

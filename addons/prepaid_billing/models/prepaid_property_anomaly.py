@@ -1,10 +1,9 @@
 from odoo import fields, models
-from odoo.addons.prepaid_base.models.prepaid_property import PrepaidProperty as BaseProperty
 
 
 class PrepaidProperty(models.Model):
     _inherit = "prepaid.property"
-    _prepaid_manager_fields = (*BaseProperty._prepaid_manager_fields, "anomaly_manager_id")
+    _prepaid_manager_fields = ("anomaly_manager_id",)
 
     anomaly_manager_id = fields.Many2one(
         "res.users",

@@ -5,7 +5,6 @@ from decimal import Decimal
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import internal, is_manager
-from odoo.addons.prepaid_metering.models.prepaid_meter import PrepaidMeter as MeteringMeter
 from odoo.exceptions import AccessError, UserError
 from odoo.tools import SQL
 
@@ -59,7 +58,6 @@ def _naive(value):
 class PrepaidMeter(models.Model):
     _inherit = "prepaid.meter"
     _prepaid_protected_fields = (
-        *MeteringMeter._prepaid_protected_fields,
         "load_state",
         "load_restore_at",
         "load_learning_since",

@@ -1,11 +1,9 @@
 from odoo import fields, models
-from odoo.addons.prepaid_billing.models.prepaid_property_anomaly import PrepaidProperty as BillingProperty
 
 
 class PrepaidProperty(models.Model):
     _inherit = "prepaid.property"
-    # Built on billing's (which load control depends on): every extension keeps the fields of those before it.
-    _prepaid_manager_fields = (*BillingProperty._prepaid_manager_fields, "load_manager_id")
+    _prepaid_manager_fields = ("load_manager_id",)
 
     load_manager_id = fields.Many2one(
         "res.users",

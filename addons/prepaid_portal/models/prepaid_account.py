@@ -5,7 +5,6 @@ from urllib.parse import urlencode
 
 from odoo import api, fields, models
 from odoo.addons.prepaid_base.models.prepaid_guard import internal
-from odoo.addons.prepaid_billing.models.prepaid_account import PrepaidAccount as BillingAccount
 from odoo.tools import hmac as odoo_hmac
 
 # Binding codes: digits, easy to type on a phone.
@@ -21,7 +20,7 @@ PORTAL_FIELDS = ("portal_code", "portal_code_locked", "portal_code_failures", "p
 
 class PrepaidAccount(models.Model):
     _inherit = "prepaid.account"
-    _prepaid_protected_fields = (*BillingAccount._prepaid_protected_fields, *PORTAL_FIELDS)
+    _prepaid_protected_fields = PORTAL_FIELDS
 
     portal_code = fields.Char(
         string="Binding Code",

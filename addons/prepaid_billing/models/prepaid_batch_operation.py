@@ -371,6 +371,9 @@ class PrepaidBatchOperation(models.Model):
             )
         lines.invalidate_recordset(["command_id", "state", "error"])
         lines._sync_from_commands()
+        if lines:
+            # Run now means now: the executor is woken (the commands keep their place behind urgent ones).
+            self.env.ref("prepaid_metering.ir_cron_execute_commands").sudo()._trigger()
 
     def _run_set_tariff(self, lines):
         """The tariff on the targeted meters (one write); meter-side billing meters also get a set-prices

@@ -15,6 +15,12 @@ class PrepaidBatchOperation(models.Model):
         selection_add=[("load_settings", "Write Load Settings")], ondelete={"load_settings": "cascade"}
     )
 
+    def _target_meters(self):
+        meters = super()._target_meters()
+        if self.kind == "load_settings":  # load profiles are electricity's
+            meters = meters.filtered(lambda m: m.utility == "electricity")
+        return meters
+
     def _run_lines(self, lines):
         if self.kind != "load_settings":
             return super()._run_lines(lines)

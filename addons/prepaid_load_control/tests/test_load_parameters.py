@@ -123,8 +123,10 @@ class TestLoadParameters(SimulatedMeterCase):
         batch = self.env["prepaid.batch.operation"].create(
             {"kind": "load_settings", "property_ids": [Command.set((self.building | unprofiled).ids)]}
         )
+        water = self._create_meter(self.unit_1, "W-LS", model=self.model_water)
         batch.action_run()
         by_meter = {line.meter_id: line for line in batch.line_ids}
+        self.assertNotIn(water, by_meter, "load profiles are electricity's: no line for a water meter")
         self.assertEqual(set(by_meter), {self.meter_1, self.meter_2, self.meter_plain})
         self.assertEqual(by_meter[self.meter_1].state, "queued")
         for meter in (self.meter_2, self.meter_plain):

@@ -71,6 +71,14 @@ class PrepaidMeter(models.Model):
     def _start_temporary_supply(self, mode, quantity=0.0):
         """Keep these unopened meters on (``kept_on``: keep-power for electricity, valve open for water) or
         close them for a preset ``quantity`` (the platform cuts them once it is used)."""
+        common = self.filtered(lambda m: not m.unit_id)
+        if common:
+            raise UserError(
+                self.env._(
+                    "%(meters)s belong to no unit: only a unit's meters await an opening.",
+                    meters=", ".join(common.mapped("display_name")),
+                )
+            )
         with_account = self.filtered("account_id")
         if with_account:
             raise UserError(

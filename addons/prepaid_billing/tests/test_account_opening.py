@@ -202,6 +202,9 @@ class TestAccountOpening(BillingCommon):
                 ).action_start()
         with self.assertRaises(ValidationError):
             Wizard.create({"meter_ids": [(6, 0, meter.ids)], "mode": "quantity", "quantity": float("nan")})
+        common = self._create_meter(self.env["prepaid.property"], "M-common")
+        with self.assertRaisesRegex(UserError, "belong to no unit"):
+            Wizard.create({"meter_ids": [(6, 0, common.ids)], "mode": "kept_on"}).action_start()
         Wizard.create({"meter_ids": [(6, 0, meter.ids)], "mode": "quantity", "quantity": 15.0}).action_start()
         self.assertEqual((meter.temporary_supply, meter.temporary_quantity), ("quantity", 15.0))
         # The supply started after the first reading (the test's readings are dated in March).

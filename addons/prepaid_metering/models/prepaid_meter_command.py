@@ -398,7 +398,7 @@ class PrepaidMeterCommand(models.Model):
                 queued_of[meter_id] |= command
             commands[position] = command
         if pending:
-            created = internal(self).create([vals for _position, vals in pending])
+            created = self._insert([vals for _position, vals in pending])
             for (position, _vals), command in zip(pending, created, strict=True):
                 commands[position] = command
         # In order, each command once (two entries may name the same queued command).
@@ -406,6 +406,44 @@ class PrepaidMeterCommand(models.Model):
         if urgent and result:
             self.env.ref(EXECUTOR_CRON).sudo()._trigger()
         return result
+
+    @api.model
+    @api.private
+    def _insert(self, vals_list):
+        """New commands of ``vals_list`` in one INSERT, as :meth:`create` would make them (the model's
+        defaults, a name each, the meter's gateway and company): the queue's own path for thousands of
+        commands at once (a batch operation). Values the table cannot take as they are (an x2many, a field
+        not stored) or a name of their own go through the ORM's create instead."""
+        if not vals_list:
+            return self.browse()
+        columns = {
+            fname
+            for fname, field in self._fields.items()
+            if field.store and field.column_type and fname not in models.LOG_ACCESS_COLUMNS and fname != "id"
+        }
+        given = {fname for vals in vals_list for fname in vals}
+        if not given <= columns or "name" in given:
+            return internal(self).create(vals_list)
+        defaults = self.default_get(sorted(columns - given - {"gateway_id", "company_id"}))
+        now = fields.Datetime.now()
+        names = bulk_sql.next_names(self.env, "prepaid.meter.command", len(vals_list))
+        meters = self.env["prepaid.meter"].browse({vals["meter_id"] for vals in vals_list})
+        place = {meter.id: (meter.gateway_id.id, meter.company_id.id) for meter in meters}
+        fnames = sorted(given | set(defaults) | {"name", "gateway_id", "company_id", "requested_at"})
+        fnames += ["expires_at"] if "expires_at" not in fnames else []
+        fnames += ["create_uid", "create_date", "write_uid", "write_date"]
+        rows = []
+        for vals, name in zip(vals_list, names, strict=True):
+            row = {**defaults, **vals, "name": name}
+            row["gateway_id"], row["company_id"] = place[vals["meter_id"]]
+            requested_at = fields.Datetime.to_datetime(row.get("requested_at")) or now
+            row["requested_at"] = requested_at
+            row["expires_at"] = row.get("expires_at") or requested_at + DEFAULT_EXPIRY
+            row.update(create_uid=self.env.uid, create_date=now, write_uid=self.env.uid, write_date=now)
+            rows.append(tuple(row.get(fname, False) for fname in fnames))
+        returned = bulk_sql.insert_rows(self, fnames, rows, returning=("id", "name"))
+        inserted = {name: cid for cid, name in returned}
+        return self.browse([inserted[name] for name in names])
 
     def action_cancel(self):
         self.check_access("read")

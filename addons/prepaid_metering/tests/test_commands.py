@@ -95,6 +95,29 @@ class TestCommands(SimulatorCommon):
         self.assertTrue(first.urgent)
         self.assertEqual(self.Command.search_count([("meter_id", "=", self.meter.id)]), 1)
 
+    def test_commands_inserted_at_once_are_made_as_create_makes_them(self):
+        """_enqueue's one INSERT for distinct meters gives what the ORM create gives one by one."""
+        inserted = self.Command._enqueue(
+            [
+                {"meter_id": self.meter.id, "kind": "trip", "reason": "batch", "origin": "B1"},
+                {"meter_id": self.dead_meter.id, "kind": "set_prices", "price_flat": 0.6, "reason": "batch"},
+            ]
+        )
+        created = internal(self.Command.sudo()).create([{"meter_id": self.meter.id, "kind": "close"}])
+        self.assertEqual(len(inserted), 2)
+        for command in inserted:
+            self.assertRegex(command.name, r"^CMD/\d{4}/\d{6}$")
+            self.assertEqual(command.gateway_id, command.meter_id.gateway_id)
+            self.assertEqual(command.company_id, command.meter_id.company_id)
+            for fname in ("state", "requested_by", "max_attempts", "attempts", "urgent"):
+                self.assertEqual(command[fname], created[fname], fname)
+            self.assertEqual(
+                command.expires_at - command.requested_at, created.expires_at - created.requested_at
+            )
+            self.assertEqual(command.create_uid, self.env.user)
+        self.assertEqual(len(set((inserted | created).mapped("name"))), 3)
+        self.assertEqual((inserted[0].origin, inserted[1].price_flat), ("B1", 0.6))
+
     def test_enqueue_cancels_the_queued_opposite(self):
         trip = self.Command._enqueue([{"meter_id": self.meter.id, "kind": "trip", "reason": "automatic"}])
         close = self.Command._enqueue([{"meter_id": self.meter.id, "kind": "close", "reason": "automatic"}])
